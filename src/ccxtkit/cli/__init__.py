@@ -1,0 +1,1 @@
+"""The `vhc` command line: a thin skin over the core library."""

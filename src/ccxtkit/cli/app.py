@@ -1,0 +1,97 @@
+"""The root `vhc` app: global options, command groups, and the one place errors are shown."""
+
+from __future__ import annotations
+
+import sys
+from importlib import import_module
+from typing import Annotated
+
+import click
+import typer
+
+from ..errors import VhcError
+from ..logs import redact
+from .output import State, note
+
+#: Command modules, each with `register(root)`. Order is the order of `vhc --help`.
+COMMAND_MODULES = [
+    "init_cmd",
+    "config_cmd",
+    "ledger_cmd",
+]
+
+#: Exit code for a bug in vhc itself (not in DESIGN.md's table: it is never expected).
+INTERNAL_ERROR = 70
+
+app = typer.Typer(
+    name="vhc",
+    help="vhc: trade through exchanges under hard risk limits, with a tamper-evident ledger.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    home: Annotated[
+        str | None, typer.Option("--home", help="Workspace folder (default $VHC_HOME or .).")
+    ] = None,
+    config: Annotated[
+        str | None,
+        typer.Option("--config", help="Config file (default HOME/config/trading_config.yaml)."),
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print one JSON document on stdout.")
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("-v", "--verbose", help="Show tracebacks and debug notes.")
+    ] = False,
+) -> None:
+    """vhc: trade through exchanges under hard risk limits, with a tamper-evident ledger."""
+    ctx.obj = State(home=home, config=config, json=json_output, verbose=verbose)
+
+
+for _name in COMMAND_MODULES:
+    import_module(f"{__package__}.{_name}").register(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: run the app and turn every failure into one line + exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    verbose = "-v" in args or "--verbose" in args
+    try:
+        app(args=args, prog_name="vhc", standalone_mode=False)
+        code = 0
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        code = 2
+    except click.exceptions.Abort:
+        note("aborted")
+        code = 2
+    except VhcError as exc:
+        if verbose:
+            import traceback
+
+            note(redact("".join(traceback.format_exception(exc))))
+        note(f"error: {exc.message}")
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        note("interrupted")
+        code = 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
+        if verbose:
+            import traceback
+
+            note(redact("".join(traceback.format_exception(exc))))
+        note(
+            f"internal error: {type(exc).__name__}: {redact(str(exc))}. "
+            "Nothing was half-written; rerun with -v and report it."
+        )
+        code = INTERNAL_ERROR
+    sys.exit(code)

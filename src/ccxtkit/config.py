@@ -1,0 +1,360 @@
+"""pydantic models of `trading_config.yaml`, loading with errors that name the key and line."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError
+
+
+class Model(BaseModel):
+    """Strict base: unknown keys are errors, so a typo never silently disables a limit."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PaperSettings(Model):
+    """Options of the built-in paper exchange (`id: paper`)."""
+
+    starting_balances: dict[str, Decimal] = Field(
+        default_factory=lambda: {"USD": Decimal("100000")}
+    )
+    fee_rate: Decimal = Decimal("0.001")
+    slippage_bps: Decimal = Decimal("5")
+    price_source: str = "simulated"  # or a ccxt id whose public ticker gives prices
+    quote: str = "USD"
+
+
+class ExchangeConfig(Model):
+    """One account. Its name in vhc is the key under `exchanges:`."""
+
+    id: str | None = None
+    enabled: bool = True
+    sandbox: bool = False
+    rate_limit: Decimal = Decimal("10")
+    ip_allowlist: list[str] = Field(default_factory=list)
+    secrets: Literal["keyring", "vault", "aws", "env", "none"] = "keyring"
+    ccxt: dict[str, Any] = Field(default_factory=dict)
+    paper: PaperSettings = Field(default_factory=PaperSettings)
+    cash_currencies: list[str] = Field(default_factory=lambda: ["USD", "USDT", "USDC"])
+    dust: Decimal = Decimal("0.00000001")
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _positive_rate(cls, v: Decimal) -> Decimal:
+        if v <= 0:
+            raise ValueError("must be greater than 0 (calls per second)")
+        return v
+
+
+class CircuitBreaker(Model):
+    """N failed or rejected orders within M minutes trip the kill switch."""
+
+    enabled: bool = True
+    max_failures: int = Field(default=10, ge=1)
+    window_minutes: int = Field(default=5, ge=1)
+
+
+class RiskConfig(Model):
+    """Hard pre-trade limits, in USD unless named otherwise."""
+
+    max_order_value: Decimal = Field(default=Decimal("10000"), ge=0)
+    max_daily_volume: Decimal = Field(default=Decimal("50000"), ge=0)
+    max_position_size: Decimal = Field(default=Decimal("25000"), ge=0)
+    max_drawdown_pct: Decimal = Field(default=Decimal("15"), ge=0, le=100)
+    kill_switch_enabled: bool = True
+    max_open_orders: int = Field(default=50, ge=0)
+    max_open_positions: int | None = Field(default=None, ge=0)
+    daily_loss_limit: Decimal | str | None = None  # USD amount, or "5%" of capital
+    circuit_breaker: CircuitBreaker = Field(default_factory=CircuitBreaker)
+
+    @field_validator("daily_loss_limit")
+    @classmethod
+    def _loss_limit(cls, v: Decimal | str | None) -> Decimal | str | None:
+        if isinstance(v, str):
+            text = v.strip()
+            number = text[:-1] if text.endswith("%") else text
+            try:
+                Decimal(number)
+            except ArithmeticError:
+                raise ValueError("must be a USD amount or a percentage like '5%'") from None
+            return text
+        return v
+
+
+class AllowlistEntry(Model):
+    """An address withdrawals may go to."""
+
+    address: str
+    asset: str | None = None
+    network: str | None = None
+    label: str | None = None
+
+
+class WithdrawalsConfig(Model):
+    """Withdrawal policy: approvals, allowlist, caps."""
+
+    auto_approve_under: Decimal = Field(default=Decimal("0"), ge=0)
+    approval_method: Literal["email", "sms", "manual", "totp"] = "manual"
+    recipient_allowlist: list[str | AllowlistEntry] = Field(default_factory=list)
+    new_address_delay_hours: Decimal = Field(default=Decimal("24"), ge=0)
+    require_two_approvals_over: Decimal | None = Field(default=None, ge=0)
+    time_lock_hours: Decimal | None = Field(default=None, ge=0)
+    daily_limit_usd: Decimal | None = Field(default=None, ge=0)
+    daily_auto_approve_cap_usd: Decimal = Field(default=Decimal("0"), ge=0)
+    request_ttl_hours: Decimal = Field(default=Decimal("24"), gt=0)
+
+
+class LoggingConfig(Model):
+    """Log file settings."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    retention_days: int = Field(default=2555, ge=1)
+    immutable: bool = True
+    file: str = "logs/trading.log"
+    max_bytes: int = Field(default=10_000_000, ge=10_000)
+    backup_count: int = Field(default=10, ge=1)
+
+
+class ReconciliationConfig(Model):
+    """Reconciliation schedule and tolerance."""
+
+    frequency: Literal["daily", "hourly", "manual"] = "daily"
+    alert_threshold: Decimal = Field(default=Decimal("0.01"), ge=0)
+
+
+class EmailChannel(Model):
+    """Alerts by SMTP; the password comes from the secrets backend, never this file."""
+
+    host: str
+    port: int = 587
+    starttls: bool = True
+    sender: str
+    recipients: list[str]
+    username: str | None = None
+    password_secret: str | None = None  # name in the secrets backend
+
+
+class WebhookChannel(Model):
+    """Slack incoming webhook or a generic JSON webhook."""
+
+    url: str
+
+
+class TelegramChannel(Model):
+    """Telegram bot; the token comes from the secrets backend."""
+
+    chat_id: str
+    token_secret: str = "telegram_bot_token"
+    api_base: str = "https://api.telegram.org"
+
+
+class AlertsConfig(Model):
+    """Where alerts go, and how long a repeated alert is held back."""
+
+    email: EmailChannel | None = None
+    slack: WebhookChannel | None = None
+    webhook: WebhookChannel | None = None
+    telegram: TelegramChannel | None = None
+    dedup_minutes: int = Field(default=60, ge=0)
+    min_severity: Literal["info", "warning", "critical"] = "info"
+
+
+class MonitoringConfig(Model):
+    """Metrics export and alert channels."""
+
+    prometheus_port: int = Field(default=9090, ge=1, le=65535)
+    grafana_port: int = Field(default=3000, ge=1, le=65535)
+    healthcheck_interval: int = Field(default=60, ge=1)
+    textfile_dir: str | None = None
+    pushgateway_url: str | None = None
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+
+
+class LedgerConfig(Model):
+    """Where the ledger lives and how long to wait for its lock."""
+
+    path: str = "ledger/vhc.duckdb"
+    lock_wait_seconds: Decimal = Field(default=Decimal("30"), ge=0)
+
+
+class TaxConfig(Model):
+    """Defaults of the tax report."""
+
+    method: Literal["fifo", "lifo", "hifo"] = "fifo"
+    basis: Literal["per_wallet", "universal"] = "per_wallet"
+
+
+class VaultSettings(Model):
+    """HashiCorp Vault / OpenBao access; the token comes from VAULT_TOKEN or AppRole."""
+
+    address: str | None = None
+    mount: str = "secret"
+    path_prefix: str = "exchanges"
+    verify_tls: bool = True
+    role_id: str | None = None
+    secret_id_env: str = "VAULT_SECRET_ID"
+
+
+class AwsSettings(Model):
+    """AWS Secrets Manager access."""
+
+    region: str | None = None
+    endpoint_url: str | None = None
+    prefix: str = "trading/exchanges"
+
+
+class SecretsConfig(Model):
+    """Secrets backends' settings (never the secrets themselves)."""
+
+    vault: VaultSettings = Field(default_factory=VaultSettings)
+    aws: AwsSettings = Field(default_factory=AwsSettings)
+    max_age_days: int = Field(default=90, ge=1)
+
+
+class TradingConfig(Model):
+    """The whole `trading_config.yaml`."""
+
+    version: str = "1.0"
+    timezone: str | None = None
+    exchanges: dict[str, ExchangeConfig] = Field(default_factory=dict)
+    risk: RiskConfig = Field(default_factory=RiskConfig)
+    withdrawals: WithdrawalsConfig = Field(default_factory=WithdrawalsConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    reconciliation: ReconciliationConfig = Field(default_factory=ReconciliationConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+    ledger: LedgerConfig = Field(default_factory=LedgerConfig)
+    tax: TaxConfig = Field(default_factory=TaxConfig)
+    secrets: SecretsConfig = Field(default_factory=SecretsConfig)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str | None) -> str | None:
+        if v is not None:
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+            try:
+                ZoneInfo(v)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {v!r} (use e.g. America/New_York)") from None
+        return v
+
+    def enabled_exchanges(self) -> dict[str, ExchangeConfig]:
+        """The accounts that are switched on, by name."""
+        return {name: ex for name, ex in self.exchanges.items() if ex.enabled}
+
+    def exchange(self, name: str) -> ExchangeConfig:
+        """One account by name, or a clear error listing the names that exist."""
+        try:
+            return self.exchanges[name]
+        except KeyError:
+            known = ", ".join(sorted(self.exchanges)) or "none"
+            raise ConfigError(
+                f"no exchange account named {name!r} in the config (configured: {known})"
+            ) from None
+
+
+class _DecimalLoader(yaml.SafeLoader):
+    """YAML floats become Decimal from their text, so 0.1 stays 0.1."""
+
+
+def _construct_decimal(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Decimal:
+    text = str(loader.construct_scalar(node)).replace("_", "")
+    return Decimal(text)
+
+
+_DecimalLoader.add_constructor("tag:yaml.org,2002:float", _construct_decimal)
+
+
+def _line_index(node: yaml.Node | None, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
+    """Map each key path in the YAML document to its 1-based line number."""
+    lines: dict[tuple[Any, ...], int] = {}
+    if node is None:
+        return lines
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value
+            lines.update(_line_index(value_node, (*path, key)))
+            lines[(*path, key)] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            lines.update(_line_index(item, (*path, i)))
+    return lines
+
+
+def _describe(error: dict[str, Any], lines: dict[tuple[Any, ...], int], source: str) -> str:
+    # Union members add their type name to the location; keep only real keys and indexes.
+    loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p[:1].isupper()))
+    loc = tuple(p for p in loc if p not in ("str", "decimal", "int", "bool"))
+    dotted = ".".join(str(p) for p in loc) or "(top level)"
+    line = next((lines[loc[:i]] for i in range(len(loc), -1, -1) if loc[:i] in lines), None)
+    where = f"{source}:{line}" if line else source
+    if error["type"] == "extra_forbidden":
+        return f"{where}: unknown key '{dotted}' (check its spelling against the example config)"
+    value = error.get("input")
+    shown = "" if isinstance(value, dict | list) or value is None else f" (got {value!r})"
+    return f"{where}: {dotted}: {error['msg']}{shown}"
+
+
+def parse_config(text: str, source: str = "trading_config.yaml") -> TradingConfig:
+    """Parse and validate config text; the error names the file, line and key."""
+    try:
+        document = yaml.compose(text, Loader=_DecimalLoader)
+        data = yaml.load(text, Loader=_DecimalLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{source}{line}: not valid YAML: {problem}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of sections")
+    try:
+        return TradingConfig.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        first = _describe(dict(errors[0]), _line_index(document), source)
+        more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+        raise ConfigError(first + more) from None
+
+
+def config_problems(text: str, source: str) -> list[str]:
+    """Every problem in a config text, one line each (empty when valid)."""
+    try:
+        document = yaml.compose(text, Loader=_DecimalLoader)
+        data = yaml.load(text, Loader=_DecimalLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError:
+        try:
+            parse_config(text, source)
+        except ConfigError as exc:
+            return [exc.message]
+        return []
+    if not isinstance(data, dict | None):
+        return [f"{source}: the top level must be a mapping of sections"]
+    try:
+        TradingConfig.model_validate(data or {})
+    except ValidationError as exc:
+        lines = _line_index(document)
+        return [_describe(dict(e), lines, source) for e in exc.errors()]
+    return []
+
+
+def load_config(path: Path) -> TradingConfig:
+    """Read and validate the config file at `path`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file {path} not found: run `vhc init` to create a workspace, "
+            "or pass --home/--config"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    return parse_config(text, str(path))

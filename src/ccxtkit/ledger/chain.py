@@ -1,0 +1,109 @@
+"""The canonical encoding and hash of a ledger row (docs/ledger-format.md), in Python and SQL.
+
+Both versions must agree byte for byte: Python hashes rows as they are appended, SQL recomputes
+them inside DuckDB when verifying, so verify never has to pull a million rows into Python.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from .schema import TABLES
+
+FORMAT_TAG = "vhc1"
+GENESIS_HASH = "0" * 64
+NULL = "~"
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+_SCALE = Decimal("1E-18")
+_ZERO = Decimal(0).quantize(_SCALE)
+
+
+def utc_naive(value: datetime) -> datetime:
+    """The UTC wall time of `value` without tzinfo, as stored in TIMESTAMP columns."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def encode_value(kind: str, value: Any) -> str | None:
+    """The text of one value in the canonical encoding (None for NULL)."""
+    if value is None:
+        return None
+    if kind == "decimal":
+        d = Decimal(value).quantize(_SCALE)
+        return format(d if d else _ZERO, "f")  # DuckDB has no negative zero
+    if kind == "timestamp":
+        return utc_naive(value).strftime(TIMESTAMP_FORMAT)
+    if kind == "bool":
+        return "true" if value else "false"
+    return str(value)
+
+
+def _field(text: str | None) -> str:
+    if text is None:
+        return NULL
+    return f"{len(text.encode('utf-8'))}:{text}"
+
+
+def canonical(
+    table: str, seq: int, prev_hash: str, recorded_at: datetime, row: Mapping[str, Any]
+) -> str:
+    """The canonical text of a row: tag, table, seq, prev hash, recorded_at, then its columns."""
+    parts = [
+        FORMAT_TAG,
+        _field(table),
+        _field(str(seq)),
+        _field(prev_hash),
+        _field(encode_value("timestamp", recorded_at)),
+    ]
+    parts.extend(_field(encode_value(c.kind, row.get(c.name))) for c in TABLES[table])
+    return "".join(parts)
+
+
+def row_hash(text: str) -> str:
+    """SHA-256 of the canonical text, lowercase hex."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _sql_text(kind: str, column: str) -> str:
+    ref = f'"{column}"'
+    if kind == "timestamp":
+        return f"strftime({ref}, '{TIMESTAMP_FORMAT}')"
+    if kind == "bool":
+        return f"CASE WHEN {ref} THEN 'true' ELSE 'false' END"
+    return f"CAST({ref} AS VARCHAR)"
+
+
+def _sql_field(expr: str) -> str:
+    return f"CASE WHEN ({expr}) IS NULL THEN '{NULL}' ELSE CAST(strlen({expr}) AS VARCHAR) || ':' || ({expr}) END"
+
+
+def canonical_sql(table: str) -> str:
+    """A SQL expression computing a row's canonical text inside DuckDB."""
+    parts = [
+        f"'{FORMAT_TAG}'",
+        f"'{len(table.encode())}:{table}'",
+        _sql_field("CAST(seq AS VARCHAR)"),
+        _sql_field("prev_hash"),
+        _sql_field(_sql_text("timestamp", "recorded_at")),
+    ]
+    parts.extend(_sql_field(_sql_text(c.kind, c.name)) for c in TABLES[table])
+    return " || ".join(parts)
+
+
+def chain_union_sql() -> str:
+    """Every chained row as (seq, tbl, prev_hash, row_hash, canon), across all tables."""
+    selects = [
+        f"SELECT seq, '{t}' AS tbl, prev_hash, row_hash, {canonical_sql(t)} AS canon FROM \"{t}\""
+        for t in TABLES
+    ]
+    return " UNION ALL ".join(selects)
+
+
+def now_utc() -> datetime:
+    """The current UTC time, naive, microsecond precision (what TIMESTAMP stores)."""
+    return datetime.now(UTC).replace(tzinfo=None)

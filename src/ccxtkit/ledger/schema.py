@@ -1,0 +1,112 @@
+"""The ledger's tables. Every table is part of the one hash chain; columns are declared here once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Column kinds and their DuckDB types. Money is DECIMAL(38,18), times are UTC TIMESTAMP.
+SQL_TYPES = {
+    "text": "VARCHAR",
+    "decimal": "DECIMAL(38,18)",
+    "timestamp": "TIMESTAMP",
+    "int": "BIGINT",
+    "bool": "BOOLEAN",
+}
+
+#: Columns every chained table starts with, in this order. `row_hash` is not hashed.
+CHAIN_COLUMNS = ("seq", "prev_hash", "row_hash", "recorded_at")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One data column of a chained table."""
+
+    name: str
+    kind: str  # a key of SQL_TYPES
+    required: bool = False
+
+
+def _cols(spec: str) -> tuple[Column, ...]:
+    """Parse 'name:kind[!]' words; '!' marks NOT NULL."""
+    out = []
+    for word in spec.split():
+        name, kind = word.split(":")
+        required = kind.endswith("!")
+        out.append(Column(name, kind.rstrip("!"), required))
+    return tuple(out)
+
+
+#: The chained tables, in the order their columns are hashed. Never reorder or rename a column:
+#: add new ones at the end through a migration, and document them in docs/ledger-format.md.
+TABLES: dict[str, tuple[Column, ...]] = {
+    "trades": _cols(
+        "timestamp:timestamp! exchange:text! symbol:text! asset:text! quote:text! side:text! "
+        "amount:decimal! price:decimal! cost:decimal! fee:decimal! fee_currency:text "
+        "trade_id:text! order_id:text client_order_id:text strategy:text source:text! "
+        "notes:text total_usd:decimal"
+    ),
+    "orders": _cols(
+        "timestamp:timestamp! client_order_id:text! exchange:text! symbol:text! side:text! "
+        "type:text! amount:decimal! price:decimal strategy:text source:text! live:bool!"
+    ),
+    "order_events": _cols(
+        "timestamp:timestamp! client_order_id:text! exchange:text! event:text! status:text "
+        "order_id:text filled:decimal average:decimal remaining:decimal fee:decimal "
+        "fee_currency:text details:text"
+    ),
+    "transfers": _cols(
+        "timestamp:timestamp! exchange:text! kind:text! asset:text! amount:decimal! "
+        "fee:decimal fee_currency:text transfer_id:text txid:text address:text network:text "
+        "tag:text status:text source:text! request_id:text notes:text"
+    ),
+    "balance_snapshots": _cols(
+        "timestamp:timestamp! exchange:text! asset:text! free:decimal used:decimal "
+        "total:decimal! source:text!"
+    ),
+    "control_events": _cols(
+        "timestamp:timestamp! kind:text! actor:text subject:text details:text"
+    ),
+    "prices": _cols(
+        "timestamp:timestamp! asset:text! quote:text! price:decimal! source:text!"
+    ),
+}
+
+
+def create_table_sql(table: str) -> str:
+    """CREATE TABLE for one chained table."""
+    parts = [
+        '"seq" BIGINT NOT NULL',
+        '"prev_hash" VARCHAR NOT NULL',
+        '"row_hash" VARCHAR NOT NULL',
+        '"recorded_at" TIMESTAMP NOT NULL',
+    ]
+    for col in TABLES[table]:
+        null = " NOT NULL" if col.required else ""
+        parts.append(f'"{col.name}" {SQL_TYPES[col.kind]}{null}')
+    return f'CREATE TABLE IF NOT EXISTS "{table}" ({", ".join(parts)})'
+
+
+def all_columns(table: str) -> tuple[str, ...]:
+    """Every column of a chained table, in storage order."""
+    return CHAIN_COLUMNS + tuple(c.name for c in TABLES[table])
+
+
+#: Named migrations, applied in order once each and recorded in `schema_migrations`.
+#: A new table gets its own migration that creates it; existing tables never change shape.
+MIGRATIONS: list[tuple[str, list[str]]] = [
+    (
+        "0001_initial",
+        [
+            create_table_sql(t)
+            for t in (
+                "trades",
+                "orders",
+                "order_events",
+                "transfers",
+                "balance_snapshots",
+                "control_events",
+                "prices",
+            )
+        ],
+    ),
+]

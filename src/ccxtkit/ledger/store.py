@@ -1,0 +1,276 @@
+"""The DuckDB ledger file: one writer at a time, append-only, every row hash-chained."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import LedgerBusyError, LedgerIntegrityError, VhcError
+from ..money import to_ledger_decimal
+from . import outbox
+from .chain import GENESIS_HASH, canonical, now_utc, row_hash, utc_naive
+from .schema import MIGRATIONS, TABLES, all_columns
+
+if TYPE_CHECKING:
+    import duckdb
+
+#: Above this many rows an append goes through Arrow instead of executemany.
+_BULK_ROWS = 500
+
+
+@dataclass(frozen=True)
+class Head:
+    """The last row of the chain: what a digest records."""
+
+    seq: int
+    hash: str
+
+
+class Ledger:
+    """An open ledger. Use `open_ledger`; every write goes through `append`."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path) -> None:
+        self.con = con
+        self.path = path
+        self._head: Head | None = None
+        self._in_tx = False
+
+    # -- reading -------------------------------------------------------------------------
+    def head(self) -> Head:
+        """The chain's last (seq, hash); seq 0 and the genesis hash when empty."""
+        if self._head is None:
+            union = " UNION ALL ".join(f'SELECT seq, row_hash FROM "{t}"' for t in TABLES)
+            row = self.con.execute(
+                f"SELECT seq, row_hash FROM ({union}) ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+            self._head = Head(0, GENESIS_HASH) if row is None else Head(int(row[0]), row[1])
+        return self._head
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run a read query and return all rows."""
+        return self.con.execute(sql, params or []).fetchall()
+
+    def rows(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        """Run a read query and return rows as dicts keyed by column name."""
+        cur = self.con.execute(sql, params or [])
+        names = [d[0] for d in cur.description or []]
+        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+    # -- writing -------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[Ledger]:
+        """Group appends so that all of them land or none do."""
+        if self._in_tx:
+            yield self
+            return
+        self.con.execute("BEGIN TRANSACTION")
+        self._in_tx = True
+        saved_head = self._head
+        try:
+            yield self
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            self._head = saved_head
+            raise
+        finally:
+            self._in_tx = False
+
+    def append(
+        self,
+        table: str,
+        rows: Sequence[Mapping[str, Any]],
+        recorded_at: datetime | None = None,
+    ) -> list[int]:
+        """Append rows to a chained table; returns their sequence numbers."""
+        if table not in TABLES:
+            raise VhcError(f"internal: {table!r} is not a ledger table")
+        if not rows:
+            return []
+        columns = TABLES[table]
+        stamp = utc_naive(recorded_at) if recorded_at else now_utc()
+        head = self.head()
+        seq, prev = head.seq, head.hash
+        records: list[tuple[Any, ...]] = []
+        for raw in rows:
+            unknown = set(raw) - {c.name for c in columns}
+            if unknown:
+                raise VhcError(f"internal: unknown column(s) {sorted(unknown)} for {table}")
+            row = {c.name: _normalise(c.kind, c.name, raw.get(c.name)) for c in columns}
+            for c in columns:
+                if c.required and row[c.name] is None:
+                    raise VhcError(f"internal: {table}.{c.name} is required")
+            seq += 1
+            digest = row_hash(canonical(table, seq, prev, stamp, row))
+            records.append((seq, prev, digest, stamp, *row.values()))
+            prev = digest
+        with self.transaction():
+            self._insert(table, records)
+        self._head = Head(seq, prev)
+        return list(range(head.seq + 1, seq + 1))
+
+    def _insert(self, table: str, records: list[tuple[Any, ...]]) -> None:
+        names = all_columns(table)
+        quoted = ", ".join(f'"{n}"' for n in names)
+        if len(records) < _BULK_ROWS:
+            marks = ", ".join("?" for _ in names)
+            self.con.executemany(f'INSERT INTO "{table}" ({quoted}) VALUES ({marks})', records)
+            return
+        import pyarrow as pa
+
+        columns = list(zip(*records, strict=True))
+        arrow_types = _arrow_types(table)
+        batch = pa.table(
+            {n: pa.array(col, type=t) for n, col, t in zip(names, columns, arrow_types, strict=True)}
+        )
+        self.con.register("_vhc_bulk", batch)
+        try:
+            self.con.execute(f'INSERT INTO "{table}" ({quoted}) SELECT {quoted} FROM _vhc_bulk')
+        finally:
+            self.con.unregister("_vhc_bulk")
+
+    def record_event(
+        self,
+        kind: str,
+        details: Mapping[str, Any] | None = None,
+        actor: str | None = None,
+        subject: str | None = None,
+        timestamp: datetime | None = None,
+    ) -> int:
+        """Append one control event (the audit trail) and return its seq."""
+        row = {
+            "timestamp": timestamp or now_utc(),
+            "kind": kind,
+            "actor": actor or default_actor(),
+            "subject": subject,
+            "details": json.dumps(details or {}, sort_keys=True, default=str),
+        }
+        return self.append("control_events", [row])[0]
+
+
+def _normalise(kind: str, name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if kind == "decimal":
+        return to_ledger_decimal(value, name)
+    if kind == "timestamp":
+        if not isinstance(value, datetime):
+            raise VhcError(f"internal: {name} must be a datetime, got {type(value).__name__}")
+        return utc_naive(value)
+    if kind == "int":
+        return int(value)
+    if kind == "bool":
+        return bool(value)
+    return str(value)
+
+
+def _arrow_types(table: str) -> list[Any]:
+    import pyarrow as pa
+
+    by_kind = {
+        "text": pa.string(),
+        "decimal": pa.decimal128(38, 18),
+        "timestamp": pa.timestamp("us"),
+        "int": pa.int64(),
+        "bool": pa.bool_(),
+    }
+    chain = [pa.int64(), pa.string(), pa.string(), pa.timestamp("us")]
+    return chain + [by_kind[c.kind] for c in TABLES[table]]
+
+
+def default_actor() -> str:
+    """Who is acting: the OS user name (recorded in control events)."""
+    try:
+        import getpass
+
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid:{os.getuid()}"
+
+
+def _migrate(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMP)"
+    )
+    done = {r[0] for r in con.execute("SELECT name FROM schema_migrations").fetchall()}
+    for name, statements in MIGRATIONS:
+        if name in done:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for sql in statements:
+                con.execute(sql)
+            con.execute("INSERT INTO schema_migrations VALUES (?, ?)", [name, now_utc()])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+
+@contextmanager
+def ledger_lock(path: Path, wait_seconds: float) -> Iterator[None]:
+    """Hold the ledger's lock file; wait up to `wait_seconds`, then raise LedgerBusyError."""
+    lock_path = path.with_name(path.name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise LedgerBusyError(
+                        f"the ledger {path} is in use by another vhc process "
+                        f"(waited {wait_seconds:g} s); try again when it has finished, "
+                        "or raise ledger.lock_wait_seconds"
+                    ) from None
+                time.sleep(0.05)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the flock
+
+
+@contextmanager
+def open_ledger(
+    path: Path, wait_seconds: float | Decimal = 30, read_only: bool = False
+) -> Iterator[Ledger]:
+    """Lock, open (creating and migrating if needed), yield a Ledger, and close.
+
+    Hold it briefly: talk to exchanges first, then open the ledger, write, and leave.
+    """
+    import duckdb
+
+    with ledger_lock(path, float(wait_seconds)):
+        new = not path.exists()
+        if read_only and new:
+            raise VhcError(f"no ledger at {path} yet: run `vhc init` or record something first")
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            raise LedgerBusyError(f"cannot open the ledger {path}: {exc}") from None
+        except duckdb.Error as exc:
+            raise LedgerIntegrityError(f"the ledger {path} cannot be opened: {exc}") from None
+        try:
+            if new:
+                os.chmod(path, 0o600)
+            if not read_only:
+                _migrate(con)
+            ledger = Ledger(con, path)
+            if not read_only:
+                outbox.drain(ledger)
+            yield ledger
+        finally:
+            con.close()

@@ -1,0 +1,98 @@
+"""The workspace: a folder holding config, ledger, reports, logs and local state."""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from .config import TradingConfig, load_config
+from .errors import UnsafePermissionsError, UsageError
+
+CONFIG_RELPATH = Path("config/trading_config.yaml")
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Paths of one workspace, and its config loaded on first use."""
+
+    home: Path
+    config_path: Path
+
+    @classmethod
+    def locate(cls, home: str | None = None, config: str | None = None) -> Workspace:
+        """--home, else $VHC_HOME, else the current directory; --config or $VHC_CONFIG."""
+        root = Path(home or os.environ.get("VHC_HOME") or Path.cwd()).expanduser()
+        config_arg = config or os.environ.get("VHC_CONFIG")
+        config_path = Path(config_arg).expanduser() if config_arg else root / CONFIG_RELPATH
+        return cls(home=root.resolve(), config_path=config_path.resolve())
+
+    @cached_property
+    def config(self) -> TradingConfig:
+        """The validated config (checked for unsafe permissions first)."""
+        check_private(self.config_path)
+        return load_config(self.config_path)
+
+    def path(self, relative: str | Path) -> Path:
+        """A path from the config, resolved against the workspace."""
+        p = Path(relative).expanduser()
+        return p if p.is_absolute() else self.home / p
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.path(self.config.ledger.path)
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def state_dir(self) -> Path:
+        """Small files that must never wait on the ledger lock (kill switch, paper exchange)."""
+        return self.home / "state"
+
+    def ensure_private_dir(self, path: Path) -> Path:
+        """Create a directory readable only by its owner."""
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return path
+
+
+def check_private(path: Path) -> None:
+    """Refuse a file that group or others can read or write: it holds config or money."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise UnsafePermissionsError(
+            f"{path} is readable by other users (mode {stat.filemode(mode)}); "
+            f"run `chmod 600 {path}` and try again"
+        )
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file atomically with mode 0600 (temp file, fsync, rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def require_new_or_empty(path: Path) -> None:
+    """`vhc init` must never overwrite a workspace that already has a config."""
+    if (path / CONFIG_RELPATH).exists():
+        raise UsageError(f"{path} already holds a workspace ({CONFIG_RELPATH} exists)")
