@@ -1,0 +1,1 @@
+"""Exchange clients: the ccxt gateway and the paper exchange, behind one interface."""

@@ -1,0 +1,1 @@
+"""Pre-trade risk limits, the kill switch and the circuit breaker."""
