@@ -138,6 +138,7 @@ class EmailChannel(Model):
     recipients: list[str]
     username: str | None = None
     password_secret: str | None = None  # name in the secrets backend
+    ca_file: str | None = None  # extra CA bundle to trust (a private relay, or tests)
 
 
 class WebhookChannel(Model):

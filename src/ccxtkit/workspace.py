@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import os
 import stat
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .config import TradingConfig, load_config
 from .errors import UnsafePermissionsError, UsageError
 
+if TYPE_CHECKING:
+    from .config import TradingConfig
+    from .ledger.store import Ledger
 CONFIG_RELPATH = Path("config/trading_config.yaml")
 
 
@@ -32,6 +36,9 @@ class Workspace:
     @cached_property
     def config(self) -> TradingConfig:
         """The validated config (checked for unsafe permissions first)."""
+        # pydantic is imported here, not at start-up, so `vhc --help` stays fast.
+        from .config import load_config
+
         check_private(self.config_path)
         return load_config(self.config_path)
 
@@ -43,6 +50,12 @@ class Workspace:
     @property
     def ledger_path(self) -> Path:
         return self.path(self.config.ledger.path)
+
+    def open_ledger(self) -> AbstractContextManager[Ledger]:
+        """Open this workspace's ledger, waiting for its lock as the config says."""
+        from .ledger.store import open_ledger
+
+        return open_ledger(self.ledger_path, self.config.ledger.lock_wait_seconds)
 
     @property
     def reports_dir(self) -> Path:
@@ -96,3 +109,28 @@ def require_new_or_empty(path: Path) -> None:
     """`vhc init` must never overwrite a workspace that already has a config."""
     if (path / CONFIG_RELPATH).exists():
         raise UsageError(f"{path} already holds a workspace ({CONFIG_RELPATH} exists)")
+
+
+@dataclass(frozen=True)
+class InitResult:
+    """What `vhc init` created."""
+
+    home: Path
+    config_path: Path
+    ledger_path: Path
+
+
+def init_workspace(home: Path) -> InitResult:
+    """Create a workspace that works offline: paper exchange, the seed's example limits."""
+    from importlib.resources import files
+
+    home = home.expanduser().resolve()
+    require_new_or_empty(home)
+    for sub in ("config", "ledger", "reports", "logs", "state"):
+        (home / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+    example = files("ccxtkit").joinpath("data/trading_config.example.yaml").read_text("utf-8")
+    write_private(home / CONFIG_RELPATH, example)
+    ws = Workspace(home=home, config_path=home / CONFIG_RELPATH)
+    with ws.open_ledger() as ledger:
+        ledger.record_event("workspace.init", {"home": str(home)}, subject=str(home))
+    return InitResult(home, ws.config_path, ws.ledger_path)

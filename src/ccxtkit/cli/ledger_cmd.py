@@ -1,0 +1,146 @@
+"""`vhc ledger verify | digest | import | export | log`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import LedgerIntegrityError
+from ..workspace import write_private
+from .output import console, print_json, state, table
+
+app = typer.Typer(help="Verify, digest, import, export and read the ledger.", no_args_is_help=True)
+
+
+@app.command("verify")
+def verify(
+    ctx: typer.Context,
+    digest: Annotated[
+        Path | None, typer.Option("--digest", help="Also prove the ledger extends this digest.")
+    ] = None,
+) -> None:
+    """Check every row's hash and link; exit 6 naming the first bad row.
+
+    Example: vhc ledger verify --digest /mnt/offsite/vhc-digest.json
+    """
+    from ..ledger.verify import check_digest, read_digest, verify_chain
+
+    expected = read_digest(digest) if digest else None
+    with state(ctx).workspace.open_ledger() as ledger:
+        result = verify_chain(ledger)
+        problem = result.problem
+        if problem is None and expected is not None:
+            problem = check_digest(ledger, expected)
+        ledger.record_event(
+            "ledger.verify",
+            {"ok": problem is None, "rows": result.rows, "digest": expected is not None},
+        )
+    if state(ctx).json:
+        print_json(
+            {
+                "ok": problem is None,
+                "rows": result.rows,
+                "head": {"seq": result.head.seq, "hash": result.head.hash},
+                "digest_checked": expected is not None,
+                "problem": problem.describe() if problem else None,
+            }
+        )
+    if problem is not None:
+        raise LedgerIntegrityError(f"ledger verify failed at {problem.describe()}")
+    if not state(ctx).json:
+        extra = f", extends digest seq {expected.seq}" if expected else ""
+        console.print(f"ledger OK: {result.rows} rows, head seq {result.head.seq}{extra}")
+
+
+@app.command("digest")
+def digest(
+    ctx: typer.Context,
+    output: Annotated[Path | None, typer.Option("--output", help="Write the digest here.")] = None,
+) -> None:
+    """Print the head sequence number and hash; keep it where the ledger cannot rewrite it.
+
+    Example: vhc ledger digest --output /mnt/offsite/vhc-digest.json
+    """
+    from ..ledger.verify import make_digest
+
+    with state(ctx).workspace.open_ledger() as ledger:
+        data = make_digest(ledger)
+    if output is not None:
+        write_private(output, json.dumps(data) + "\n")
+    if state(ctx).json:
+        print_json(data)
+    else:
+        typer.echo(json.dumps(data))
+
+
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    trades: Annotated[Path, typer.Option("--trades", help="Trades CSV (DESIGN.md format).")],
+) -> None:
+    """Import trades from CSV: all rows or none; a trade already recorded is skipped.
+
+    Example: vhc ledger import --trades kraken_2025.csv
+    """
+    from ..ledger.trades_csv import import_trades
+
+    with state(ctx).workspace.open_ledger() as ledger:
+        result = import_trades(ledger, trades)
+    if state(ctx).json:
+        print_json(result)
+    else:
+        console.print(
+            f"{result.file}: {result.rows} rows, {result.imported} imported, "
+            f"{result.duplicates} already in the ledger"
+        )
+
+
+@app.command("export")
+def export(
+    ctx: typer.Context,
+    table_name: Annotated[str, typer.Option("--table", help="Ledger table.")] = "trades",
+    fmt: Annotated[str, typer.Option("--format", help="csv, parquet or json.")] = "csv",
+    output: Annotated[Path | None, typer.Option("--output", help="Output file.")] = None,
+) -> None:
+    """Export a ledger table (default: trades as CSV into reports/).
+
+    Example: vhc ledger export --table transfers --format parquet
+    """
+    from ..ledger.export import export_table
+
+    ws = state(ctx).workspace
+    target = output or ws.reports_dir / f"{table_name}.{fmt}"
+    with ws.open_ledger() as ledger:
+        result = export_table(ledger, table_name, fmt, target)
+    if state(ctx).json:
+        print_json(result)
+    else:
+        console.print(f"wrote {result.rows} {result.table} rows to {result.path}")
+
+
+@app.command("log")
+def log_(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="How many events.")] = 50,
+) -> None:
+    """Show the audit trail of control actions, newest first.
+
+    Example: vhc ledger log --limit 20
+    """
+    from ..ledger.export import audit_log
+
+    with state(ctx).workspace.open_ledger() as ledger:
+        events = audit_log(ledger, limit)
+    if state(ctx).json:
+        print_json(events)
+        return
+    rows = [[e["seq"], f"{e['timestamp']:%Y-%m-%d %H:%M:%S}", e["kind"], e["actor"], e["subject"], e["details"]] for e in events]
+    console.print(table("Audit trail", ["seq", "time (UTC)", "event", "actor", "subject", "details"], rows))
+
+
+def register(root: typer.Typer) -> None:
+    """Mount the `ledger` group."""
+    root.add_typer(app, name="ledger")

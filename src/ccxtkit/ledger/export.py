@@ -1,0 +1,57 @@
+"""Exporting ledger tables to csv, parquet or json, and reading the audit trail."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+from .schema import TABLES, all_columns
+from .store import Ledger
+
+FORMATS = ("csv", "parquet", "json")
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What was written where."""
+
+    table: str
+    format: str
+    path: Path
+    rows: int
+
+
+def export_table(ledger: Ledger, table: str, fmt: str, output: Path) -> ExportResult:
+    """Write one table, in chain order, to `output` (mode 0600)."""
+    if table not in TABLES:
+        raise UsageError(f"unknown table {table!r}; choose one of {', '.join(TABLES)}")
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    kinds = {"seq": "int", "recorded_at": "timestamp"} | {c.name: c.kind for c in TABLES[table]}
+    # JSON numbers become floats in most readers: money travels as exact strings there.
+    select = ", ".join(
+        f'CAST("{n}" AS VARCHAR) AS "{n}"' if fmt == "json" and kinds.get(n) == "decimal" else f'"{n}"'
+        for n in all_columns(table)
+    )
+    output.parent.mkdir(parents=True, exist_ok=True)
+    options = {"csv": "FORMAT CSV, HEADER", "parquet": "FORMAT PARQUET", "json": "FORMAT JSON, ARRAY true"}
+    tmp = output.with_name(f".{output.name}.tmp")
+    query = f'SELECT {select} FROM "{table}" ORDER BY seq'
+    path_sql = str(tmp).replace("'", "''")
+    ledger.con.execute(f"COPY ({query}) TO '{path_sql}' ({options[fmt]})")
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, output)
+    rows = ledger.query(f'SELECT count(*) FROM "{table}"')[0][0]
+    return ExportResult(table, fmt, output, int(rows))
+
+
+def audit_log(ledger: Ledger, limit: int) -> list[dict[str, Any]]:
+    """The latest control events, newest first."""
+    return ledger.rows(
+        "SELECT seq, timestamp, kind, actor, subject, details FROM control_events "
+        "ORDER BY seq DESC LIMIT ?",
+        [limit],
+    )

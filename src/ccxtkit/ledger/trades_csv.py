@@ -1,0 +1,195 @@
+"""Importing trades from the CSV format of DESIGN.md: all rows or none, each trade once."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError, VhcError
+from ..money import is_usd_like, to_ledger_decimal
+from .store import Ledger
+
+REQUIRED = (
+    "timestamp",
+    "exchange",
+    "symbol",
+    "side",
+    "amount",
+    "price",
+    "fee",
+    "fee_currency",
+    "trade_id",
+)
+OPTIONAL = ("order_id", "strategy", "notes")
+_ZERO = Decimal(0)
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What an import did."""
+
+    file: Path
+    rows: int
+    imported: int
+    duplicates: int
+    first_seq: int | None
+    last_seq: int | None
+
+
+def parse_timestamp(text: str, what: str = "timestamp") -> datetime:
+    """ISO 8601; UTC when no offset is given."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InputError(f"{what} {text!r} is not ISO 8601 (e.g. 2025-01-23T14:05:00Z)") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _check_header(header: list[str] | None, path: Path) -> list[str]:
+    if not header:
+        raise InputError(f"{path}: the file is empty; expected a header line")
+    names = [h.strip() for h in header]
+    if tuple(names[: len(REQUIRED)]) != REQUIRED:
+        raise InputError(
+            f"{path}:1: header must start with {','.join(REQUIRED)} (got {','.join(names)})"
+        )
+    extra = [n for n in names[len(REQUIRED) :] if n not in OPTIONAL]
+    if extra:
+        raise InputError(
+            f"{path}:1: unknown column(s) {', '.join(extra)}; optional ones are "
+            f"{', '.join(OPTIONAL)}"
+        )
+    return names
+
+
+def _parse_row(cells: dict[str, str], source: str) -> dict[str, Any]:
+    symbol = cells["symbol"].strip().upper()
+    base, sep, quote = symbol.partition("/")
+    if not sep or not base or not quote:
+        raise InputError(f"symbol {cells['symbol']!r} must look like BTC/USD")
+    side = cells["side"].strip().lower()
+    if side not in ("buy", "sell"):
+        raise InputError(f"side {cells['side']!r} must be buy or sell")
+    amount = to_ledger_decimal(cells["amount"], "amount")
+    price = to_ledger_decimal(cells["price"], "price")
+    fee = to_ledger_decimal(cells["fee"] or "0", "fee")
+    if amount <= _ZERO:
+        raise InputError(f"amount {cells['amount']!r} must be greater than 0")
+    if price <= _ZERO:
+        raise InputError(f"price {cells['price']!r} must be greater than 0")
+    if fee < _ZERO:
+        raise InputError(f"fee {cells['fee']!r} must not be negative")
+    trade_id = cells["trade_id"].strip()
+    exchange = cells["exchange"].strip().lower()
+    if not trade_id:
+        raise InputError("trade_id is empty; every trade needs the exchange's id")
+    if not exchange:
+        raise InputError("exchange is empty")
+    fee_currency = cells["fee_currency"].strip().upper() or (quote if fee else None)
+    cost = (amount * price).quantize(Decimal("1E-18"))
+    return {
+        "timestamp": parse_timestamp(cells["timestamp"]),
+        "exchange": exchange,
+        "symbol": symbol,
+        "asset": base,
+        "quote": quote,
+        "side": side,
+        "amount": amount,
+        "price": price,
+        "cost": cost,
+        "fee": fee,
+        "fee_currency": fee_currency,
+        "trade_id": trade_id,
+        "order_id": (cells.get("order_id") or "").strip() or None,
+        "client_order_id": None,
+        "strategy": (cells.get("strategy") or "").strip() or None,
+        "source": source,
+        "notes": (cells.get("notes") or "").strip() or None,
+        "total_usd": cost if is_usd_like(quote) else None,
+    }
+
+
+def parse_trades_csv(path: Path, source: str = "import") -> list[tuple[int, dict[str, Any]]]:
+    """Every row as (line number, ledger row); the first bad row raises with its line."""
+    try:
+        handle = open(path, newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+    rows: list[tuple[int, dict[str, Any]]] = []
+    with handle:
+        reader = csv.reader(handle)
+        try:
+            names = _check_header(next(reader, None), path)
+            for cells in reader:
+                line = reader.line_num
+                if not any(c.strip() for c in cells):
+                    continue
+                if len(cells) != len(names):
+                    raise InputError(
+                        f"{path}:{line}: expected {len(names)} columns, found {len(cells)}"
+                    )
+                try:
+                    rows.append((line, _parse_row(dict(zip(names, cells, strict=True)), source)))
+                except VhcError as exc:
+                    raise InputError(f"{path}:{line}: {exc.message}") from None
+        except csv.Error as exc:
+            raise InputError(f"{path}:{reader.line_num}: not valid CSV: {exc}") from None
+        except UnicodeDecodeError:
+            raise InputError(f"{path}: not UTF-8 text; save it as UTF-8 CSV") from None
+    return rows
+
+
+def _same_trade(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    keys = ("timestamp", "symbol", "side", "amount", "price", "fee", "fee_currency")
+    return all(a[k] == b[k] for k in keys)
+
+
+def import_trades(ledger: Ledger, path: Path, source: str = "import") -> ImportResult:
+    """Import a trades CSV in one transaction; a trade already in the ledger is skipped."""
+    parsed = parse_trades_csv(path, source)
+    seen: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
+    unique: list[dict[str, Any]] = []
+    for line, row in parsed:
+        key = (row["exchange"], row["trade_id"])
+        if key in seen:
+            first_line, first = seen[key]
+            if not _same_trade(first, row):
+                raise InputError(
+                    f"{path}:{line}: trade_id {key[1]!r} on {key[0]} already appears on line "
+                    f"{first_line} with different values; fix the file"
+                )
+            continue
+        seen[key] = (line, row)
+        unique.append(row)
+    exchanges = sorted({r["exchange"] for r in unique})
+    existing: set[tuple[str, str]] = set()
+    if exchanges:
+        marks = ", ".join("?" for _ in exchanges)
+        existing = {
+            (e, t)
+            for e, t in ledger.query(
+                f"SELECT exchange, trade_id FROM trades WHERE exchange IN ({marks})", exchanges
+            )
+        }
+    fresh = [r for r in unique if (r["exchange"], r["trade_id"]) not in existing]
+    with ledger.transaction():
+        seqs = ledger.append("trades", fresh)
+        ledger.record_event(
+            "ledger.import",
+            {"file": path.name, "rows": len(parsed), "imported": len(fresh)},
+            subject=str(path),
+        )
+    return ImportResult(
+        file=path,
+        rows=len(parsed),
+        imported=len(fresh),
+        duplicates=len(parsed) - len(fresh),
+        first_seq=seqs[0] if seqs else None,
+        last_seq=seqs[-1] if seqs else None,
+    )
