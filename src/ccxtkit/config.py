@@ -28,6 +28,8 @@ class PaperSettings(Model):
     slippage_bps: Decimal = Decimal("5")
     price_source: str = "simulated"  # or a ccxt id whose public ticker gives prices
     quote: str = "USD"
+    latency_ms: Decimal = Field(default=Decimal("0"), ge=0)  # fault hook: delay per call
+    fail_calls: bool = False  # fault hook: every call fails like an unreachable exchange
 
 
 class ExchangeConfig(Model):

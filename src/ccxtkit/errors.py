@@ -62,6 +62,18 @@ class ExchangeAuthError(ExchangeError):
     """The exchange refused our credentials (exit 5)."""
 
 
+class OutcomeUnknown(ExchangeError):
+    """An order or withdrawal got no answer: it may have happened. Look it up; never resend blindly."""
+
+
+class OrderOutcomeUnknown(OutcomeUnknown):
+    """create_order timed out or lost its connection: find the order by client id (exit 5)."""
+
+
+class WithdrawalOutcomeUnknown(OutcomeUnknown):
+    """withdraw timed out or lost its connection: check the exchange's withdrawals (exit 5)."""
+
+
 class SecretsError(VhcError):
     """A secret could not be resolved from its backend (exit 5 for a backend that is down)."""
 

@@ -112,6 +112,19 @@ class Candle:
     volume: Decimal
 
 
+class ApiKey(Protocol):
+    """An account's key as the secrets backends return it (`secrets.common.Credentials`)."""
+
+    @property
+    def api_key(self) -> str: ...
+
+    @property
+    def api_secret(self) -> str: ...
+
+    @property
+    def passphrase(self) -> str | None: ...
+
+
 class ExchangeClient(Protocol):
     """The interface of an account: the ccxt gateway and the paper exchange both provide it.
 
