@@ -218,6 +218,7 @@ class SecretsConfig(Model):
     vault: VaultSettings = Field(default_factory=VaultSettings)
     aws: AwsSettings = Field(default_factory=AwsSettings)
     max_age_days: int = Field(default=90, ge=1)
+    backend: Literal["keyring", "vault", "aws", "env"] = "keyring"  # for named secrets
 
 
 class TradingConfig(Model):

@@ -49,7 +49,10 @@ class Workspace:
 
     @property
     def ledger_path(self) -> Path:
-        return self.path(self.config.ledger.path)
+        """The ledger file (refused if other users can read it)."""
+        ledger = self.path(self.config.ledger.path)
+        check_private(ledger)
+        return ledger
 
     def open_ledger(self) -> AbstractContextManager[Ledger]:
         """Open this workspace's ledger, waiting for its lock as the config says."""

@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "init_cmd",
     "config_cmd",
     "ledger_cmd",
+    "secrets_cmd",
 ]
 
 #: Exit code for a bug in vhc itself (not in DESIGN.md's table: it is never expected).

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from ..errors import ConfigError, SecretsError
-from ..logs import register_secret
+from ccxtkit.errors import ConfigError, SecretsError
+from ccxtkit.logs import register_secret
 
 Backend = Literal["keyring", "vault", "aws", "env"]
 BACKENDS: tuple[Backend, ...] = ("keyring", "vault", "aws", "env")
@@ -52,7 +52,7 @@ class Credentials:
 
 @dataclass(frozen=True)
 class Fetched:
-    """A secret as a backend returned it: its fields and, when the backend knows, when it was set."""
+    """A secret's fields as a backend returned them, and when it was set if the backend knows."""
 
     fields: dict[str, str]
     updated_at: datetime | None = None

@@ -14,9 +14,10 @@ import os
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from ..config import VaultSettings
-from ..errors import ConfigError
-from ..logs import register_secret
+from ccxtkit.config import VaultSettings
+from ccxtkit.errors import ConfigError
+from ccxtkit.logs import register_secret
+
 from .common import BackendUnavailableError, Fetched, MissingSecretError, SecretRef
 
 if TYPE_CHECKING:
@@ -88,9 +89,7 @@ def _fail(exc: Exception, addr: str, where_: str, ref: SecretRef) -> NoReturn:
             f"Vault at {addr} is unreachable ({_short(exc)}) while accessing {where_}: "
             "start Vault, or check secrets.vault.address / VAULT_ADDR"
         ) from None
-    raise BackendUnavailableError(
-        f"Vault at {addr} failed on {where_}: {_short(exc)}"
-    ) from None
+    raise BackendUnavailableError(f"Vault at {addr} failed on {where_}: {_short(exc)}") from None
 
 
 def client(settings: VaultSettings, where_: str, ref: SecretRef) -> hvac.Client:

@@ -1,0 +1,142 @@
+"""`vhc secrets set | check`: store keys without echo, and prove they resolve (never shown)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+
+from ccxtkit.cli.output import console, note, print_json, state, table
+from ccxtkit.errors import VhcError
+from ccxtkit.secrets import (
+    BACKENDS,
+    Credentials,
+    SetResult,
+    set_credentials,
+    set_secret,
+    take_warnings,
+    target,
+)
+from ccxtkit.secrets.common import require_backend
+
+app = typer.Typer(help="Store and check API keys and other secrets.", no_args_is_help=True)
+
+BackendOption = Annotated[
+    str | None,
+    typer.Option(
+        "--backend",
+        help=f"Where to store it: {'|'.join(BACKENDS)} (default: the account's `secrets:`).",
+    ),
+]
+
+
+def _ask(label: str, optional: bool = False) -> str:
+    """Prompt without echo, twice, so a typo is caught before it is stored."""
+    value: str = typer.prompt(
+        label,
+        hide_input=True,
+        confirmation_prompt=not optional,
+        default="" if optional else None,
+        show_default=False,
+    )
+    return value.strip()
+
+
+@app.command("set")
+def set_cmd(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Exchange account name, or a secret's name.")],
+    backend: BackendOption = None,
+) -> None:
+    """Store an account's API key (or a named secret); prompts and never echoes.
+
+    For an account under `exchanges:` it asks for the API key, the secret and an optional
+    passphrase; for any other name (e.g. smtp_password) it asks for one value. The ledger
+    records when the secret was set and where, never the value.
+
+    Example: vhc secrets set kraken --backend vault
+    """
+    st = state(ctx)
+    ws = st.workspace
+    ref, chosen = target(ws, name, require_backend(backend) if backend else None)
+    result: SetResult
+    if ref.is_exchange:
+        configured = ws.config.exchange(name).secrets
+        if chosen != configured:
+            note(
+                f"note: account {name!r} reads its key from {configured!r} "
+                f"(exchanges.{name}.secrets); storing in {chosen!r} as asked"
+            )
+        creds = Credentials(
+            api_key=_ask("API key"),
+            api_secret=_ask("API secret"),
+            passphrase=_ask("Passphrase (Enter for none)", optional=True) or None,
+        )
+        result = set_credentials(ws, name, creds, chosen, now=datetime.now(UTC))
+    else:
+        result = set_secret(ws, name, _ask(f"Value of {name}"), chosen, now=datetime.now(UTC))
+    _show_warnings()
+    if st.json:
+        print_json(result)
+        return
+    console.print(f"Stored {result.name} in {result.location} ({result.recorded})")
+
+
+@app.command("check")
+def check_cmd(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="Only this account or secret.")] = None,
+) -> None:
+    """Prove each configured account's key resolves, and show its age (values never shown).
+
+    Warns past `secrets.max_age_days` (default 90) and when a live account reads its key
+    from environment variables. Exits with 2 if a secret is missing, 5 if a backend is down.
+
+    Example: vhc secrets check kraken
+    """
+    from ccxtkit.secrets.check import check_secrets
+
+    st = state(ctx)
+    report = check_secrets(st.workspace, datetime.now(UTC), name)
+    take_warnings()  # the rows carry these warnings already
+    if st.json:
+        print_json(report)
+    else:
+        rows = [
+            [
+                r.name,
+                r.backend,
+                r.status if r.problem is None else f"{r.status}: {r.problem}",
+                "unknown" if r.age_days is None and r.status == "ok" else r.age_days,
+            ]
+            for r in report.rows
+        ]
+        console.print(table("Secrets", ["name", "backend", "status", "age (days)"], rows))
+        for r in report.rows:
+            for warning in r.warnings:
+                note(warning if warning.startswith("warning:") else f"warning: {warning}")
+        for line in report.notes:
+            note(f"note: {line}")
+    code = report.exit_code()
+    if code:
+        failed = [r for r in report.rows if r.problem]
+        raise _Failed(failed[0].problem or "a secret did not resolve", code)
+
+
+class _Failed(VhcError):
+    """The first failing row, so `main` prints one line and exits with its code."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.exit_code = code
+
+
+def _show_warnings() -> None:
+    for warning in take_warnings():
+        note(warning)
+
+
+def register(root: typer.Typer) -> None:
+    """Mount the `secrets` group."""
+    root.add_typer(app, name="secrets")
