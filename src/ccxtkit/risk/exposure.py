@@ -1,0 +1,295 @@
+"""The exposure snapshot the risk limits need, built from the ledger with DuckDB aggregates.
+
+Everything is summed inside DuckDB in one pass over `trades` (no Python loop over trades),
+so a ledger of a million trades costs tens of milliseconds. The rules:
+
+- **Day**: today is the calendar day of `now` in `tz` (the config's `timezone`), UTC when
+  unset; it starts at local midnight, converted to UTC for the query.
+- **Holdings** per (exchange, asset): the exchange's latest balance snapshot (all
+  `balance_snapshots` rows of that exchange stamped with its latest timestamp, so record a
+  snapshot with one timestamp), plus everything after it: trades (base +amount on a buy,
+  -amount on a sell; quote -cost on a buy, +cost on a sell; -fee in fee_currency) and
+  transfers (deposit +amount, withdrawal -amount; -fee in its currency or the asset;
+  rows whose status is failed/canceled/cancelled/rejected are left out). An exchange with
+  no snapshot is the sum of its whole trade and transfer history. A trade or transfer
+  stamped exactly at the snapshot time is taken to be in the snapshot.
+- **Positions** are holdings summed across accounts and valued at `prices_usd` (asset ->
+  USD price; USD-like assets are 1). A held asset without a price is listed in
+  `unpriced`, never valued at zero silently; the limits refuse orders that need it.
+- **Portfolio value** is the sum of the priced positions. Its **high-water mark** is the
+  highest of: the value now, and the value at every balance snapshot time, where the
+  portfolio then is each exchange's latest snapshot at or before that time, valued with
+  the `prices` table (the latest USD-like-quoted price of the asset at or before the
+  snapshot; an asset with no recorded price then counts 0 at that point), adjusted by the
+  deposits and withdrawals after it (valued the same way), so that withdrawing capital or
+  profits is not mistaken for a drawdown and a deposit is not mistaken for a gain.
+- **Daily volume**: the USD value of today's trades on every exchange, both sides: the
+  trade's `total_usd`, else its cost when the quote is USD-like, else cost x the quote's
+  price in `prices_usd`. A quote with neither is listed in `volume_unpriced`.
+- **Open orders**: orders (distinct exchange + client_order_id) whose latest
+  `order_events` row (by seq) is not terminal, or that have no event yet (an intent whose
+  fate is unknown may be live on the exchange). Terminal: event filled, canceled,
+  rejected, failed, expired, not_found, or a ccxt status closed/canceled/expired/rejected.
+- **Realised PnL today** (an approximation, no lot matching): for each asset, today's
+  sells' USD proceeds minus amount sold x the asset's average USD buy price over all
+  history, minus today's fees valued in USD (fees in a currency without a price are left
+  out). Good enough for a daily-loss trigger; the tax module does the exact lots.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, time
+from decimal import Decimal, localcontext
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from ccxtkit.ledger.store import Ledger
+from ccxtkit.money import USD_LIKE, is_usd_like
+from ccxtkit.risk.limits import Exposure
+
+ZERO = Decimal(0)
+TERMINAL_EVENTS = ("filled", "canceled", "rejected", "failed", "expired", "not_found")
+TERMINAL_STATUSES = ("closed", "canceled", "expired", "rejected")
+FAILED_TRANSFERS = ("failed", "canceled", "cancelled", "rejected")
+_USD_LIKE = tuple(sorted(USD_LIKE))
+
+
+def _in(values: tuple[str, ...]) -> str:
+    """A SQL IN list of literals from our own constants (never user input)."""
+    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+def day_start_utc(now: datetime, tz: str | None = None) -> datetime:
+    """Midnight of `now`'s day in `tz` (UTC if None), as naive UTC like the ledger stores."""
+    aware = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
+    zone = ZoneInfo(tz) if tz else UTC
+    local = aware.astimezone(zone)
+    midnight = datetime.combine(local.date(), time(0), tzinfo=zone)
+    return midnight.astimezone(UTC).replace(tzinfo=None)
+
+
+_LAST_SNAP = """
+    SELECT exchange, max(timestamp) AS ts FROM balance_snapshots GROUP BY exchange
+"""
+
+_TRADES_SQL = f"""
+WITH last_snap AS ({_LAST_SNAP}),
+t AS (
+    SELECT t.exchange, t.asset, t.quote, t.fee_currency, t.side, t.amount, t.cost, t.fee,
+           t.total_usd, t.timestamp,
+           (l.ts IS NULL OR t.timestamp > l.ts) AS after,
+           t.timestamp >= ? AS today,
+           upper(t.quote) IN {_in(_USD_LIKE)} AS usd_quote
+    FROM trades t LEFT JOIN last_snap l ON t.exchange = l.exchange
+)
+SELECT exchange, asset, quote, fee_currency,
+    coalesce(sum(CASE WHEN side = 'buy' THEN amount ELSE -amount END) FILTER (after), 0),
+    coalesce(sum(CASE WHEN side = 'buy' THEN -cost ELSE cost END) FILTER (after), 0),
+    coalesce(sum(fee) FILTER (after), 0),
+    coalesce(sum(amount) FILTER (side = 'buy'), 0),
+    coalesce(sum(coalesce(total_usd, CASE WHEN usd_quote THEN cost END))
+        FILTER (side = 'buy'), 0),
+    coalesce(sum(cost) FILTER (side = 'buy' AND total_usd IS NULL AND NOT usd_quote), 0),
+    coalesce(sum(amount) FILTER (side = 'sell' AND today), 0),
+    coalesce(sum(coalesce(total_usd, CASE WHEN usd_quote THEN cost END))
+        FILTER (side = 'sell' AND today), 0),
+    coalesce(sum(cost) FILTER (side = 'sell' AND today AND total_usd IS NULL
+        AND NOT usd_quote), 0),
+    coalesce(sum(coalesce(total_usd, CASE WHEN usd_quote THEN cost END)) FILTER (today), 0),
+    coalesce(sum(cost) FILTER (today AND total_usd IS NULL AND NOT usd_quote), 0),
+    coalesce(sum(fee) FILTER (today), 0)
+FROM t GROUP BY ALL
+"""
+
+_BALANCES_SQL = f"""
+WITH last_snap AS ({_LAST_SNAP}),
+moves AS (
+    SELECT b.asset, b.total AS qty
+    FROM balance_snapshots b JOIN last_snap l ON b.exchange = l.exchange AND b.timestamp = l.ts
+    UNION ALL
+    SELECT x.asset, CASE WHEN x.kind = 'deposit' THEN x.amount ELSE -x.amount END
+    FROM transfers x LEFT JOIN last_snap l ON x.exchange = l.exchange
+    WHERE x.kind IN ('deposit', 'withdrawal') AND (l.ts IS NULL OR x.timestamp > l.ts)
+      AND coalesce(lower(x.status), '') NOT IN {_in(FAILED_TRANSFERS)}
+    UNION ALL
+    SELECT coalesce(x.fee_currency, x.asset), -x.fee
+    FROM transfers x LEFT JOIN last_snap l ON x.exchange = l.exchange
+    WHERE x.fee IS NOT NULL AND x.fee <> 0 AND (l.ts IS NULL OR x.timestamp > l.ts)
+      AND coalesce(lower(x.status), '') NOT IN {_in(FAILED_TRANSFERS)}
+)
+SELECT asset, sum(qty) FROM moves GROUP BY asset
+"""
+
+_OPEN_ORDERS_SQL = f"""
+WITH latest AS (
+    SELECT exchange, client_order_id, arg_max(event, seq) AS event,
+           arg_max(status, seq) AS status
+    FROM order_events GROUP BY exchange, client_order_id
+)
+SELECT count(*) FROM (SELECT DISTINCT exchange, client_order_id FROM orders) o
+LEFT JOIN latest e USING (exchange, client_order_id)
+WHERE e.event IS NULL
+   OR (lower(e.event) NOT IN {_in(TERMINAL_EVENTS)}
+       AND coalesce(lower(e.status), '') NOT IN {_in(TERMINAL_STATUSES)})
+"""
+
+# DECIMAL(38,18) x DECIMAL(38,18) overflows DuckDB's 128-bit decimals, so SQL only pairs each
+# snapshot row and transfer with its as-of USD price; Python multiplies (a few rows per day).
+_SNAPSHOT_VALUES_SQL = f"""
+WITH usd_prices AS (
+    SELECT asset, timestamp, price FROM prices WHERE upper(quote) IN {_in(_USD_LIKE)}
+)
+SELECT s.timestamp, s.exchange, s.asset, s.total, p.price
+FROM balance_snapshots s
+ASOF LEFT JOIN usd_prices p ON p.asset = s.asset AND p.timestamp <= s.timestamp
+ORDER BY s.timestamp
+"""
+
+_FLOWS_SQL = f"""
+WITH usd_prices AS (
+    SELECT asset, timestamp, price FROM prices WHERE upper(quote) IN {_in(_USD_LIKE)}
+)
+SELECT x.timestamp, x.asset, CASE WHEN x.kind = 'deposit' THEN x.amount ELSE -x.amount END,
+       p.price
+FROM transfers x
+ASOF LEFT JOIN usd_prices p ON p.asset = x.asset AND p.timestamp <= x.timestamp
+WHERE x.kind IN ('deposit', 'withdrawal')
+  AND coalesce(lower(x.status), '') NOT IN {_in(FAILED_TRANSFERS)}
+ORDER BY x.timestamp
+"""
+
+
+def _usd(asset: str, amount: Decimal, price: Decimal | None) -> Decimal:
+    """A historical amount in USD: USD-like at 1, else its as-of price, else 0 (see docstring)."""
+    if is_usd_like(asset):
+        return amount
+    return amount * price if price is not None else ZERO
+
+
+def _snapshot_high(ledger: Ledger) -> Decimal | None:
+    """The highest flow-adjusted portfolio value at any balance snapshot time, or None."""
+    batches: dict[tuple[datetime, str], Decimal] = {}
+    for ts, exchange, asset, total, price in ledger.query(_SNAPSHOT_VALUES_SQL):
+        key = (ts, exchange)
+        batches[key] = batches.get(key, ZERO) + _usd(asset, total, price)
+    if not batches:
+        return None
+    # Walk snapshot times in order; the portfolio at t is each exchange's latest batch <= t.
+    latest: dict[str, Decimal] = {}
+    points: list[tuple[datetime, Decimal]] = []
+    for (ts, exchange), value in sorted(batches.items()):
+        latest[exchange] = value
+        if points and points[-1][0] == ts:
+            points.pop()
+        points.append((ts, sum(latest.values(), ZERO)))
+    flows = [(ts, _usd(a, amt, price)) for ts, a, amt, price in ledger.query(_FLOWS_SQL)]
+    # mark(t) = value(t) + net deposits after t: walk backwards keeping the suffix sum.
+    high: Decimal | None = None
+    after = ZERO
+    i = len(flows)
+    for ts, value in reversed(points):
+        while i > 0 and flows[i - 1][0] > ts:
+            i -= 1
+            after += flows[i][1]
+        mark = value + after
+        high = mark if high is None else max(high, mark)
+    return high
+
+
+def _price(asset: str | None, prices_usd: Mapping[str, Decimal]) -> Decimal | None:
+    if asset is None:
+        return None
+    if is_usd_like(asset):
+        return Decimal(1)
+    return prices_usd.get(asset)
+
+
+def build_exposure(
+    ledger: Ledger,
+    prices_usd: Mapping[str, Decimal],
+    now: datetime,
+    tz: str | None = None,
+    free_balances: Mapping[str, Decimal] | None = None,
+) -> Exposure:
+    """Read the ledger once and return the Exposure the limits check an order against."""
+    day = day_start_utc(now, tz)
+    with localcontext() as ctx:
+        ctx.prec = 120  # sums of DECIMAL(38,18) amounts times prices must not round
+        return _build(ledger, prices_usd, now, day, dict(free_balances or {}))
+
+
+def _build(
+    ledger: Ledger,
+    prices_usd: Mapping[str, Decimal],
+    now: datetime,
+    day: datetime,
+    free: dict[str, Decimal],
+) -> Exposure:
+    qty: dict[str, Decimal] = {}
+    buy_amt: dict[str, Decimal] = {}
+    buy_usd: dict[str, Decimal] = {}
+    sells: list[tuple[str, Decimal, Decimal]] = []  # asset, amount, usd proceeds today
+    volume = ZERO
+    fees_usd = ZERO
+    volume_unpriced: set[str] = set()
+
+    def add(asset: str | None, amount: Any) -> None:
+        if asset is not None and amount:
+            qty[asset] = qty.get(asset, ZERO) + Decimal(amount)
+
+    for row in ledger.query(_TRADES_SQL, [day]):
+        (_, asset, quote, fee_cur, d_base, d_quote, d_fee, b_amt, b_usd, b_cost_x) = row[:10]
+        s_amt, s_usd, s_cost_x, v_usd, v_cost_x, fee_today = row[10:]
+        add(asset, d_base)
+        add(quote, d_quote)
+        add(fee_cur, -Decimal(d_fee))
+        q_price = _price(quote, prices_usd)
+        # Costs in a non-USD quote without total_usd are valued at the quote's price now.
+        q_usd = ZERO if q_price is None else q_price
+        if v_cost_x and q_price is None:
+            volume_unpriced.add(quote)
+        buy_amt[asset] = buy_amt.get(asset, ZERO) + b_amt
+        buy_usd[asset] = buy_usd.get(asset, ZERO) + b_usd + b_cost_x * q_usd
+        if s_amt:
+            sells.append((asset, s_amt, s_usd + s_cost_x * q_usd))
+        volume += v_usd + v_cost_x * q_usd
+        f_price = _price(fee_cur, prices_usd)
+        if fee_today and f_price is not None:
+            fees_usd += fee_today * f_price
+
+    for asset, amount in ledger.query(_BALANCES_SQL):
+        add(asset, amount)
+
+    positions: dict[str, Decimal] = {}
+    unpriced: set[str] = set()
+    for asset, amount in qty.items():
+        price = _price(asset, prices_usd)
+        if price is None:
+            if amount != 0:
+                unpriced.add(asset)
+            continue
+        positions[asset] = amount * price
+    portfolio = sum(positions.values(), ZERO)
+
+    pnl = -fees_usd
+    for asset, amount, proceeds in sells:
+        avg = buy_usd[asset] / buy_amt[asset] if buy_amt.get(asset) else ZERO
+        pnl += proceeds - amount * avg
+
+    (open_count,) = ledger.query(_OPEN_ORDERS_SQL)[0]
+    snap_high = _snapshot_high(ledger)
+    high = portfolio if snap_high is None else max(portfolio, snap_high)
+    return Exposure(
+        daily_volume_usd=volume,
+        positions_usd=positions,
+        portfolio_usd=portfolio,
+        high_water_usd=high,
+        open_orders=int(open_count),
+        free_balances=free,
+        realised_pnl_today_usd=pnl,
+        quantities=qty,
+        unpriced=frozenset(unpriced),
+        volume_unpriced=frozenset(volume_unpriced),
+        as_of=now,
+    )

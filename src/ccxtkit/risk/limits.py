@@ -1,0 +1,323 @@
+"""Pre-trade risk limits as pure rules: a proposal and an exposure snapshot in, verdicts out.
+
+No I/O and no clock: the caller builds the `Exposure` (see `risk.exposure`) and passes the
+USD price of the order's quote currency. Every limit passes *at* its value and refuses one
+smallest unit over it. The checks, in the order they are reported:
+
+- valuation: an order whose quote is not USD-like needs `quote_usd`; without it nothing can
+  be valued, so it is refused rather than valued at zero.
+- risk.max_order_value: order value in USD (amount x price x quote_usd).
+- risk.max_daily_volume: today's traded volume across all exchanges + this order.
+- risk.max_position_size: the position in the asset the order *acquires*, after the order
+  (a buy acquires the base; a sell whose quote is not USD-like acquires the quote, e.g.
+  selling ETH for BTC grows the BTC position). Selling into USD-like cash only reduces
+  risk, and USD-like assets are cash, never a position.
+- risk.max_drawdown_pct: once the portfolio is this far (or further) below its high-water
+  mark, orders that add risk are refused. This one limit refuses *at* its value, because
+  "stop when the portfolio is this far down" includes "exactly this far", and it matches
+  the kill switch's trigger (risk.triggers.max_drawdown); a limit of 0 disables it, as
+  there. A sell into USD-like cash (which only reduces a position) is still allowed: a
+  desk lets you close out during a drawdown.
+- available balance: a buy needs quote free >= cost + estimated fee (cost x fee_rate); a
+  sell needs base free >= amount. Balances the exchange does not report count as zero
+  (ccxt leaves empty balances out).
+- risk.max_open_orders: open orders across all accounts + this order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal, localcontext
+
+from ccxtkit.config import RiskConfig
+from ccxtkit.errors import InputError, RiskLimitError
+from ccxtkit.money import cents, fmt, is_usd_like
+
+ZERO = Decimal(0)
+HUNDRED = Decimal(100)
+#: Enough digits that amount (38 digits) x price x rate never rounds near a boundary.
+_PRECISION = 120
+
+
+@dataclass(frozen=True)
+class OrderProposal:
+    """An order about to be sent: amounts in base units, `price` in quote per base.
+
+    For a market order `price` is the current ticker price (what it is expected to fill at).
+    `quote_usd` is the USD price of one unit of the quote currency (ignored when the quote is
+    USD-like); `fee_rate` the expected taker fee as a fraction (0.0026 = 0.26 %).
+    """
+
+    exchange: str
+    symbol: str
+    base: str
+    quote: str
+    side: str  # "buy" | "sell"
+    type: str  # "market" | "limit"
+    amount: Decimal
+    price: Decimal
+    quote_usd: Decimal | None = None
+    fee_rate: Decimal = ZERO
+
+    def __post_init__(self) -> None:
+        if self.side not in ("buy", "sell"):
+            raise InputError(f"side must be buy or sell, got {self.side!r}")
+        if self.amount <= 0:
+            raise InputError(f"amount must be greater than 0, got {fmt(self.amount)}")
+        if self.price <= 0:
+            raise InputError(f"price must be greater than 0, got {fmt(self.price)}")
+        if self.fee_rate < 0:
+            raise InputError(f"fee rate must not be negative, got {fmt(self.fee_rate)}")
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """What the firm holds and has done, as the limits see it (built by `risk.exposure`).
+
+    positions_usd: holdings per asset across accounts valued in USD (only priced assets);
+    quantities: the same holdings in units; unpriced: assets held (or traded today) that
+    had no USD price, so they are not in positions_usd / portfolio_usd / daily_volume_usd;
+    free_balances: free amount per asset on the order's exchange, as the exchange reported.
+    """
+
+    daily_volume_usd: Decimal
+    positions_usd: Mapping[str, Decimal]
+    portfolio_usd: Decimal
+    high_water_usd: Decimal
+    open_orders: int
+    free_balances: Mapping[str, Decimal] = field(default_factory=dict)
+    realised_pnl_today_usd: Decimal = ZERO
+    quantities: Mapping[str, Decimal] = field(default_factory=dict)
+    unpriced: frozenset[str] = frozenset()
+    volume_unpriced: frozenset[str] = frozenset()
+    as_of: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One limit's verdict: the value it saw, the limit, the headroom left before this order."""
+
+    name: str
+    ok: bool
+    value: Decimal
+    limit: Decimal
+    headroom: Decimal
+    message: str
+
+
+def usd(value: Decimal, exact: bool = False) -> str:
+    """'$12,000.00'; with exact=True every digit is kept so near-boundary values differ."""
+    if exact and value != cents(value):
+        whole, _, frac = fmt(value).partition(".")
+        return f"${int(whole):,}.{frac}" if whole != "-0" else f"-$0.{frac}"
+    return f"${cents(value):,.2f}"
+
+
+def _qty(value: Decimal) -> str:
+    """An asset amount for people: thousands separators, trailing zeros dropped."""
+    text = fmt(value)
+    whole, dot, frac = text.partition(".")
+    sign = "-" if whole.startswith("-") else ""
+    return f"{sign}{int(whole.lstrip('-')):,}{dot}{frac}"
+
+
+def _close(a: Decimal, b: Decimal) -> bool:
+    """True when two USD amounts print alike at cents, so the message must show all digits."""
+    return cents(a) == cents(b)
+
+
+def _pct(value: Decimal, exact: bool) -> str:
+    if exact:
+        return f"{fmt(value)}%"
+    return f"{value.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP)}%"
+
+
+def order_value_usd(p: OrderProposal) -> Decimal | None:
+    """The order's value in USD, or None when the quote is not USD-like and has no price."""
+    rate = Decimal(1) if is_usd_like(p.quote) else p.quote_usd
+    if rate is None or rate <= 0:
+        return None
+    with localcontext() as ctx:
+        ctx.prec = _PRECISION
+        return p.amount * p.price * rate
+
+
+def acquired_asset(p: OrderProposal) -> str | None:
+    """The non-cash asset whose position this order grows, or None if it only reduces risk."""
+    asset = p.base if p.side == "buy" else p.quote
+    return None if is_usd_like(asset) else asset
+
+
+def drawdown_pct(portfolio_usd: Decimal, high_water_usd: Decimal) -> Decimal:
+    """How far (in %) the portfolio is below its high-water mark; 0 at or above it."""
+    if high_water_usd <= 0 or portfolio_usd >= high_water_usd:
+        return ZERO
+    with localcontext() as ctx:
+        ctx.prec = _PRECISION
+        return (high_water_usd - portfolio_usd) / high_water_usd * HUNDRED
+
+
+def _valuation(p: OrderProposal) -> CheckResult:
+    value = order_value_usd(p)
+    if value is not None:
+        return CheckResult("valuation", True, value, ZERO, ZERO, "order valued in USD")
+    return CheckResult(
+        "valuation",
+        False,
+        ZERO,
+        ZERO,
+        ZERO,
+        f"no USD price for {p.quote}, the quote currency of {p.symbol}: cannot value the "
+        f"order against the limits (fetch the {p.quote}/USD ticker and pass its price)",
+    )
+
+
+def _cap(name: str, what: str, used: Decimal, add: Decimal, limit: Decimal) -> CheckResult:
+    """A USD cap on used + add; headroom is what was left before this order, never < 0."""
+    with localcontext() as ctx:
+        ctx.prec = _PRECISION
+        total = used + add
+        headroom = max(limit - used, ZERO)
+    ok = total <= limit
+    exact = _close(total, limit) or _close(headroom, ZERO)
+    if used == 0 and what == "order value":
+        text = f"{what} {usd(total, exact)}"
+    else:
+        text = f"{what} {usd(used, exact)} + order {usd(add, exact)} = {usd(total, exact)}"
+    verb = "within" if ok else "exceeds"
+    message = f"{text} {verb} {name} {usd(limit, exact)} (headroom {usd(headroom, exact)})"
+    return CheckResult(name, ok, total, limit, headroom, message)
+
+
+def _position(p: OrderProposal, e: Exposure, value: Decimal, risk: RiskConfig) -> CheckResult:
+    name = "risk.max_position_size"
+    limit = risk.max_position_size
+    asset = acquired_asset(p)
+    if asset is None:
+        return CheckResult(name, True, ZERO, limit, limit, "order reduces risk: no position grows")
+    if asset in e.unpriced and asset not in e.positions_usd:
+        return CheckResult(
+            name,
+            False,
+            ZERO,
+            limit,
+            ZERO,
+            f"no USD price for {asset}, which is held: cannot check {name} "
+            f"(pass a {asset}/USD price when building the exposure)",
+        )
+    return _cap(name, f"{asset} position", e.positions_usd.get(asset, ZERO), value, limit)
+
+
+def _drawdown(p: OrderProposal, e: Exposure, risk: RiskConfig) -> CheckResult:
+    name = "risk.max_drawdown_pct"
+    limit = risk.max_drawdown_pct
+    dd = drawdown_pct(e.portfolio_usd, e.high_water_usd)
+    headroom = max(limit - dd, ZERO)
+    if limit <= 0:
+        return CheckResult(name, True, dd, limit, headroom, f"{name} is 0: disabled")
+    if dd < limit:
+        msg = f"drawdown {_pct(dd, False)} within {name} {_pct(limit, False)}"
+        return CheckResult(name, True, dd, limit, headroom, msg)
+    if acquired_asset(p) is None and p.side == "sell":
+        msg = f"drawdown {_pct(dd, False)} at {name}, but this sell only reduces a position"
+        return CheckResult(name, True, dd, limit, headroom, msg)
+    exact = dd != limit and _pct(dd, False) == _pct(limit, False)
+    message = (
+        f"portfolio {usd(e.portfolio_usd)} is {_pct(dd, exact)} below its high-water mark "
+        f"{usd(e.high_water_usd)}, at or over {name} {_pct(limit, exact)} (headroom 0%): "
+        "only sells that reduce a position are allowed until the portfolio recovers"
+    )
+    return CheckResult(name, False, dd, limit, ZERO, message)
+
+
+def _balance(p: OrderProposal, e: Exposure) -> CheckResult:
+    name = "available balance"
+    with localcontext() as ctx:
+        ctx.prec = _PRECISION
+        if p.side == "buy":
+            asset = p.quote
+            cost = p.amount * p.price
+            fee = cost * p.fee_rate
+            need = cost + fee
+            detail = f" (cost {_qty(cost)} + est. fee {_qty(fee)})"
+        else:
+            asset, need, detail = p.base, p.amount, ""
+    free = max(e.free_balances.get(asset, ZERO), ZERO)
+    ok = need <= free
+    verb = "is within" if ok else "exceeds"
+    message = (
+        f"{p.side} needs {_qty(need)} {asset}{detail}, which {verb} the {name} of "
+        f"{_qty(free)} {asset} on {p.exchange} (headroom {_qty(free)} {asset})"
+    )
+    return CheckResult(name, ok, need, free, free, message)
+
+
+def _open_orders(e: Exposure, risk: RiskConfig) -> CheckResult:
+    name = "risk.max_open_orders"
+    limit = Decimal(risk.max_open_orders)
+    current = Decimal(e.open_orders)
+    after = current + 1
+    headroom = max(limit - current, ZERO)
+    ok = after <= limit
+    verb = "within" if ok else "exceeds"
+    message = (
+        f"open orders {e.open_orders} + this order = {after} {verb} {name} "
+        f"{risk.max_open_orders} (headroom {headroom})"
+    )
+    return CheckResult(name, ok, after, limit, headroom, message)
+
+
+def check_order(p: OrderProposal, e: Exposure, risk: RiskConfig) -> list[CheckResult]:
+    """Every limit's verdict for this order, in a fixed order (valuation first)."""
+    valuation = _valuation(p)
+    results = [valuation]
+    value = order_value_usd(p)
+    if value is not None:
+        results.append(
+            _cap("risk.max_order_value", "order value", ZERO, value, risk.max_order_value)
+        )
+        results.append(daily_volume_check(e, value, risk))
+        results.append(_position(p, e, value, risk))
+    results.append(_drawdown(p, e, risk))
+    results.append(_balance(p, e))
+    results.append(_open_orders(e, risk))
+    return results
+
+
+def daily_volume_check(e: Exposure, value: Decimal, risk: RiskConfig) -> CheckResult:
+    """risk.max_daily_volume: today's volume + this order; unvalued trades today refuse."""
+    name = "risk.max_daily_volume"
+    if e.volume_unpriced:
+        assets = ", ".join(sorted(e.volume_unpriced))
+        return CheckResult(
+            name,
+            False,
+            e.daily_volume_usd,
+            risk.max_daily_volume,
+            ZERO,
+            f"today's trades in {assets} have no USD value: cannot check {name} "
+            "(pass a USD price for them when building the exposure)",
+        )
+    return _cap(name, "daily volume", e.daily_volume_usd, value, risk.max_daily_volume)
+
+
+def first_refusal(p: OrderProposal, e: Exposure, risk: RiskConfig) -> RiskLimitError | None:
+    """The first failing check as a RiskLimitError (exit 3), or None if the order may go."""
+    for result in check_order(p, e, risk):
+        if not result.ok:
+            return RiskLimitError(result.message)
+    return None
+
+
+def enforce(p: OrderProposal, e: Exposure, risk: RiskConfig) -> None:
+    """Raise the first refusal; return quietly when every limit passes."""
+    refusal = first_refusal(p, e, risk)
+    if refusal is not None:
+        raise refusal
+
+
+def open_positions(e: Exposure, dust: Decimal = ZERO) -> int:
+    """How many non-cash assets are held above `dust` units (risk.max_open_positions)."""
+    return sum(1 for a, q in e.quantities.items() if not is_usd_like(a) and q > dust)
