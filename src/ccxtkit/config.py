@@ -82,10 +82,14 @@ class RiskConfig(Model):
             text = v.strip()
             number = text[:-1] if text.endswith("%") else text
             try:
-                Decimal(number)
+                value = Decimal(number)
             except ArithmeticError:
-                raise ValueError("must be a USD amount or a percentage like '5%'") from None
+                value = Decimal("NaN")
+            if not value.is_finite() or value <= 0 or (text.endswith("%") and value > 100):
+                raise ValueError("must be a USD amount or a percentage like '5%'")
             return text
+        if v is not None and (not v.is_finite() or v <= 0):
+            raise ValueError("must be a positive USD amount or a percentage like '5%'")
         return v
 
 
@@ -267,12 +271,29 @@ class _DecimalLoader(yaml.SafeLoader):
     """YAML floats become Decimal from their text, so 0.1 stays 0.1."""
 
 
-def _construct_decimal(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Decimal:
+def _construct_decimal(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Decimal | str:
     text = str(loader.construct_scalar(node)).replace("_", "")
-    return Decimal(text)
+    try:
+        return Decimal(text)
+    except ArithmeticError:
+        return text  # .inf / .nan: left as text so validation names the key and line
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    # A repeated key would silently replace the first value (e.g. a second max_order_value).
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        if key_node.value in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key_node.value!r}", key_node.start_mark
+            )
+        seen.add(key_node.value)
+    loader.flatten_mapping(node)
+    return loader.construct_mapping(node)
 
 
 _DecimalLoader.add_constructor("tag:yaml.org,2002:float", _construct_decimal)
+_DecimalLoader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
 
 
 def _line_index(node: yaml.Node | None, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:

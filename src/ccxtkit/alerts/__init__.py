@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
 from ccxtkit.logs import log, redact
+
 from . import dedup
 from .channels import SENDERS
 

@@ -25,6 +25,7 @@ from ccxtkit.logs import register_secret
 if TYPE_CHECKING:
     from ccxtkit.config import EmailChannel, TelegramChannel, WebhookChannel
     from ccxtkit.workspace import Workspace
+
     from . import Alert
 
 #: Seconds to wait on any one channel: an alert must never stall the command that raised it.

@@ -1,0 +1,114 @@
+"""`vhc metrics serve | write`, and the export that runs after every command."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ccxtkit.logs import log, redact
+
+from .output import console, note, print_json, state
+
+app = typer.Typer(help="Export Prometheus metrics derived from the ledger.", no_args_is_help=True)
+
+#: Commands after which no export runs: they either export themselves or have no workspace.
+_NO_EXPORT = {"metrics", "init", "demo"}
+
+
+@app.command("write")
+def write(ctx: typer.Context) -> None:
+    """Write the textfile (monitoring.textfile_dir) and/or push (monitoring.pushgateway_url) once.
+
+    Example (cron, every 5 minutes): */5 * * * * vhc --home /srv/vhc metrics write
+    """
+    from ccxtkit.metrics import export_metrics
+
+    notes = export_metrics(state(ctx).workspace)
+    if state(ctx).json:
+        print_json({"notes": notes})
+    else:
+        for line in notes:
+            console.print(line, markup=False, highlight=False)
+
+
+@app.command("serve")
+def serve(
+    ctx: typer.Context,
+    port: Annotated[
+        int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")
+    ] = 9477,
+    addr: Annotated[
+        str, typer.Option("--addr", help="Address to bind (0.0.0.0 to accept remote scrapes).")
+    ] = "127.0.0.1",
+) -> None:
+    """Serve the metrics over HTTP for Prometheus, recomputed on each scrape; Ctrl-C stops.
+
+    Example: vhc --home /srv/vhc metrics serve --port 9477
+    """
+    from ccxtkit.metrics import serve as start
+    from ccxtkit.metrics import wait_forever
+
+    ws = state(ctx).workspace
+    ws.config  # noqa: B018 - fail now with a clear config error, not on the first scrape
+    server = start(ws, port, addr)
+    note(f"serving metrics on http://{addr}:{port}/metrics (Ctrl-C stops)")
+    try:
+        wait_forever()
+    finally:
+        server.shutdown()
+
+
+def register(root: typer.Typer) -> None:
+    """Mount `vhc metrics` on the root app."""
+    root.add_typer(app, name="metrics")
+
+
+def _global_options(args: list[str]) -> tuple[str | None, str | None, str | None]:
+    """--home, --config and the command name from the root's arguments (before the command)."""
+    home = config = None
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        for flag in ("--home", "--config"):
+            if arg == flag and i + 1 < len(args):
+                value, i = args[i + 1], i + 1
+            elif arg.startswith(flag + "="):
+                value = arg.split("=", 1)[1]
+            else:
+                continue
+            if flag == "--home":
+                home = value
+            else:
+                config = value
+            break
+        else:
+            if not arg.startswith("-"):
+                return home, config, arg
+        i += 1
+    return home, config, None
+
+
+def after_command(args: list[str]) -> None:
+    """Export metrics after a command, when the workspace asks for it; silent, never raises."""
+    try:
+        home, config, command = _global_options(args)
+        if command is None or command in _NO_EXPORT or "--help" in args or "-h" in args:
+            return
+        from ccxtkit.workspace import Workspace
+
+        ws = Workspace.locate(home, config)
+        if not ws.config_path.exists():
+            return
+        monitoring = ws.config.monitoring
+        if not (monitoring.textfile_dir or monitoring.pushgateway_url):
+            return
+        from ccxtkit.metrics import export_metrics
+
+        # Short wait: the command has finished with the ledger; a busy ledger means someone
+        # else is writing, and their own export will follow.
+        wait = min(float(ws.config.ledger.lock_wait_seconds), 5.0)
+        for line in export_metrics(ws, wait_seconds=wait):
+            log.debug("metrics after %s: %s", command, line)
+    except Exception as exc:  # noqa: BLE001 - never change the outcome of the command
+        log.warning("metrics export after the command failed: %s", redact(str(exc)))
