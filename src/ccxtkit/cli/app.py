@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "init_cmd",
     "config_cmd",
     "ledger_cmd",
+    "metrics_cmd",
     "secrets_cmd",
 ]
 
@@ -95,4 +96,5 @@ def main(argv: list[str] | None = None) -> None:
             "Nothing was half-written; rerun with -v and report it."
         )
         code = INTERNAL_ERROR
+    import_module(f"{__package__}.metrics_cmd").after_command(args)  # textfile/push; silent
     sys.exit(code)
