@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 
 from .errors import InputError
 
 #: DuckDB money columns are DECIMAL(38,18): 20 integer digits, 18 fraction digits.
 SCALE = Decimal("1E-18")
 MAX_ABS = Decimal("1E20")
+#: Decimal's default 28 digits cannot hold 20 + 18 digits: ledger arithmetic uses this context.
+LEDGER_CONTEXT = Context(prec=80)
 CENT = Decimal("0.01")
 ZERO = Decimal(0)
 
@@ -40,9 +42,9 @@ def to_decimal(value: object, what: str = "value") -> Decimal:
 def to_ledger_decimal(value: object, what: str = "value") -> Decimal:
     """A Decimal that fits DECIMAL(38,18) exactly, or a clear error."""
     d = to_decimal(value, what)
-    if abs(d) >= MAX_ABS:
+    if d.copy_abs() >= MAX_ABS:
         raise InputError(f"{what}: {d} is too large (at most 20 integer digits)")
-    q = d.quantize(SCALE)
+    q = d.quantize(SCALE, context=LEDGER_CONTEXT)
     if q != d:
         raise InputError(f"{what}: {d} has more than 18 decimal places")
     return q

@@ -71,7 +71,8 @@ def print_json(value: Any) -> None:
 
 def note(message: str) -> None:
     """A diagnostic line on stderr (never mixes with --json output)."""
-    err_console.print(redact(message), markup=False, highlight=False)
+    # soft_wrap: an error stays one line however narrow the terminal (scripts grep it).
+    err_console.print(redact(message), markup=False, highlight=False, soft_wrap=True)
 
 
 def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from ..money import LEDGER_CONTEXT
 from .schema import TABLES
 
 FORMAT_TAG = "vhc1"
@@ -34,7 +35,7 @@ def encode_value(kind: str, value: Any) -> str | None:
     if value is None:
         return None
     if kind == "decimal":
-        d = Decimal(value).quantize(_SCALE)
+        d = Decimal(value).quantize(_SCALE, context=LEDGER_CONTEXT)
         return format(d if d else _ZERO, "f")  # DuckDB has no negative zero
     if kind == "timestamp":
         return utc_naive(value).strftime(TIMESTAMP_FORMAT)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, VhcError
-from ..money import is_usd_like, to_ledger_decimal
+from ..money import LEDGER_CONTEXT, SCALE, is_usd_like, to_ledger_decimal
 from .store import Ledger
 
 REQUIRED = (
@@ -92,7 +92,9 @@ def _parse_row(cells: dict[str, str], source: str) -> dict[str, Any]:
     if not exchange:
         raise InputError("exchange is empty")
     fee_currency = cells["fee_currency"].strip().upper() or (quote if fee else None)
-    cost = (amount * price).quantize(Decimal("1E-18"))
+    cost = to_ledger_decimal(
+        LEDGER_CONTEXT.multiply(amount, price).quantize(SCALE, context=LEDGER_CONTEXT), "cost"
+    )
     return {
         "timestamp": parse_timestamp(cells["timestamp"]),
         "exchange": exchange,
