@@ -84,7 +84,7 @@ class Order:
 
 @dataclass(frozen=True)
 class Transfer:
-    """A deposit or withdrawal. kind: deposit | withdrawal. status: pending | ok | failed | canceled."""
+    """A deposit or withdrawal. kind: deposit | withdrawal; status: pending|ok|failed|canceled."""
 
     id: str
     kind: str

@@ -1,0 +1,383 @@
+"""The gateway over ccxt: one account in the config becomes one ccxt exchange behind ExchangeClient.
+
+ccxt is imported inside functions only, so commands that never trade do not pay for it.
+
+Numbers. ccxt accepts a `number` class in its constructor config. Measured with ccxt 4.5.90
+on kraken's parsers (canned AssetPairs/Assets/Ticker/ClosedOrders/TradesHistory replies):
+`number: Decimal` breaks `load_markets` ("kraken method() missing currencyPrecision":
+ccxt's safe_string does not take Decimal back); `number: str` loads, but ccxt then compares
+precisions as strings (`currencyPrecision > precisionAmount` in kraken.fetch_markets is a
+lexicographic comparison), so results are silently wrong. We therefore keep ccxt's default
+float and convert every number once, here, with `Decimal(str(x))` (money.to_decimal).
+Amounts and prices we send go out as floats only after checking that the float
+round-trips to the same Decimal, so nothing is rounded behind the user's back.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from ccxtkit.config import ExchangeConfig
+from ccxtkit.errors import ConfigError, ExchangeError, InputError
+from ccxtkit.logs import log, register_secret
+from ccxtkit.money import fmt
+
+from .base import ApiKey, Balance, Candle, Market, Order, Ticker, Trade, Transfer
+from .ccxt_convert import (
+    Raw,
+    datetime_to_ms,
+    to_balances,
+    to_candle,
+    to_market,
+    to_order,
+    to_ticker,
+    to_trade,
+    to_transfer,
+)
+from .errors_map import (
+    CallContext,
+    ExchangeOrderNotFound,
+    RetryPolicy,
+    call_create,
+    call_safe,
+    call_withdraw,
+)
+from .pagination import PAGINATION, Pager, collect
+
+#: Keys that hold secrets: they come from the secrets backend, never from the config file.
+_SECRET_KEYS = {"apiKey", "secret", "password", "privateKey", "uid", "walletAddress", "token"}
+
+#: Exchanges whose open/closed order queries filter by client order id server-side
+#: (ccxt maps `clientOrderId` to kraken's `cl_ord_id` on AddOrder, OpenOrders, ClosedOrders).
+_FILTERS_BY_CLIENT_ID = {"kraken"}
+
+#: Exchanges that want the allowlisted address's label instead of (or beside) the address:
+#: kraken withdraws to a named "withdrawal key" set up on its website.
+_WITHDRAW_LABEL_PARAM = {"kraken": "key"}
+
+
+def _plain(value: Any) -> Any:
+    """YAML decimals in the `ccxt:` mapping become ints/floats: ccxt wants plain numbers."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `base` with `extra` merged in; nested mappings merge, other values replace."""
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def ccxt_config(name: str, cfg: ExchangeConfig, credentials: ApiKey | None) -> dict[str, Any]:
+    """The ccxt constructor dict of an account: rate limit, the `ccxt:` mapping, the keys."""
+    leaked = sorted(_SECRET_KEYS & set(cfg.ccxt))
+    if leaked:
+        raise ConfigError(
+            f"exchanges.{name}.ccxt holds {', '.join(leaked)}: keys belong in the secrets "
+            f"backend, not the config file; remove them and run `vhc secrets set {name}`"
+        )
+    base: dict[str, Any] = {
+        "enableRateLimit": True,
+        "rateLimit": float(Decimal(1000) / cfg.rate_limit),  # ccxt wants ms between calls
+    }
+    merged = deep_merge(base, _plain(cfg.ccxt))
+    if credentials is not None:
+        for value in (credentials.api_key, credentials.api_secret, credentials.passphrase):
+            register_secret(value)
+        merged["apiKey"] = credentials.api_key
+        merged["secret"] = credentials.api_secret
+        if credentials.passphrase:
+            merged["password"] = credentials.passphrase
+    return merged
+
+
+def build_ccxt(name: str, cfg: ExchangeConfig, credentials: ApiKey | None) -> Any:
+    """A configured ccxt exchange instance for the account `name`."""
+    import ccxt
+
+    ccxt_id = cfg.id or name
+    if ccxt_id not in ccxt.exchanges:
+        raise ConfigError(
+            f"exchanges.{name}: {ccxt_id!r} is not a ccxt exchange id "
+            "(set `id:` to one of ccxt's ids, e.g. kraken, or `paper`)"
+        )
+    exchange = getattr(ccxt, ccxt_id)(ccxt_config(name, cfg, credentials))
+    if cfg.sandbox:
+        try:
+            exchange.set_sandbox_mode(True)
+        except ccxt.NotSupported:
+            raise ConfigError(
+                f"exchanges.{name}: {ccxt_id} has no sandbox (testnet) in ccxt; "
+                "set `sandbox: false` or point `ccxt: {urls: ...}` at a test server"
+            ) from None
+    return exchange
+
+
+def _float(value: Decimal, what: str) -> float:
+    """ccxt takes floats: refuse a Decimal that a float would silently round."""
+    f = float(value)
+    if Decimal(str(f)) != value:
+        raise InputError(f"{what} {fmt(value)} has more digits than the exchange API can carry")
+    return f
+
+
+class CcxtGateway:
+    """ExchangeClient over a ccxt exchange instance; ccxt's dicts never leave this class."""
+
+    def __init__(self, name: str, exchange: Any, retry: RetryPolicy | None = None) -> None:
+        self.name = name
+        self.exchange = exchange
+        self.retry = retry or RetryPolicy()
+        self._markets: dict[str, Market] | None = None
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _safe(self, action: str, fn: Callable[[], Any], **ctx: Any) -> Any:
+        return call_safe(fn, CallContext(self.name, action, **ctx), self.retry)
+
+    def _has(self, feature: str) -> bool:
+        return bool(self.exchange.has.get(feature))
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def load_markets(self) -> dict[str, Market]:
+        """The exchange's markets by symbol (loaded once per instance)."""
+        if self._markets is None:
+            raw = self._safe("load_markets", self.exchange.load_markets)
+            tick = self.exchange.precisionMode == 4  # ccxt.TICK_SIZE
+            self._markets = {s: to_market(m, tick) for s, m in raw.items()}
+        return self._markets
+
+    def fetch_ticker(self, symbol: str) -> Ticker:
+        """The latest prices of a symbol."""
+        self.load_markets()
+        raw = self._safe("fetch_ticker", lambda: self.exchange.fetch_ticker(symbol), symbol=symbol)
+        return to_ticker(raw)
+
+    def fetch_balance(self) -> dict[str, Balance]:
+        """Balances by asset."""
+        self.load_markets()
+        return to_balances(self._safe("fetch_balance", self.exchange.fetch_balance))
+
+    def fetch_order(self, order_id: str, symbol: str) -> Order:
+        """One order by the exchange's id."""
+        self.load_markets()
+        raw = self._safe(
+            "fetch_order", lambda: self.exchange.fetch_order(order_id, symbol), symbol=symbol
+        )
+        return to_order(raw)
+
+    def fetch_open_orders(self, symbol: str | None = None) -> list[Order]:
+        """Open orders, of one symbol or all."""
+        self.load_markets()
+        raws = self._safe(
+            "fetch_open_orders", lambda: self.exchange.fetch_open_orders(symbol), symbol=symbol
+        )
+        return [to_order(r) for r in raws]
+
+    def find_order_by_client_id(self, client_order_id: str, symbol: str) -> Order | None:
+        """Look among open AND closed orders; None only when the exchange confirms absence."""
+        self.load_markets()
+        ex = self.exchange
+        if ex.id in _FILTERS_BY_CLIENT_ID:
+            params = {"clientOrderId": client_order_id}
+            queries = [
+                lambda: ex.fetch_open_orders(None, None, None, params),
+                lambda: ex.fetch_closed_orders(None, None, None, params),
+            ]
+        else:
+            closed = ex.fetch_closed_orders if self._has("fetchClosedOrders") else ex.fetch_orders
+            queries = [lambda: ex.fetch_open_orders(symbol), lambda: closed(symbol)]
+        found: list[Raw] = []
+        for query in queries:
+            raws = self._safe("find_order_by_client_id", query, symbol=symbol)
+            found += [r for r in raws if r.get("clientOrderId") == client_order_id]
+        if not found:
+            return None
+        if len({r["id"] for r in found}) > 1:
+            log.warning("%s: several orders carry client id %s", self.name, client_order_id)
+        return to_order(found[0])
+
+    def fetch_my_trades(self, since: datetime, until: datetime | None = None) -> list[Trade]:
+        """All fills in the range, following pagination to the end."""
+        self.load_markets()
+        raws = self._collect("fetchMyTrades", self.exchange.fetch_my_trades, since, until)
+        return [to_trade(r) for r in raws]
+
+    def fetch_deposits(self, since: datetime, until: datetime | None = None) -> list[Transfer]:
+        """All deposits in the range."""
+        self.load_markets()
+        raws = self._collect("fetchDeposits", self.exchange.fetch_deposits, since, until)
+        return [to_transfer(r, "deposit") for r in raws]
+
+    def fetch_withdrawals(self, since: datetime, until: datetime | None = None) -> list[Transfer]:
+        """All withdrawals in the range."""
+        self.load_markets()
+        raws = self._collect("fetchWithdrawals", self.exchange.fetch_withdrawals, since, until)
+        return [to_transfer(r, "withdrawal") for r in raws]
+
+    def _collect(
+        self, method: str, fn: Callable[..., list[Raw]], since: datetime, until: datetime | None
+    ) -> list[Raw]:
+        pager = PAGINATION.get((self.exchange.id, method), Pager("forward"))
+        ctx = CallContext(self.name, method)
+
+        def page(since_ms: int | None, params: dict[str, Any]) -> list[Raw]:
+            return list(call_safe(lambda: fn(None, since_ms, None, params), ctx, self.retry))
+
+        until_ms = None if until is None else datetime_to_ms(until)
+        return collect(page, pager, datetime_to_ms(since), until_ms, ctx)
+
+    def fetch_ohlcv(
+        self, symbol: str, timeframe: str, since: datetime, limit: int | None = None
+    ) -> list[Candle]:
+        """Candles from `since`."""
+        self.load_markets()
+        rows = self._safe(
+            "fetch_ohlcv",
+            lambda: self.exchange.fetch_ohlcv(symbol, timeframe, datetime_to_ms(since), limit),
+            symbol=symbol,
+        )
+        return [to_candle(r) for r in rows]
+
+    # -- writes --------------------------------------------------------------------------
+
+    def create_order(
+        self,
+        symbol: str,
+        side: str,
+        type: str,
+        amount: Decimal,
+        price: Decimal | None,
+        client_order_id: str,
+    ) -> Order:
+        """Send an order once, with our client order id; never retried."""
+        if side not in ("buy", "sell") or type not in ("market", "limit"):
+            raise InputError(f"unsupported order: {side} {type} (use buy|sell, market|limit)")
+        if type == "limit" and price is None:
+            raise InputError("a limit order needs a price")
+        self.load_markets()  # a read, retried, before anything is sent
+        f_amount = _float(amount, "amount")
+        f_price = None if price is None else _float(price, "price")
+        ctx = CallContext(self.name, "create_order", symbol=symbol, side=side, amount=amount)
+        params = {"clientOrderId": client_order_id}
+        raw = call_create(
+            lambda: self.exchange.create_order(symbol, type, side, f_amount, f_price, params), ctx
+        )
+        sent = {
+            "symbol": symbol,
+            "side": side,
+            "type": type,
+            "amount": amount,
+            "price": price,
+            "clientOrderId": client_order_id,
+        }
+        if raw.get("status") is None and raw.get("id") is not None:
+            # Some exchanges (kraken) answer AddOrder with the id only: ask for the rest.
+            try:
+                return to_order(
+                    self._safe("fetch_order", lambda: self.exchange.fetch_order(raw["id"], symbol)),
+                    sent,
+                )
+            except ExchangeError as exc:
+                log.warning("%s: order %s placed, state unknown: %s", self.name, raw["id"], exc)
+        return to_order(raw, sent)
+
+    def cancel_order(self, order_id: str, symbol: str) -> None:
+        """Cancel an order; one that is already cancelled counts as done."""
+        self.load_markets()
+        try:
+            self._safe(
+                "cancel_order", lambda: self.exchange.cancel_order(order_id, symbol), symbol=symbol
+            )
+        except ExchangeOrderNotFound:
+            # A retried cancel whose first attempt worked lands here too: check the state.
+            order = self.fetch_order(order_id, symbol)
+            if order.status != "canceled":
+                raise ExchangeError(
+                    f"{self.name}: cannot cancel order {order_id}: it is {order.status}"
+                ) from None
+
+    def cancel_all_orders(self) -> list[str]:
+        """Cancel every open order; returns the ids cancelled."""
+        before = self.fetch_open_orders()
+        if not before:
+            return []
+        if self._has("cancelAllOrders"):
+            symbols = sorted({o.symbol for o in before})
+
+            def cancel_all() -> None:
+                import ccxt
+
+                try:
+                    self.exchange.cancel_all_orders()
+                except ccxt.ArgumentsRequired:
+                    for symbol in symbols:  # this exchange cancels per market
+                        self.exchange.cancel_all_orders(symbol)
+
+            self._safe("cancel_all_orders", cancel_all)
+        else:
+            for order in before:
+                self.cancel_order(order.id, order.symbol)
+        still_open = {o.id for o in self.fetch_open_orders()}
+        return [o.id for o in before if o.id not in still_open]
+
+    def withdraw(
+        self,
+        asset: str,
+        amount: Decimal,
+        address: str,
+        tag: str | None = None,
+        network: str | None = None,
+        label: str | None = None,
+    ) -> Transfer:
+        """Send a withdrawal once; never retried."""
+        self.load_markets()
+        params: dict[str, Any] = {}
+        if tag:
+            params["tag"] = tag
+        if network:
+            params["network"] = network
+        label_param = _WITHDRAW_LABEL_PARAM.get(self.exchange.id)
+        if label_param:
+            if not label:
+                raise InputError(
+                    f"{self.name}: {self.exchange.id} withdraws to a withdrawal key named on "
+                    "the exchange: give the allowlist entry a label (--label) with that name"
+                )
+            params[label_param] = label
+        f_amount = _float(amount, "amount")
+        ctx = CallContext(self.name, "withdraw", symbol=asset, amount=amount)
+        raw = call_withdraw(lambda: self.exchange.withdraw(asset, f_amount, address, params), ctx)
+        filled = {
+            "currency": asset,
+            "amount": amount,
+            "address": address,
+            "tag": tag,
+            "network": network,
+            "status": "pending",
+            "timestamp": datetime_to_ms(datetime.now(UTC)),
+        }
+        return to_transfer(
+            {**filled, **{k: v for k, v in raw.items() if v is not None}}, "withdrawal"
+        )
+
+    def close(self) -> None:
+        """Release the HTTP session."""
+        session = getattr(self.exchange, "session", None)
+        if session is not None:
+            session.close()
