@@ -16,8 +16,12 @@ from .output import State, note
 #: Command modules, each with `register(root)`. Order is the order of `vhc --help`.
 COMMAND_MODULES = [
     "init_cmd",
+    "demo_cmd",
     "config_cmd",
     "ledger_cmd",
+    "trade_cmd",
+    "killswitch_cmd",
+    "totp_cmd",
     "metrics_cmd",
     "secrets_cmd",
 ]
@@ -92,8 +96,8 @@ def main(argv: list[str] | None = None) -> None:
 
             note(redact("".join(traceback.format_exception(exc))))
         note(
-            f"internal error: {type(exc).__name__}: {redact(str(exc))}. "
-            "Nothing was half-written; rerun with -v and report it."
+            f"internal error: {type(exc).__name__}: {redact(str(exc))}; "
+            "`vhc ledger verify` checks the ledger; rerun with -v and report it"
         )
         code = INTERNAL_ERROR
     import_module(f"{__package__}.metrics_cmd").after_command(args)  # textfile/push; silent

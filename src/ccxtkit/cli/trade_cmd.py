@@ -1,0 +1,230 @@
+"""`vhc trade buy|sell|cancel|orders|recover` and `vhc balances`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ..errors import ExchangeError
+from ..money import fmt, to_decimal
+from .output import console, note, print_json, state, table
+
+app = typer.Typer(help="Place, cancel, list and recover orders.", no_args_is_help=True)
+
+ExchangeOpt = Annotated[
+    str | None, typer.Option("--exchange", help="Account name (default: the only enabled one).")
+]
+
+
+def _default_exchange(ctx: typer.Context, exchange: str | None) -> str:
+    if exchange:
+        return exchange
+    enabled = list(state(ctx).workspace.config.enabled_exchanges())
+    if len(enabled) != 1:
+        from ..errors import UsageError
+
+        raise UsageError(
+            f"several accounts are enabled ({', '.join(enabled) or 'none'}); choose one with --exchange"
+        )
+    return enabled[0]
+
+
+def _order(
+    ctx: typer.Context,
+    side: str,
+    symbol: str,
+    amount: str,
+    exchange: str | None,
+    order_type: str,
+    price: str | None,
+    strategy: str | None,
+    client_id: str | None,
+    dry_run: bool,
+    yes: bool,
+) -> None:
+    from ..trading.accounts import is_live_account
+    from ..trading.orders import OrderRequest, place_order
+
+    ws = state(ctx).workspace
+    name = _default_exchange(ctx, exchange)
+    request = OrderRequest(
+        exchange=name,
+        symbol=symbol.upper(),
+        side=side,
+        amount=to_decimal(amount, "amount"),
+        type=order_type,
+        price=to_decimal(price, "--price") if price is not None else None,
+        strategy=strategy,
+        client_order_id=client_id,
+        dry_run=dry_run,
+    )
+    request.validate()
+    if not dry_run and not yes and is_live_account(name, ws.config.exchange(name)):
+        shown = f" at {price}" if price else " at market"
+        if not typer.confirm(f"LIVE order on {name}: {side} {amount} {symbol}{shown}. Send it?"):
+            raise typer.Abort()
+    result = place_order(ws, request)
+    if state(ctx).json:
+        print_json(result)
+        return
+    rows = [[c.name, "ok" if c.ok else "REFUSED", c.message] for c in result.checks]
+    console.print(table("Risk checks", ["limit", "result", "detail"], rows))
+    if result.resolved_pending:
+        note(f"resolved earlier pending orders: {', '.join(result.resolved_pending)}")
+    if result.dry_run:
+        console.print(
+            f"DRY RUN: would send {side} {fmt(request.amount)} {result.symbol} "
+            f"({order_type}) on {name}, client id {result.client_order_id}; nothing was sent"
+        )
+        return
+    order = result.order
+    assert order is not None
+    avg = f" avg {fmt(order.average)}" if order.average else ""
+    console.print(
+        f"{order.status.upper()}: {side} {fmt(order.filled)}/{fmt(order.amount)} {order.symbol}"
+        f"{avg} on {name} (order {order.id}, client id {result.client_order_id}, "
+        f"{result.fills} fill(s) recorded)"
+    )
+
+
+@app.command("buy")
+def buy(
+    ctx: typer.Context,
+    symbol: Annotated[str, typer.Argument(help="Market, e.g. BTC/USD.")],
+    amount: Annotated[str, typer.Argument(help="Amount in the base currency.")],
+    exchange: ExchangeOpt = None,
+    order_type: Annotated[str, typer.Option("--type", help="market or limit.")] = "market",
+    price: Annotated[str | None, typer.Option("--price", help="Limit price.")] = None,
+    strategy: Annotated[str | None, typer.Option("--strategy", help="Tag for reports.")] = None,
+    client_id: Annotated[
+        str | None, typer.Option("--client-id", help="Your own unique client order id.")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check only; send nothing.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask before a live order.")] = False,
+) -> None:
+    """Buy after every risk check passes; the order is on the record before it is sent.
+
+    Example: vhc trade buy BTC/USD 0.01 --exchange kraken --type limit --price 60000
+    """
+    _order(ctx, "buy", symbol, amount, exchange, order_type, price, strategy, client_id, dry_run, yes)
+
+
+@app.command("sell")
+def sell(
+    ctx: typer.Context,
+    symbol: Annotated[str, typer.Argument(help="Market, e.g. BTC/USD.")],
+    amount: Annotated[str, typer.Argument(help="Amount in the base currency.")],
+    exchange: ExchangeOpt = None,
+    order_type: Annotated[str, typer.Option("--type", help="market or limit.")] = "market",
+    price: Annotated[str | None, typer.Option("--price", help="Limit price.")] = None,
+    strategy: Annotated[str | None, typer.Option("--strategy", help="Tag for reports.")] = None,
+    client_id: Annotated[
+        str | None, typer.Option("--client-id", help="Your own unique client order id.")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check only; send nothing.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask before a live order.")] = False,
+) -> None:
+    """Sell after every risk check passes; the order is on the record before it is sent.
+
+    Example: vhc trade sell ETH/USD 0.5 --dry-run
+    """
+    _order(ctx, "sell", symbol, amount, exchange, order_type, price, strategy, client_id, dry_run, yes)
+
+
+@app.command("cancel")
+def cancel(
+    ctx: typer.Context,
+    order_id: Annotated[str, typer.Argument(help="Exchange order id or client order id.")],
+    exchange: ExchangeOpt = None,
+) -> None:
+    """Cancel an open order and record its final state.
+
+    Example: vhc trade cancel O6TQ3C-XDJJS-PV2ZVD --exchange kraken
+    """
+    from ..trading.cancel import cancel_order
+
+    order = cancel_order(state(ctx).workspace, order_id, exchange)
+    if state(ctx).json:
+        print_json(order)
+    else:
+        console.print(f"{order.id}: {order.status} (filled {fmt(order.filled)})")
+
+
+@app.command("orders")
+def orders(
+    ctx: typer.Context,
+    exchange: ExchangeOpt = None,
+    include_all: Annotated[bool, typer.Option("--all", help="Include finished orders.")] = False,
+) -> None:
+    """List orders from the ledger with their latest known state (open ones unless --all).
+
+    Example: vhc trade orders --all
+    """
+    from ..trading.recording import order_table
+
+    with state(ctx).workspace.open_ledger() as ledger:
+        rows = order_table(ledger, exchange, include_all)
+    if state(ctx).json:
+        print_json(rows)
+        return
+    cols = ["exchange", "order_id", "symbol", "side", "type", "amount", "price", "state", "filled"]
+    shown = [
+        [f"{r['timestamp']:%m-%d %H:%M}"] + [fmt(v) if hasattr(v, "quantize") else v for v in
+                                             (r[c] for c in cols)]
+        for r in rows
+    ]
+    console.print(table("Orders", ["time (UTC)", *cols], shown))
+
+
+@app.command("recover")
+def recover(ctx: typer.Context, exchange: ExchangeOpt = None) -> None:
+    """Resolve orders left unknown by a crash or a timeout, against the exchange.
+
+    Example: vhc trade recover
+    """
+    from ..trading.recover import recover_all
+
+    report = recover_all(state(ctx).workspace, exchange)
+    if state(ctx).json:
+        print_json(report)
+    else:
+        for r in report.resolved:
+            console.print(f"{r.exchange} {r.client_order_id}: {r.previous or 'intent'} -> {r.outcome}"
+                          f" ({len(r.fills)} fill(s))")
+        if not report.resolved:
+            console.print("nothing to recover")
+    if report.errors:
+        raise ExchangeError(
+            "could not read "
+            + "; ".join(f"{name}: {msg}" for name, msg in report.errors.items())
+        )
+
+
+def balances(ctx: typer.Context, exchange: ExchangeOpt = None) -> None:
+    """Show each account's balances (and keep a snapshot in the ledger).
+
+    Example: vhc balances --exchange kraken
+    """
+    from ..trading.balances import read_balances
+
+    report = read_balances(state(ctx).workspace, exchange)
+    if state(ctx).json:
+        print_json(report)
+    else:
+        rows = [
+            [name, b.asset, fmt(b.free), fmt(b.used), fmt(b.total)]
+            for name, per in report.balances.items()
+            for b in sorted(per.values(), key=lambda b: b.asset)
+        ]
+        console.print(table("Balances", ["exchange", "asset", "free", "used", "total"], rows))
+    if report.errors:
+        raise ExchangeError(
+            "could not read " + "; ".join(f"{n}: {m}" for n, m in report.errors.items())
+        )
+
+
+def register(root: typer.Typer) -> None:
+    """Mount `trade` and `balances`."""
+    root.add_typer(app, name="trade")
+    root.command("balances")(balances)

@@ -1,0 +1,1 @@
+"""Trading: placing, recovering and listing orders, and reading balances."""

@@ -1,0 +1,307 @@
+"""Placing an order: checks first, intent on the record, sent once, outcome on the record.
+
+The sequence that keeps an order from being lost or doubled:
+1. read the exchange (markets, ticker, balances) with the ledger closed;
+2. open the ledger: resolve earlier orders left pending, run the risk limits, write the intent
+   (an `orders` row with our client order id), close;
+3. check the kill switch once more, then send with that client order id;
+4. on a lost reply, look the order up by client order id among open AND closed orders, and
+   send again only when the exchange confirms it has no such order;
+5. open the ledger and record the outcome and the fills.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from ..errors import (
+    ExchangeError,
+    InputError,
+    KillSwitchActiveError,
+    OrderOutcomeUnknown,
+    RiskLimitError,
+)
+from ..exchanges.base import ExchangeClient, Order, Trade
+from ..ledger.chain import now_utc
+from ..ledger.store import Ledger
+from ..logs import log
+from ..money import is_usd_like, to_decimal
+from ..risk import killswitch
+from ..risk.exposure import build_exposure
+from ..risk.limits import CheckResult, OrderProposal, check_order
+from ..workspace import Workspace
+from . import recording
+from .accounts import connect, is_live_account
+from .pricing import usd_prices
+from .recover import recover_account
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    """What the user asked for."""
+
+    exchange: str
+    symbol: str
+    side: str
+    amount: Decimal
+    type: str = "market"
+    price: Decimal | None = None
+    strategy: str | None = None
+    client_order_id: str | None = None
+    dry_run: bool = False
+
+    def validate(self) -> None:
+        """Refuse malformed requests before anything touches an exchange or the ledger."""
+        if self.side not in ("buy", "sell"):
+            raise InputError(f"side must be buy or sell, got {self.side!r}")
+        if self.type not in ("market", "limit"):
+            raise InputError(f"--type must be market or limit, got {self.type!r}")
+        if "/" not in self.symbol:
+            raise InputError(f"symbol {self.symbol!r} must look like BTC/USD")
+        if self.amount <= 0:
+            raise InputError(f"amount must be greater than 0, got {self.amount}")
+        if self.type == "limit" and (self.price is None or self.price <= 0):
+            raise InputError("a limit order needs --price greater than 0")
+        if self.type == "market" and self.price is not None:
+            raise InputError("--price is only for limit orders (add --type limit)")
+
+
+@dataclass(frozen=True)
+class PlaceResult:
+    """What happened: the checks, and the order as the exchange reports it (unless dry run)."""
+
+    exchange: str
+    client_order_id: str
+    symbol: str
+    side: str
+    type: str
+    amount: Decimal
+    price: Decimal
+    value_usd: Decimal | None
+    live: bool
+    dry_run: bool
+    checks: list[CheckResult]
+    order: Order | None = None
+    fills: int = 0
+    resolved_pending: list[str] = field(default_factory=list)
+
+
+def place_order(ws: Workspace, request: OrderRequest) -> PlaceResult:
+    """Check, record, send once and record the outcome of one order."""
+    request.validate()
+    account = ws.config.exchange(request.exchange)
+    if not account.enabled:
+        raise InputError(f"exchange account {request.exchange!r} is disabled in the config")
+    killswitch.ensure_trading_allowed(ws)
+    client = connect(ws, request.exchange)
+    try:
+        return _place(ws, client, request, is_live_account(request.exchange, account))
+    finally:
+        client.close()
+
+
+def _place(ws: Workspace, client: ExchangeClient, request: OrderRequest, live: bool) -> PlaceResult:
+    markets = client.load_markets()
+    market = markets.get(request.symbol.upper())
+    if market is None:
+        raise InputError(
+            f"{request.exchange} has no market {request.symbol!r} "
+            f"(e.g. {', '.join(sorted(markets)[:5])})"
+        )
+    ticker = client.fetch_ticker(market.symbol)
+    balances = client.fetch_balance()
+    price = request.price if request.type == "limit" and request.price else ticker.last
+    with ws.open_ledger() as ledger:
+        held = [r[0] for r in ledger.query(_HELD_ASSETS_SQL)]
+    prices = usd_prices(client, markets, {*held, market.base, market.quote})
+    if not is_usd_like(market.base) and market.quote in prices:
+        prices.setdefault(market.base, ticker.last * prices[market.quote])
+    proposal = OrderProposal(
+        exchange=request.exchange,
+        symbol=market.symbol,
+        base=market.base,
+        quote=market.quote,
+        side=request.side,
+        type=request.type,
+        amount=request.amount,
+        price=price,
+        quote_usd=Decimal(1) if is_usd_like(market.quote) else prices.get(market.quote),
+        fee_rate=_fee_rate(ws, request.exchange),
+    )
+    client_order_id = request.client_order_id or f"vhc-{uuid.uuid4()}"
+    free = {asset: b.free for asset, b in balances.items()}
+    resolved = [r.client_order_id for r in recover_account(ws, client, request.exchange)]
+    now = now_utc()
+    with ws.open_ledger() as ledger:
+        exposure = build_exposure(ledger, prices, now, ws.config.timezone, free)
+        checks = check_order(proposal, exposure, ws.config.risk)
+        refusal = next((c for c in checks if not c.ok), None)
+        value = _value(proposal)
+        if refusal is not None:
+            ledger.record_event(
+                "order.refused",
+                {"limit": refusal.name, "message": refusal.message, "symbol": market.symbol,
+                 "side": request.side, "amount": str(request.amount), "dry_run": request.dry_run},
+                subject=request.exchange,
+            )
+        elif not request.dry_run:
+            _check_client_id_unused(ledger, request.exchange, client_order_id)
+            ledger.append("orders", [_intent_row(request, market.symbol, client_order_id, live, now)])
+    result = PlaceResult(
+        exchange=request.exchange,
+        client_order_id=client_order_id,
+        symbol=market.symbol,
+        side=request.side,
+        type=request.type,
+        amount=request.amount,
+        price=price,
+        value_usd=value,
+        live=live,
+        dry_run=request.dry_run,
+        checks=checks,
+        resolved_pending=resolved,
+    )
+    if refusal is not None:
+        raise RiskLimitError(refusal.message)
+    if request.dry_run:
+        return result
+    order, fills = _send(ws, client, request, market.symbol, client_order_id, now)
+    return _replace(result, order=order, fills=fills)
+
+
+def _send(
+    ws: Workspace,
+    client: ExchangeClient,
+    request: OrderRequest,
+    symbol: str,
+    client_order_id: str,
+    placed_at: datetime,
+) -> tuple[Order | None, int]:
+    """Send once; on a lost reply, look it up and resend only after the exchange confirms absence."""
+    for attempt in (1, 2):
+        try:
+            # The switch may have been thrown while we were checking limits: the guard checks
+            # it again and makes an activation wait for this send, then sweep it.
+            with killswitch.order_send_guard(ws):
+                order = client.create_order(
+                    symbol, request.side, request.type, request.amount, request.price,
+                    client_order_id,
+                )
+        except KillSwitchActiveError as exc:
+            _record_outcome(ws, request.exchange, client_order_id, "failed", {"error": exc.message})
+            raise
+        except OrderOutcomeUnknown as lost:
+            log.warning("order %s: reply lost (%s); looking it up", client_order_id, lost.message)
+            try:
+                found = client.find_order_by_client_id(client_order_id, symbol)
+            except ExchangeError as exc:
+                _record_outcome(ws, request.exchange, client_order_id, "unknown",
+                                {"error": lost.message, "lookup_error": exc.message})
+                raise OrderOutcomeUnknown(
+                    f"order {client_order_id} on {request.exchange}: the reply was lost and the "
+                    "exchange cannot be asked now; it was NOT resent. Run `vhc trade recover` "
+                    "when the exchange is reachable"
+                ) from None
+            if found is None:
+                _record_outcome(ws, request.exchange, client_order_id, "unknown",
+                                {"error": lost.message, "lookup": "absent", "attempt": attempt})
+                if attempt == 1:
+                    continue  # the exchange confirmed it has no such order: safe to send once more
+                raise OrderOutcomeUnknown(
+                    f"order {client_order_id} on {request.exchange}: two replies lost; the "
+                    "exchange has no such order. Run `vhc trade recover`, then retry"
+                ) from None
+            order = found
+        except ExchangeError as exc:
+            _record_outcome(ws, request.exchange, client_order_id, "rejected", {"error": exc.message})
+            raise
+        return order, _record_result(ws, client, request, client_order_id, order, placed_at)
+    raise AssertionError("unreachable")
+
+
+def _record_result(
+    ws: Workspace,
+    client: ExchangeClient,
+    request: OrderRequest,
+    client_order_id: str,
+    order: Order,
+    placed_at: datetime,
+) -> int:
+    fills: list[Trade] = list(order.trades)
+    if order.filled > 0 and not fills:
+        try:
+            since = recording.since_for_fills(placed_at)
+            fills = [t for t in client.fetch_my_trades(since) if t.order_id == order.id]
+        except ExchangeError as exc:
+            # The fills are on the exchange: reconciliation or `trade recover` will add them.
+            log.warning("order %s filled but its trades could not be read: %s", order.id, exc.message)
+    with ws.open_ledger() as ledger, ledger.transaction():
+        recording.record_order_state(ledger, request.exchange, client_order_id, order, {})
+        return recording.record_fills(
+            ledger, request.exchange, fills, "trade", client_order_id, request.strategy
+        )
+
+
+def _record_outcome(
+    ws: Workspace, exchange: str, client_order_id: str, event: str, details: dict[str, object]
+) -> None:
+    with ws.open_ledger() as ledger:
+        recording.record_event(ledger, exchange, client_order_id, event, details)
+
+
+def _check_client_id_unused(ledger: Ledger, exchange: str, client_order_id: str) -> None:
+    used = ledger.query(
+        "SELECT 1 FROM orders WHERE exchange = ? AND client_order_id = ? LIMIT 1",
+        [exchange, client_order_id],
+    )
+    if used:
+        raise InputError(
+            f"client order id {client_order_id!r} was already used on {exchange}; "
+            "each order needs a new one (omit --client-id to get one)"
+        )
+
+
+def _intent_row(
+    request: OrderRequest, symbol: str, client_order_id: str, live: bool, now: datetime
+) -> dict[str, object]:
+    return {
+        "timestamp": now,
+        "client_order_id": client_order_id,
+        "exchange": request.exchange,
+        "symbol": symbol,
+        "side": request.side,
+        "type": request.type,
+        "amount": request.amount,
+        "price": request.price,
+        "strategy": request.strategy,
+        "source": "trade",
+        "live": live,
+    }
+
+
+def _value(p: OrderProposal) -> Decimal | None:
+    if is_usd_like(p.quote):
+        return p.amount * p.price
+    return None if p.quote_usd is None else p.amount * p.price * p.quote_usd
+
+
+def _fee_rate(ws: Workspace, exchange: str) -> Decimal:
+    account = ws.config.exchange(exchange)
+    if (account.id or exchange) == "paper":
+        return account.paper.fee_rate
+    return to_decimal("0.0026")  # a typical taker fee: used only to reserve balance
+
+
+def _replace(result: PlaceResult, **changes: object) -> PlaceResult:
+    from dataclasses import replace
+
+    return replace(result, **changes)  # type: ignore[arg-type]
+
+
+_HELD_ASSETS_SQL = """
+    SELECT asset FROM trades UNION SELECT quote FROM trades
+    UNION SELECT asset FROM balance_snapshots UNION SELECT asset FROM transfers
+"""

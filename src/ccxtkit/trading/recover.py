@@ -1,0 +1,113 @@
+"""Resolving orders whose fate the ledger does not know (a crash, a timeout, a lost reply)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from ..errors import ExchangeError
+from ..exchanges.base import ExchangeClient, Order, Trade
+from ..ledger.chain import now_utc
+from ..ledger.store import Ledger
+from ..workspace import Workspace
+from . import recording
+
+#: An intent younger than this may still be on its way to the exchange from another process.
+GRACE = timedelta(minutes=2)
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What the exchange says about one pending order."""
+
+    exchange: str
+    client_order_id: str
+    previous: str | None
+    order: Order | None  # None: the exchange confirms it has no such order
+    fills: tuple[Trade, ...] = ()
+    strategy: str | None = None
+
+    @property
+    def outcome(self) -> str:
+        return "not_found" if self.order is None else recording.event_for(self.order)
+
+
+@dataclass(frozen=True)
+class RecoverReport:
+    """Per account: what was resolved, and what could not be asked."""
+
+    resolved: list[Resolution] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def look_up(client: ExchangeClient, exchange: str, pending: list[dict[str, Any]]) -> list[Resolution]:
+    """Ask the exchange about each pending order (network only; the ledger stays closed)."""
+    now = now_utc()
+    out = []
+    for p in pending:
+        order = client.find_order_by_client_id(p["client_order_id"], p["symbol"])
+        if order is None and now - p["timestamp"] < GRACE:
+            continue  # possibly still being sent by another vhc process
+        fills: tuple[Trade, ...] = ()
+        if order is not None and order.filled > 0:
+            fills = order.trades or tuple(
+                t
+                for t in client.fetch_my_trades(recording.since_for_fills(p["timestamp"]))
+                if t.order_id == order.id
+            )
+        out.append(Resolution(exchange, p["client_order_id"], p["event"], order, fills, p["strategy"]))
+    return out
+
+
+def record(ledger: Ledger, resolutions: list[Resolution]) -> list[Resolution]:
+    """Record what changed; returns the resolutions that added something."""
+    changed = []
+    with ledger.transaction():
+        for r in resolutions:
+            added = 0
+            if r.fills:
+                added = recording.record_fills(
+                    ledger, r.exchange, r.fills, "recover", r.client_order_id, r.strategy
+                )
+            if r.outcome != r.previous or added:
+                if r.order is None:
+                    recording.record_event(
+                        ledger, r.exchange, r.client_order_id, "not_found",
+                        {"reason": "the exchange has no order with this client id"},
+                    )
+                else:
+                    recording.record_order_state(
+                        ledger, r.exchange, r.client_order_id, r.order, {"via": "recover"}
+                    )
+                changed.append(r)
+    return changed
+
+
+def recover_account(ws: Workspace, client: ExchangeClient, exchange: str) -> list[Resolution]:
+    """Resolve this account's pending orders: read the ledger, ask the exchange, record."""
+    with ws.open_ledger() as ledger:
+        pending = recording.pending_orders(ledger, exchange)
+    if not pending:
+        return []
+    resolutions = look_up(client, exchange, pending)
+    with ws.open_ledger() as ledger:
+        return record(ledger, resolutions)
+
+
+def recover_all(ws: Workspace, exchange: str | None = None) -> RecoverReport:
+    """`vhc trade recover`: every enabled account (or one), each failure reported, not raised."""
+    from .accounts import connect
+
+    names = [exchange] if exchange else list(ws.config.enabled_exchanges())
+    report = RecoverReport()
+    for name in names:
+        try:
+            client = connect(ws, name)
+            try:
+                report.resolved.extend(recover_account(ws, client, name))
+            finally:
+                client.close()
+        except ExchangeError as exc:
+            report.errors[name] = exc.message
+    return report
