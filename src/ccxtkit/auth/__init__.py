@@ -1,0 +1,1 @@
+"""Second factors: TOTP codes (RFC 6238) for lifting the kill switch and approving withdrawals."""

@@ -1,0 +1,102 @@
+"""`vhc totp setup | list`: enrol the TOTP secrets of the approvers."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Annotated
+
+import typer
+
+from ccxtkit.errors import UsageError
+
+from .output import console, note, print_json, state, table
+
+app = typer.Typer(
+    help="Enrol the 2FA (TOTP) secrets used by deactivate and approve.", no_args_is_help=True
+)
+
+
+def _qr_text(uri: str) -> str | None:
+    """The URI as a terminal QR code, or None when the `qrcode` package is missing."""
+    try:
+        import qrcode  # type: ignore[import-untyped,unused-ignore]
+    except ImportError:
+        return None
+    code = qrcode.QRCode(border=1)
+    code.add_data(uri)
+    out = io.StringIO()
+    code.print_ascii(out=out, invert=True)
+    return out.getvalue()
+
+
+@app.command("setup")
+def setup(
+    ctx: typer.Context,
+    approver: Annotated[
+        str, typer.Option("--approver", help="Who this secret belongs to (default admin).")
+    ] = "admin",
+    backend: Annotated[
+        str | None,
+        typer.Option("--backend", help="keyring | vault | aws, or env to export it yourself."),
+    ] = None,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Replace an enrolled secret (needs --auth-code).")
+    ] = False,
+    auth_code: Annotated[
+        str | None, typer.Option("--auth-code", help="A current code of the secret replaced.")
+    ] = None,
+    qr: Annotated[bool, typer.Option("--qr/--no-qr", help="Print a QR code to scan.")] = True,
+) -> None:
+    """Create an approver's TOTP secret, store it, and show it once to scan into an app.
+
+    The secret is shown only now (as an otpauth:// URI and a QR code): scan it into an
+    authenticator app, then clear the terminal.
+
+    Example: vhc totp setup --approver alice
+    """
+    from ccxtkit.auth.totp import enrol, env_names
+
+    if replace and not auth_code:
+        raise UsageError("--replace needs --auth-code with a current code of the old secret")
+    result = enrol(
+        state(ctx).workspace, approver, backend=backend, replace_code=auth_code if replace else None
+    )
+    export = None if result.stored_in != "env" else f"{env_names(approver)[0]}={result.secret}"
+    if state(ctx).json:
+        # Printed raw on purpose: the one moment the secret is shown; redaction would hide it.
+        doc = {"approver": result.approver, "stored_in": result.stored_in, "uri": result.uri}
+        typer.echo(json.dumps(doc if export is None else {**doc, "export": export}, indent=2))
+        return
+    typer.echo(f"approver: {result.approver}   secret stored in: {result.stored_in}")
+    typer.echo(f"otpauth URI (add it to your authenticator app): {result.uri}")
+    if qr:
+        text = _qr_text(result.uri)
+        if text:
+            typer.echo(text)
+    if export is not None:
+        typer.echo(
+            f"no secrets backend stored it: put this in the environment of vhc: export {export}"
+        )
+    note("this secret is shown once; clear the terminal when the app shows codes")
+
+
+@app.command("list")
+def list_(ctx: typer.Context) -> None:
+    """List the enrolled approvers (never their secrets).
+
+    Example: vhc totp list
+    """
+    from ccxtkit.auth.totp import enrolled_approvers
+
+    approvers = enrolled_approvers(state(ctx).workspace)
+    if state(ctx).json:
+        print_json(approvers)
+        return
+    rows = [[n, a.get("enrolled_at"), a.get("stored_in")] for n, a in sorted(approvers.items())]
+    console.print(table("approvers", ["approver", "enrolled at", "secret in"], rows))
+
+
+def register(root: typer.Typer) -> None:
+    """Mount the `totp` group."""
+    root.add_typer(app, name="totp")

@@ -1,0 +1,190 @@
+"""Evaluating the kill switch's automatic triggers against the ledger (`vhc kill-switch --check`).
+
+The rules are pure (`risk.triggers`); this module gathers their inputs: the exposure snapshot
+(`risk.exposure`) for drawdown, today's realised PnL and open positions, and the recent
+failed/rejected orders from `order_events` for the circuit breaker. USD prices come from the
+ledger's `prices` table, then from the accounts' tickers. A figure that cannot be known (an
+asset held without a USD price) leaves its rule unevaluated rather than firing on a guess: a
+missing price must not look like a crash of the portfolio.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from ccxtkit.logs import log
+from ccxtkit.money import USD_LIKE, is_usd_like
+
+from . import triggers
+from .killswitch import Activation, activate, read_state
+
+if TYPE_CHECKING:
+    from ccxtkit.ledger.store import Ledger
+    from ccxtkit.workspace import Workspace
+
+    from .limits import Exposure
+
+#: order_events rows that count for the circuit breaker.
+FAILURE_EVENTS = ("rejected", "failed")
+
+
+@dataclass
+class CheckOutcome:
+    """What `--check` found: the rules that fired, notes on rules it could not evaluate,
+    and the activation it started (None when nothing fired or the switch was already on)."""
+
+    fired: list[triggers.Trigger]
+    notes: list[str] = field(default_factory=list)
+    already_active: bool = False
+    activation: Activation | None = None
+    inputs: triggers.TriggerInputs | None = None
+
+
+def failure_times(ledger: Ledger, now: datetime, window_minutes: int) -> list[datetime]:
+    """Timestamps (UTC, aware) of failed or rejected orders in the breaker's window."""
+    since = now.astimezone(UTC).replace(tzinfo=None) - timedelta(minutes=window_minutes)
+    marks = ", ".join("?" for _ in FAILURE_EVENTS)
+    rows = ledger.query(
+        f"SELECT timestamp FROM order_events WHERE timestamp > ? "
+        f"AND (lower(event) IN ({marks}) OR lower(coalesce(status, '')) IN ({marks}))",
+        [since, *FAILURE_EVENTS, *FAILURE_EVENTS],
+    )
+    return [r[0].replace(tzinfo=UTC) for r in rows]
+
+
+def ledger_prices(ledger: Ledger) -> dict[str, Decimal]:
+    """The latest USD(-like) price of every asset in the ledger's `prices` table."""
+    quotes = ", ".join(f"'{q}'" for q in sorted(USD_LIKE))
+    rows = ledger.query(
+        f"SELECT asset, arg_max(price, timestamp) FROM prices "
+        f"WHERE upper(quote) IN ({quotes}) GROUP BY asset"
+    )
+    return {str(a): Decimal(p) for a, p in rows}
+
+
+def ticker_prices(ws: Workspace, assets: set[str]) -> dict[str, Decimal]:
+    """USD prices of `assets` from the first enabled account that quotes them (best effort)."""
+    found: dict[str, Decimal] = {}
+    if not assets:
+        return found
+    from ccxtkit.exchanges.factory import open_exchange
+
+    for name in sorted(ws.config.enabled_exchanges()):
+        missing = assets - set(found)
+        if not missing:
+            break
+        try:
+            client = open_exchange(ws, name)
+            try:
+                markets = client.load_markets()
+                for asset in sorted(missing):
+                    for quote in ("USD", "USDT", "USDC"):
+                        if f"{asset}/{quote}" in markets:
+                            found[asset] = client.fetch_ticker(f"{asset}/{quote}").last
+                            break
+            finally:
+                client.close()
+        except Exception as exc:  # noqa: BLE001 - a price source down leaves the asset unpriced
+            log.warning("prices from %s unavailable for the kill-switch check: %s", name, exc)
+    return found
+
+
+def inputs_from_exposure(
+    exposure: Exposure, failures: list[datetime], dust: Decimal = Decimal(0)
+) -> tuple[triggers.TriggerInputs, list[str]]:
+    """Trigger inputs from an exposure snapshot; notes name the rules left unevaluated."""
+    from .limits import drawdown_pct, open_positions
+
+    notes: list[str] = []
+    held_unpriced = sorted(a for a in exposure.unpriced if not is_usd_like(a))
+    if held_unpriced:
+        notes.append(
+            f"drawdown and daily loss not evaluated: no USD price for {', '.join(held_unpriced)} "
+            "(run `vhc prices fetch`)"
+        )
+        drawdown = pnl = capital = None
+    else:
+        drawdown = drawdown_pct(exposure.portfolio_usd, exposure.high_water_usd)
+        pnl = exposure.realised_pnl_today_usd
+        # Capital as it stood before today's realised result, so a loss does not shrink its base.
+        capital = exposure.portfolio_usd - pnl
+    inputs = triggers.TriggerInputs(
+        drawdown_pct=drawdown,
+        realised_pnl_today=pnl,
+        capital_usd=capital,
+        open_positions=open_positions(exposure, dust),
+        failure_times=tuple(failures),
+    )
+    return inputs, notes
+
+
+def fired_triggers(
+    ws: Workspace, inputs: triggers.TriggerInputs, now: datetime
+) -> list[triggers.Trigger]:
+    """The rules that fire under the workspace's `risk` config (none if the switch is off)."""
+    risk = ws.config.risk
+    if not risk.kill_switch_enabled:
+        return []
+    breaker = risk.circuit_breaker
+    return triggers.evaluate(
+        inputs,
+        now,
+        max_drawdown_pct=risk.max_drawdown_pct,
+        daily_loss_limit=risk.daily_loss_limit,
+        max_failures=breaker.max_failures,
+        window_minutes=breaker.window_minutes,
+        breaker_enabled=breaker.enabled,
+        max_positions=risk.max_open_positions,
+    )
+
+
+def gather_inputs(
+    ws: Workspace, now: datetime, prices_usd: Mapping[str, Decimal] | None = None
+) -> tuple[triggers.TriggerInputs, list[str]]:
+    """Read the ledger (and, for missing prices, the tickers) into trigger inputs."""
+    from ccxtkit.ledger.store import open_ledger
+
+    from .exposure import build_exposure
+
+    wait = ws.config.ledger.lock_wait_seconds
+    window = ws.config.risk.circuit_breaker.window_minutes
+    if not ws.ledger_path.exists():
+        return triggers.TriggerInputs(), ["no ledger yet: nothing to evaluate"]
+    prices = dict(prices_usd or {})
+    with open_ledger(ws.ledger_path, wait_seconds=wait, read_only=True) as ledger:
+        prices = {**ledger_prices(ledger), **prices}
+        exposure = build_exposure(ledger, prices, now, ws.config.timezone)
+        failures = failure_times(ledger, now, window)
+    missing = {a for a in exposure.unpriced if not is_usd_like(a)}
+    if missing:
+        # Talk to exchanges with the ledger closed, then read it again with the new prices.
+        prices.update(ticker_prices(ws, missing))
+        with open_ledger(ws.ledger_path, wait_seconds=wait, read_only=True) as ledger:
+            exposure = build_exposure(ledger, prices, now, ws.config.timezone)
+    return inputs_from_exposure(exposure, failures)
+
+
+def check(
+    ws: Workspace,
+    now: datetime | None = None,
+    prices_usd: Mapping[str, Decimal] | None = None,
+    timeout: float = 30.0,
+) -> CheckOutcome:
+    """Evaluate every trigger; activate the kill switch with the first that fires."""
+    moment = (now or datetime.now(UTC)).astimezone(UTC)
+    if read_state(ws).active:
+        return CheckOutcome(fired=[], already_active=True)
+    inputs, notes = gather_inputs(ws, moment, prices_usd)
+    fired = fired_triggers(ws, inputs, moment)
+    outcome = CheckOutcome(fired=fired, notes=notes, inputs=inputs)
+    if fired:
+        first = fired[0]
+        reason = "; ".join(t.reason for t in fired)
+        outcome.activation = activate(
+            ws, reason, trigger=first.name, actor="vhc kill-switch --check", timeout=timeout
+        )
+    return outcome
