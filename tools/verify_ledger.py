@@ -29,7 +29,7 @@ def text_of(value: object, sql_type: str) -> str | None:
         d = Decimal(value).quantize(Decimal("1E-18"))  # type: ignore[arg-type]
         return format(d if d else Decimal(0).quantize(Decimal("1E-18")), "f")
     if sql_type.startswith("TIMESTAMP"):
-        return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # type: ignore[attr-defined]
+        return value.isoformat(timespec="microseconds") + "Z"  # type: ignore[attr-defined]
     if sql_type == "BOOLEAN":
         return "true" if value else "false"
     return str(value)

@@ -157,7 +157,7 @@ class TelegramChannel(Model):
     """Telegram bot; the token comes from the secrets backend."""
 
     chat_id: str
-    token_secret: str = "telegram_bot_token"
+    token_secret: str = "telegram_bot_token"  # noqa: S105 - a name, not a secret
     api_base: str = "https://api.telegram.org"
 
 
@@ -195,6 +195,7 @@ class TaxConfig(Model):
 
     method: Literal["fifo", "lifo", "hifo"] = "fifo"
     basis: Literal["per_wallet", "universal"] = "per_wallet"
+    form_1099da: dict[str, Literal["none", "basis_reported", "basis_not_reported"]] = {}
 
 
 class VaultSettings(Model):
@@ -205,7 +206,7 @@ class VaultSettings(Model):
     path_prefix: str = "exchanges"
     verify_tls: bool = True
     role_id: str | None = None
-    secret_id_env: str = "VAULT_SECRET_ID"
+    secret_id_env: str = "VAULT_SECRET_ID"  # noqa: S105 - a variable name
 
 
 class AwsSettings(Model):

@@ -15,8 +15,8 @@ from pathlib import Path
 import yaml
 
 from .errors import RiskLimitError, VhcError
-from .money import fmt
 from .exchanges.base import ExchangeClient
+from .money import fmt
 from .workspace import Workspace, init_workspace, write_private
 
 #: Prices the demo sets on the paper exchange, so every run shows the same numbers.
@@ -135,15 +135,19 @@ def run_demo(home: Path | None = None) -> DemoResult:
     attempt("Buy 3 ETH at market", "ok", order("buy", "ETH/USD", "3"))
     attempt("Buy 3 ETH more", "ok", order("buy", "ETH/USD", "3"))
     attempt("Limit buy 50 SOL at 139 (rests)", "ok", order("buy", "SOL/USD", "50", "139"))
-    attempt("Limit buy 50 SOL at 130: one open order max", "refused",
-            order("buy", "SOL/USD", "50", "130"))
+    attempt(
+        "Limit buy 50 SOL at 130: one open order max",
+        "refused",
+        order("buy", "SOL/USD", "50", "130"),
+    )
     attempt("SOL trades down to 138.50", "info", move("SOL/USD", "138.50"))
     attempt("Sell 0.1 BTC (the SOL limit order fills first)", "ok", order("sell", "BTC/USD", "0.1"))
     attempt("Buy 3 ETH: over the $50,000 daily volume", "refused", order("buy", "ETH/USD", "3"))
     attempt("Read balances", "ok", balances)
     attempt("BTC and ETH crash 80%", "info", move("BTC/USD", "12000"))
     attempt("(ETH too)", "info", move("ETH/USD", "600"))
-    attempt("Buy 0.001 BTC: portfolio 15% below its high", "refused",
-            order("buy", "BTC/USD", "0.001"))
+    attempt(
+        "Buy 0.001 BTC: portfolio 15% below its high", "refused", order("buy", "BTC/USD", "0.001")
+    )
     attempt("Verify the ledger's hash chain", "ok", verify)
     return DemoResult(home, steps)

@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "totp_cmd",
     "metrics_cmd",
     "secrets_cmd",
+    "tax_cmd",
 ]
 
 #: Exit code for a bug in vhc itself (not in DESIGN.md's table: it is never expected).

@@ -28,7 +28,9 @@ def validate(ctx: typer.Context) -> None:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError:
-        raise ConfigError(f"config file {path} not found: run `vhc init` or pass --config") from None
+        raise ConfigError(
+            f"config file {path} not found: run `vhc init` or pass --config"
+        ) from None
     problems = config_problems(text, str(path))
     if state(ctx).json:
         print_json({"config": str(path), "valid": not problems, "problems": problems})

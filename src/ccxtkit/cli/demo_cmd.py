@@ -33,10 +33,10 @@ def demo(
                 [i, s.title, s.outcome.upper() if s.expected != "info" else "", s.detail]
                 for i, s in enumerate(result.steps, 1)
             ]
-            console.print(table("vhc demo (paper exchange, offline)", ["#", "step", "result", "detail"], rows))
-        console.print(
-            f"demo workspace: {result.home}  (try: vhc --home {result.home} ledger log)"
-        )
+            console.print(
+                table("vhc demo (paper exchange, offline)", ["#", "step", "result", "detail"], rows)
+            )
+        console.print(f"demo workspace: {result.home}  (try: vhc --home {result.home} ledger log)")
     if not result.ok:
         bad = [s.title for s in result.steps if not s.as_expected]
         raise VhcError(f"demo steps did not behave as expected: {'; '.join(bad)}")

@@ -137,8 +137,20 @@ def log_(
     if state(ctx).json:
         print_json(events)
         return
-    rows = [[e["seq"], f"{e['timestamp']:%Y-%m-%d %H:%M:%S}", e["kind"], e["actor"], e["subject"], e["details"]] for e in events]
-    console.print(table("Audit trail", ["seq", "time (UTC)", "event", "actor", "subject", "details"], rows))
+    rows = [
+        [
+            e["seq"],
+            f"{e['timestamp']:%Y-%m-%d %H:%M:%S}",
+            e["kind"],
+            e["actor"],
+            e["subject"],
+            e["details"],
+        ]
+        for e in events
+    ]
+    console.print(
+        table("Audit trail", ["seq", "time (UTC)", "event", "actor", "subject", "details"], rows)
+    )
 
 
 def register(root: typer.Typer) -> None:

@@ -107,7 +107,9 @@ def buy(
 
     Example: vhc trade buy BTC/USD 0.01 --exchange kraken --type limit --price 60000
     """
-    _order(ctx, "buy", symbol, amount, exchange, order_type, price, strategy, client_id, dry_run, yes)
+    _order(
+        ctx, "buy", symbol, amount, exchange, order_type, price, strategy, client_id, dry_run, yes
+    )
 
 
 @app.command("sell")
@@ -129,7 +131,9 @@ def sell(
 
     Example: vhc trade sell ETH/USD 0.5 --dry-run
     """
-    _order(ctx, "sell", symbol, amount, exchange, order_type, price, strategy, client_id, dry_run, yes)
+    _order(
+        ctx, "sell", symbol, amount, exchange, order_type, price, strategy, client_id, dry_run, yes
+    )
 
 
 @app.command("cancel")
@@ -170,8 +174,8 @@ def orders(
         return
     cols = ["exchange", "order_id", "symbol", "side", "type", "amount", "price", "state", "filled"]
     shown = [
-        [f"{r['timestamp']:%m-%d %H:%M}"] + [fmt(v) if hasattr(v, "quantize") else v for v in
-                                             (r[c] for c in cols)]
+        [f"{r['timestamp']:%m-%d %H:%M}"]
+        + [fmt(v) if hasattr(v, "quantize") else v for v in (r[c] for c in cols)]
         for r in rows
     ]
     console.print(table("Orders", ["time (UTC)", *cols], shown))
@@ -190,14 +194,15 @@ def recover(ctx: typer.Context, exchange: ExchangeOpt = None) -> None:
         print_json(report)
     else:
         for r in report.resolved:
-            console.print(f"{r.exchange} {r.client_order_id}: {r.previous or 'intent'} -> {r.outcome}"
-                          f" ({len(r.fills)} fill(s))")
+            console.print(
+                f"{r.exchange} {r.client_order_id}: {r.previous or 'intent'} -> {r.outcome}"
+                f" ({len(r.fills)} fill(s))"
+            )
         if not report.resolved:
             console.print("nothing to recover")
     if report.errors:
         raise ExchangeError(
-            "could not read "
-            + "; ".join(f"{name}: {msg}" for name, msg in report.errors.items())
+            "could not read " + "; ".join(f"{name}: {msg}" for name, msg in report.errors.items())
         )
 
 

@@ -38,7 +38,8 @@ def encode_value(kind: str, value: Any) -> str | None:
         d = Decimal(value).quantize(_SCALE, context=LEDGER_CONTEXT)
         return format(d if d else _ZERO, "f")  # DuckDB has no negative zero
     if kind == "timestamp":
-        return utc_naive(value).strftime(TIMESTAMP_FORMAT)
+        # isoformat pads the year to 4 digits like DuckDB's %Y; strftime would write 999, not 0999.
+        return utc_naive(value).isoformat(timespec="microseconds") + "Z"
     if kind == "bool":
         return "true" if value else "false"
     return str(value)

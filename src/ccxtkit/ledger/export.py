@@ -33,11 +33,17 @@ def export_table(ledger: Ledger, table: str, fmt: str, output: Path) -> ExportRe
     kinds = {"seq": "int", "recorded_at": "timestamp"} | {c.name: c.kind for c in TABLES[table]}
     # JSON numbers become floats in most readers: money travels as exact strings there.
     select = ", ".join(
-        f'CAST("{n}" AS VARCHAR) AS "{n}"' if fmt == "json" and kinds.get(n) == "decimal" else f'"{n}"'
+        f'CAST("{n}" AS VARCHAR) AS "{n}"'
+        if fmt == "json" and kinds.get(n) == "decimal"
+        else f'"{n}"'
         for n in all_columns(table)
     )
     output.parent.mkdir(parents=True, exist_ok=True)
-    options = {"csv": "FORMAT CSV, HEADER", "parquet": "FORMAT PARQUET", "json": "FORMAT JSON, ARRAY true"}
+    options = {
+        "csv": "FORMAT CSV, HEADER",
+        "parquet": "FORMAT PARQUET",
+        "json": "FORMAT JSON, ARRAY true",
+    }
     tmp = output.with_name(f".{output.name}.tmp")
     query = f'SELECT {select} FROM "{table}" ORDER BY seq'
     path_sql = str(tmp).replace("'", "''")

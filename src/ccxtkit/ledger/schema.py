@@ -63,12 +63,8 @@ TABLES: dict[str, tuple[Column, ...]] = {
         "timestamp:timestamp! exchange:text! asset:text! free:decimal used:decimal "
         "total:decimal! source:text!"
     ),
-    "control_events": _cols(
-        "timestamp:timestamp! kind:text! actor:text subject:text details:text"
-    ),
-    "prices": _cols(
-        "timestamp:timestamp! asset:text! quote:text! price:decimal! source:text!"
-    ),
+    "control_events": _cols("timestamp:timestamp! kind:text! actor:text subject:text details:text"),
+    "prices": _cols("timestamp:timestamp! asset:text! quote:text! price:decimal! source:text!"),
 }
 
 

@@ -130,7 +130,10 @@ class Ledger:
         columns = list(zip(*records, strict=True))
         arrow_types = _arrow_types(table)
         batch = pa.table(
-            {n: pa.array(col, type=t) for n, col, t in zip(names, columns, arrow_types, strict=True)}
+            {
+                n: pa.array(col, type=t)
+                for n, col, t in zip(names, columns, arrow_types, strict=True)
+            }
         )
         self.con.register("_vhc_bulk", batch)
         try:

@@ -138,8 +138,7 @@ def check_digest(ledger: Ledger, digest: Head) -> Problem | None:
         return Problem(
             digest.seq,
             "?",
-            f"the digest's row is gone: the ledger ends at seq {head.seq} "
-            "(history was truncated)",
+            f"the digest's row is gone: the ledger ends at seq {head.seq} (history was truncated)",
         )
     table, stored = found[0]
     if stored != digest.hash:

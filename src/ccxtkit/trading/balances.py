@@ -8,8 +8,8 @@ from decimal import Decimal
 from ..errors import ExchangeError, SecretsError
 from ..exchanges.base import Balance
 from ..ledger.chain import now_utc
-from ..workspace import Workspace
 from ..money import is_usd_like
+from ..workspace import Workspace
 from .accounts import connect
 from .pricing import usd_prices
 

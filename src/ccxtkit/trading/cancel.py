@@ -41,6 +41,7 @@ def cancel_order(ws: Workspace, order_ref: str, exchange: str | None = None) -> 
         recording.record_order_state(
             ledger, target["exchange"], target["client_order_id"], order, {"via": "cancel"}
         )
-        recording.record_fills(ledger, target["exchange"], order.trades, "trade",
-                               target["client_order_id"])
+        recording.record_fills(
+            ledger, target["exchange"], order.trades, "trade", target["client_order_id"]
+        )
     return order

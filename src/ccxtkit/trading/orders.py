@@ -143,13 +143,21 @@ def _place(ws: Workspace, client: ExchangeClient, request: OrderRequest, live: b
         if refusal is not None:
             ledger.record_event(
                 "order.refused",
-                {"limit": refusal.name, "message": refusal.message, "symbol": market.symbol,
-                 "side": request.side, "amount": str(request.amount), "dry_run": request.dry_run},
+                {
+                    "limit": refusal.name,
+                    "message": refusal.message,
+                    "symbol": market.symbol,
+                    "side": request.side,
+                    "amount": str(request.amount),
+                    "dry_run": request.dry_run,
+                },
                 subject=request.exchange,
             )
         elif not request.dry_run:
             _check_client_id_unused(ledger, request.exchange, client_order_id)
-            ledger.append("orders", [_intent_row(request, market.symbol, client_order_id, live, now)])
+            ledger.append(
+                "orders", [_intent_row(request, market.symbol, client_order_id, live, now)]
+            )
     result = PlaceResult(
         exchange=request.exchange,
         client_order_id=client_order_id,
@@ -187,7 +195,11 @@ def _send(
             # it again and makes an activation wait for this send, then sweep it.
             with killswitch.order_send_guard(ws):
                 order = client.create_order(
-                    symbol, request.side, request.type, request.amount, request.price,
+                    symbol,
+                    request.side,
+                    request.type,
+                    request.amount,
+                    request.price,
                     client_order_id,
                 )
         except KillSwitchActiveError as exc:
@@ -198,16 +210,26 @@ def _send(
             try:
                 found = client.find_order_by_client_id(client_order_id, symbol)
             except ExchangeError as exc:
-                _record_outcome(ws, request.exchange, client_order_id, "unknown",
-                                {"error": lost.message, "lookup_error": exc.message})
+                _record_outcome(
+                    ws,
+                    request.exchange,
+                    client_order_id,
+                    "unknown",
+                    {"error": lost.message, "lookup_error": exc.message},
+                )
                 raise OrderOutcomeUnknown(
                     f"order {client_order_id} on {request.exchange}: the reply was lost and the "
                     "exchange cannot be asked now; it was NOT resent. Run `vhc trade recover` "
                     "when the exchange is reachable"
                 ) from None
             if found is None:
-                _record_outcome(ws, request.exchange, client_order_id, "unknown",
-                                {"error": lost.message, "lookup": "absent", "attempt": attempt})
+                _record_outcome(
+                    ws,
+                    request.exchange,
+                    client_order_id,
+                    "unknown",
+                    {"error": lost.message, "lookup": "absent", "attempt": attempt},
+                )
                 if attempt == 1:
                     continue  # the exchange confirmed it has no such order: safe to send once more
                 raise OrderOutcomeUnknown(
@@ -216,7 +238,9 @@ def _send(
                 ) from None
             order = found
         except ExchangeError as exc:
-            _record_outcome(ws, request.exchange, client_order_id, "rejected", {"error": exc.message})
+            _record_outcome(
+                ws, request.exchange, client_order_id, "rejected", {"error": exc.message}
+            )
             raise
         return order, _record_result(ws, client, request, client_order_id, order, placed_at)
     raise AssertionError("unreachable")
@@ -237,7 +261,9 @@ def _record_result(
             fills = [t for t in client.fetch_my_trades(since) if t.order_id == order.id]
         except ExchangeError as exc:
             # The fills are on the exchange: reconciliation or `trade recover` will add them.
-            log.warning("order %s filled but its trades could not be read: %s", order.id, exc.message)
+            log.warning(
+                "order %s filled but its trades could not be read: %s", order.id, exc.message
+            )
     with ws.open_ledger() as ledger, ledger.transaction():
         recording.record_order_state(ledger, request.exchange, client_order_id, order, {})
         return recording.record_fills(

@@ -107,7 +107,11 @@ def record_fills(
             [exchange, *ids],
         )
     }
-    rows = [trade_row(exchange, t, source, client_order_id, strategy) for t in fills if t.id not in known]
+    rows = [
+        trade_row(exchange, t, source, client_order_id, strategy)
+        for t in fills
+        if t.id not in known
+    ]
     unique = {r["trade_id"]: r for r in rows}
     ledger.append("trades", list(unique.values()))
     return len(unique)

@@ -41,7 +41,9 @@ class RecoverReport:
     errors: dict[str, str] = field(default_factory=dict)
 
 
-def look_up(client: ExchangeClient, exchange: str, pending: list[dict[str, Any]]) -> list[Resolution]:
+def look_up(
+    client: ExchangeClient, exchange: str, pending: list[dict[str, Any]]
+) -> list[Resolution]:
     """Ask the exchange about each pending order (network only; the ledger stays closed)."""
     now = now_utc()
     out = []
@@ -56,7 +58,9 @@ def look_up(client: ExchangeClient, exchange: str, pending: list[dict[str, Any]]
                 for t in client.fetch_my_trades(recording.since_for_fills(p["timestamp"]))
                 if t.order_id == order.id
             )
-        out.append(Resolution(exchange, p["client_order_id"], p["event"], order, fills, p["strategy"]))
+        out.append(
+            Resolution(exchange, p["client_order_id"], p["event"], order, fills, p["strategy"])
+        )
     return out
 
 
@@ -73,7 +77,10 @@ def record(ledger: Ledger, resolutions: list[Resolution]) -> list[Resolution]:
             if r.outcome != r.previous or added:
                 if r.order is None:
                     recording.record_event(
-                        ledger, r.exchange, r.client_order_id, "not_found",
+                        ledger,
+                        r.exchange,
+                        r.client_order_id,
+                        "not_found",
                         {"reason": "the exchange has no order with this client id"},
                     )
                 else:
