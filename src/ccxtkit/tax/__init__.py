@@ -1,0 +1,1 @@
+"""US tax: lots, disposals, Form 8949 and Schedule D from the ledger."""
