@@ -1,0 +1,199 @@
+"""`vhc secrets set | check` through the real CLI entry point, and the never-appears canary."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ccxtkit.cli.app import main
+from ccxtkit.logs import log, setup_logging
+from tests.servers import OpenBaoDevServer, closed_port, write_workspace
+
+CANARY_KEY = "CANARYKEY-7f3a9c1e5b"
+CANARY_SECRET = "CANARYSECRET-d4e8b2a6f0"
+CANARY_PASS = "CANARYPASS-91c3e7"
+CANARY_SMTP = "CANARYSMTP-5e2a8d"
+CANARY_ENV = "CANARYENV-0b7d3f"
+CANARY_TOKEN = "CANARYTOKEN-c81f40"
+CANARIES = [CANARY_KEY, CANARY_SECRET, CANARY_PASS, CANARY_SMTP, CANARY_ENV, CANARY_TOKEN]
+
+
+@dataclass
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def vhc(args: list[str], input: str | None = None) -> Run:
+    """Run `vhc` through main(): real exit codes and the one-line error on stderr."""
+    runner = CliRunner()
+    with runner.isolation(input=input) as (out, err, _):
+        try:
+            main(args)
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        return Run(code, out.getvalue().decode(), err.getvalue().decode())
+
+
+def one_line(text: str) -> str:
+    """rich wraps long lines at the terminal width; join them back for assertions."""
+    return " ".join(text.split())
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return write_workspace(
+        tmp_path / "ws",
+        """
+exchanges:
+  kraken: {secrets: keyring}
+  paper: {id: paper, secrets: none}
+""",
+    )
+
+
+def test_set_prompts_and_check_resolves(home, file_keyring):
+    ran = vhc(
+        ["--home", str(home), "secrets", "set", "kraken"],
+        input="key-abcdef\nkey-abcdef\nsecret-abcdef\nsecret-abcdef\n\n",
+    )
+    assert ran.code == 0, ran.stderr
+    assert "Stored kraken" in ran.stdout and "secret-abcdef" not in ran.stdout
+
+    ran = vhc(["--home", str(home), "--json", "secrets", "check"])
+    assert ran.code == 0, ran.stderr
+    rows = {r["name"]: r for r in json.loads(ran.stdout)["rows"]}
+    assert rows["kraken"]["status"] == "ok" and rows["kraken"]["age_days"] == 0
+    assert rows["paper"]["status"] == "not needed"
+
+
+def test_mismatched_confirmation_is_asked_again(home, file_keyring):
+    ran = vhc(
+        ["--home", str(home), "secrets", "set", "kraken"],
+        input="key-1111111\nkey-2222222\nkey-3333333\nkey-3333333\nsec-4444444\nsec-4444444\n\n",
+    )
+    assert ran.code == 0, ran.stderr
+    import keyring
+
+    assert json.loads(keyring.get_password("vhc", "exchanges/kraken"))["api_key"] == "key-3333333"
+
+
+def test_check_missing_key_exits_2_with_the_fix(home, file_keyring):
+    ran = vhc(["--home", str(home), "secrets", "check", "kraken"])
+    assert ran.code == 2
+    assert "vhc secrets set kraken" in one_line(ran.stderr)
+
+
+def test_set_refuses_a_paper_account_before_prompting(home, file_keyring):
+    ran = vhc(["--home", str(home), "secrets", "set", "paper"], input="")
+    assert ran.code == 2 and "needs no API key" in one_line(ran.stderr)
+    assert "API key:" not in ran.stdout
+
+
+def test_vault_down_through_the_cli_exits_5_naming_the_path(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAULT_TOKEN", "whatever-token")
+    address = f"http://127.0.0.1:{closed_port()}"
+    home = write_workspace(
+        tmp_path / "v",
+        f"exchanges:\n  kraken: {{secrets: vault}}\nsecrets:\n  vault: {{address: '{address}'}}\n",
+    )
+    ran = vhc(["--home", str(home), "secrets", "check"])
+    assert ran.code == 5
+    assert "secret/exchanges/kraken" in one_line(ran.stderr) and address in one_line(ran.stderr)
+
+
+def test_config_readable_by_others_is_refused(home):
+    config = home / "config" / "trading_config.yaml"
+    config.chmod(0o644)
+    ran = vhc(["--home", str(home), "secrets", "check"])
+    assert ran.code == 2 and f"chmod 600 {config}" in one_line(ran.stderr)
+
+
+@pytest.fixture
+def log_file(tmp_path: Path):
+    """vhc's log file for this test (the handler is removed afterwards)."""
+    path = tmp_path / "logs" / "trading.log"
+    before = list(log.handlers)
+    setup_logging(path, "DEBUG", 1_000_000, 2)
+    yield path
+    for handler in [h for h in log.handlers if h not in before]:
+        handler.close()
+        log.removeHandler(handler)
+
+
+def test_canary_secrets_never_appear(
+    tmp_path, file_keyring, log_file, openbao: OpenBaoDevServer, monkeypatch
+):
+    """Distinctive values go through set, check, --json, config show and a bad-token error."""
+    home = write_workspace(
+        tmp_path / "canary",
+        f"""
+exchanges:
+  kraken: {{secrets: keyring}}
+  devex: {{id: kraken, secrets: env}}
+  vaulted: {{id: kraken, secrets: vault}}
+monitoring:
+  alerts:
+    email:
+      host: 127.0.0.1
+      sender: vhc@example.com
+      recipients: [ops@example.com]
+      password_secret: smtp_password
+secrets:
+  vault: {{address: '{openbao.address}'}}
+""",
+    )
+    monkeypatch.setenv("DEVEX_API_KEY", CANARY_ENV + "-k")
+    monkeypatch.setenv("DEVEX_API_SECRET", CANARY_ENV)
+    monkeypatch.setenv("VAULT_TOKEN", CANARY_TOKEN)  # not a valid token: the check fails
+    runs = [
+        vhc(
+            ["--home", str(home), "secrets", "set", "kraken"],
+            input=f"{CANARY_KEY}\n{CANARY_KEY}\n{CANARY_SECRET}\n{CANARY_SECRET}\n{CANARY_PASS}\n",
+        ),
+        vhc(
+            ["--home", str(home), "secrets", "set", "smtp_password"],
+            input=f"{CANARY_SMTP}\n{CANARY_SMTP}\n",
+        ),
+        vhc(["--home", str(home), "secrets", "check"]),
+        vhc(["--home", str(home), "--json", "secrets", "check"]),
+        vhc(["--home", str(home), "-v", "secrets", "check", "vaulted"]),
+        vhc(["--home", str(home), "config", "show"]),
+        vhc(["--home", str(home), "--json", "config", "show"]),
+    ]
+    assert [r.code for r in runs[:2]] == [0, 0], [r.stderr for r in runs]
+    assert runs[2].code == 5 and runs[4].code == 5  # the Vault account fails, by design
+    assert "secret/exchanges/vaulted" in one_line(runs[4].stderr)
+    assert "devex" in one_line(runs[2].stderr) and "environment" in one_line(runs[2].stderr)
+    rows = {r["name"]: r["status"] for r in json.loads(runs[3].stdout)["rows"]}
+    assert rows == {
+        "kraken": "ok",
+        "devex": "ok",
+        "vaulted": "unavailable",
+        "smtp_password": "ok",
+    }
+    log.info("flush marker")  # the log file was written to
+    assert "flush marker" in log_file.read_text()
+
+    from ccxtkit.ledger.store import open_ledger
+
+    with open_ledger(home / "ledger" / "vhc.duckdb") as ledger:
+        events = ledger.rows("SELECT kind, subject, details FROM control_events")
+    assert [e["subject"] for e in events if e["kind"] == "secret.set"] == [
+        "kraken",
+        "smtp_password",
+    ]
+    texts = [r.stdout + r.stderr for r in runs] + [repr(events)]
+    files = [p for p in home.rglob("*") if p.is_file()] + [log_file]
+    assert any(p.suffix == ".duckdb" for p in files)
+    for canary in CANARIES:
+        for i, text in enumerate(texts):
+            assert canary not in text, f"{canary} in the output of run {i}"
+        for path in files:
+            assert canary.encode() not in path.read_bytes(), f"{canary} in {path}"
