@@ -13,6 +13,7 @@ The sequence that keeps an order from being lost or doubled:
 from __future__ import annotations
 
 import uuid
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -33,7 +34,7 @@ from ..risk import killswitch
 from ..risk.exposure import build_exposure
 from ..risk.limits import CheckResult, OrderProposal, check_order
 from ..workspace import Workspace
-from . import recording
+from . import inflight, recording
 from .accounts import connect, is_live_account
 from .pricing import usd_prices
 from .recover import recover_account
@@ -135,6 +136,41 @@ def _place(ws: Workspace, client: ExchangeClient, request: OrderRequest, live: b
     free = {asset: b.free for asset, b in balances.items()}
     resolved = [r.client_order_id for r in recover_account(ws, client, request.exchange)]
     now = now_utc()
+    with ExitStack() as sending:
+        if not request.dry_run:
+            # Held until the outcome is recorded: recovery elsewhere leaves this intent alone.
+            sending.enter_context(inflight.claim(ws, client_order_id))
+        return _check_and_send(
+            ws,
+            client,
+            request,
+            live,
+            market.symbol,
+            proposal,
+            price,
+            client_order_id,
+            free,
+            prices,
+            resolved,
+            now,
+        )
+    raise AssertionError("unreachable")
+
+
+def _check_and_send(
+    ws: Workspace,
+    client: ExchangeClient,
+    request: OrderRequest,
+    live: bool,
+    symbol: str,
+    proposal: OrderProposal,
+    price: Decimal,
+    client_order_id: str,
+    free: dict[str, Decimal],
+    prices: dict[str, Decimal],
+    resolved: list[str],
+    now: datetime,
+) -> PlaceResult:
     with ws.open_ledger() as ledger:
         exposure = build_exposure(ledger, prices, now, ws.config.timezone, free)
         checks = check_order(proposal, exposure, ws.config.risk)
@@ -146,7 +182,7 @@ def _place(ws: Workspace, client: ExchangeClient, request: OrderRequest, live: b
                 {
                     "limit": refusal.name,
                     "message": refusal.message,
-                    "symbol": market.symbol,
+                    "symbol": symbol,
                     "side": request.side,
                     "amount": str(request.amount),
                     "dry_run": request.dry_run,
@@ -155,13 +191,11 @@ def _place(ws: Workspace, client: ExchangeClient, request: OrderRequest, live: b
             )
         elif not request.dry_run:
             _check_client_id_unused(ledger, request.exchange, client_order_id)
-            ledger.append(
-                "orders", [_intent_row(request, market.symbol, client_order_id, live, now)]
-            )
+            ledger.append("orders", [_intent_row(request, symbol, client_order_id, live, now)])
     result = PlaceResult(
         exchange=request.exchange,
         client_order_id=client_order_id,
-        symbol=market.symbol,
+        symbol=symbol,
         side=request.side,
         type=request.type,
         amount=request.amount,
@@ -176,7 +210,7 @@ def _place(ws: Workspace, client: ExchangeClient, request: OrderRequest, live: b
         raise RiskLimitError(refusal.message)
     if request.dry_run:
         return result
-    order, fills = _send(ws, client, request, market.symbol, client_order_id, now)
+    order, fills = _send(ws, client, request, symbol, client_order_id, now)
     return _replace(result, order=order, fills=fills)
 
 

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from ..errors import ExchangeError
 from ..exchanges.base import ExchangeClient, Order, Trade
-from ..ledger.chain import now_utc
 from ..ledger.store import Ledger
 from ..workspace import Workspace
-from . import recording
-
-#: An intent younger than this may still be on its way to the exchange from another process.
-GRACE = timedelta(minutes=2)
+from . import inflight, recording
 
 
 @dataclass(frozen=True)
@@ -42,15 +37,14 @@ class RecoverReport:
 
 
 def look_up(
-    client: ExchangeClient, exchange: str, pending: list[dict[str, Any]]
+    ws: Workspace, client: ExchangeClient, exchange: str, pending: list[dict[str, Any]]
 ) -> list[Resolution]:
     """Ask the exchange about each pending order (network only; the ledger stays closed)."""
-    now = now_utc()
     out = []
     for p in pending:
+        if not inflight.is_orphaned(ws, p["client_order_id"]):
+            continue  # another vhc process is sending it right now
         order = client.find_order_by_client_id(p["client_order_id"], p["symbol"])
-        if order is None and now - p["timestamp"] < GRACE:
-            continue  # possibly still being sent by another vhc process
         fills: tuple[Trade, ...] = ()
         if order is not None and order.filled > 0:
             fills = order.trades or tuple(
@@ -97,7 +91,7 @@ def recover_account(ws: Workspace, client: ExchangeClient, exchange: str) -> lis
         pending = recording.pending_orders(ledger, exchange)
     if not pending:
         return []
-    resolutions = look_up(client, exchange, pending)
+    resolutions = look_up(ws, client, exchange, pending)
     with ws.open_ledger() as ledger:
         return record(ledger, resolutions)
 
