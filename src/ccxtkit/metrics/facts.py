@@ -189,11 +189,13 @@ def drawdown_pct(ledger: Ledger) -> Decimal | None:
         if unit is None:
             unit = fallback.get(asset, ZERO)
         snapshots[(ts, exchange)] += to_decimal(total) * to_decimal(unit)
+    by_time: dict[datetime, dict[str, Decimal]] = defaultdict(dict)
+    for (ts, exchange), value in snapshots.items():
+        by_time[ts][exchange] = value
     latest: dict[str, Decimal] = {}
-    high = ZERO
-    current = ZERO
-    for (_, exchange), value in sorted(snapshots.items()):
-        latest[exchange] = value
+    high = current = ZERO
+    for ts in sorted(by_time):  # all exchanges snapshotted at one time move together
+        latest.update(by_time[ts])
         current = sum(latest.values(), ZERO)
         high = max(high, current)
     if high <= 0:

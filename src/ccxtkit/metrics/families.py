@@ -153,7 +153,8 @@ def latency_families(
         "trading_api_latency_ms", "Exchange API call duration, ms.", labels=["exchange", "method"]
     )
     for key in sorted(totals):
-        buckets = [(str(b), float(c)) for b, c in zip(LATENCY_BUCKETS_MS, counts[key], strict=True)]
+        bounds = [str(float(b)) for b in LATENCY_BUCKETS_MS]  # le="50.0", as Histogram writes it
+        buckets = [(b, float(c)) for b, c in zip(bounds, counts[key], strict=True)]
         buckets.append(("+Inf", float(totals[key])))
         histogram.add_metric(list(key), buckets, sums[key])
     up = GaugeMetricFamily(
