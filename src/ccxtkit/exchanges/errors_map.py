@@ -96,7 +96,7 @@ def map_error(exc: BaseException, ctx: CallContext, tries: int = 1) -> ExchangeE
             f"{where}: the exchange refused the API key ({kind}: {detail}); "
             f"check it with `vhc secrets check {ctx.account}` and its permissions on the exchange"
         )
-    if "OrderNotFound" in names:
+    if "OrderNotFound" in names and ctx.action not in ("create_order", "withdraw"):
         return ExchangeOrderNotFound(f"{where}: the exchange does not know this order ({detail})")
     if "InsufficientFunds" in names:
         return ExchangeError(f"{where}: insufficient funds ({detail})")

@@ -119,7 +119,7 @@ def build_ccxt(name: str, cfg: ExchangeConfig, credentials: ApiKey | None) -> An
     if cfg.sandbox:
         try:
             exchange.set_sandbox_mode(True)
-        except ccxt.NotSupported:
+        except (ccxt.NotSupported, TypeError, KeyError):  # kraken: no urls['test'] at all
             raise ConfigError(
                 f"exchanges.{name}: {ccxt_id} has no sandbox (testnet) in ccxt; "
                 "set `sandbox: false` or point `ccxt: {urls: ...}` at a test server"
