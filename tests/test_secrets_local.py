@@ -153,3 +153,15 @@ def test_ledger_readable_by_others_is_refused(ws):
     with pytest.raises(UnsafePermissionsError) as info:
         _ = fresh.ledger_path
     assert f"chmod 600 {path}" in info.value.message
+
+
+def test_check_tells_missing_from_misconfigured(tmp_path, file_keyring, monkeypatch):
+    monkeypatch.delenv("VAULT_ADDR", raising=False)
+    home = write_workspace(
+        tmp_path / "mixed", "exchanges:\n  kraken: {secrets: keyring}\n  bybit: {secrets: vault}\n"
+    )
+    report = check_secrets(Workspace.locate(str(home)), datetime.now(UTC))
+    status = {r.name: (r.status, r.exit_code) for r in report.rows}
+    assert status == {"kraken": ("missing", 2), "bybit": ("misconfigured", 2)}
+    assert "VAULT_ADDR" in next(r.problem for r in report.rows if r.name == "bybit")
+    assert report.exit_code() == 2 and not report.notes

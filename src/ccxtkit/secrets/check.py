@@ -20,7 +20,14 @@ from ccxtkit.workspace import Workspace
 from . import describe as describe_location
 from . import env, is_live, meta, needs_keys
 from . import fetch as fetch_secret
-from .common import Backend, SecretRef, check_name, credentials_from, require_backend
+from .common import (
+    Backend,
+    MissingSecretError,
+    SecretRef,
+    check_name,
+    credentials_from,
+    require_backend,
+)
 
 PERMISSIONS_NOTE = (
     "withdrawal permission is not checked: ccxt offers no unified query for a key's "
@@ -36,7 +43,7 @@ class CheckRow:
     kind: str
     backend: str
     location: str
-    status: str  # ok | not needed | missing | unavailable | error
+    status: str  # ok | not needed | missing | misconfigured | unavailable
     problem: str | None = None
     exit_code: int | None = None
     set_at: datetime | None = None
@@ -108,7 +115,13 @@ def check_secrets(ws: Workspace, now: datetime, name: str | None = None) -> Chec
             elif "value" not in fetched.fields:
                 raise VhcError(f"{row.location} holds no value")
         except VhcError as exc:
-            row.status = "missing" if exc.exit_code == 2 else "unavailable"
+            row.status = (
+                "missing"
+                if isinstance(exc, MissingSecretError)
+                else "misconfigured"
+                if exc.exit_code == 2
+                else "unavailable"
+            )
             row.problem, row.exit_code = exc.message, exc.exit_code
             rows.append(row)
             continue
