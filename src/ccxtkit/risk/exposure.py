@@ -30,15 +30,23 @@ so a ledger of a million trades costs tens of milliseconds. The rules:
   `order_events` row (by seq) is not terminal, or that have no event yet (an intent whose
   fate is unknown may be live on the exchange). Terminal: event filled, canceled,
   rejected, failed, expired, not_found, or a ccxt status closed/canceled/expired/rejected.
-- **Realised PnL today** (an approximation, no lot matching): for each asset, today's
-  sells' USD proceeds minus amount sold x the asset's average USD buy price over all
-  history, minus today's fees valued in USD (fees in a currency without a price are left
-  out). Good enough for a daily-loss trigger; the tax module does the exact lots.
+- **Realised PnL today** (an approximation, no lot matching; only with `with_pnl=True` or
+  `realised_pnl_today`, because it reads every buy of the assets sold today): for each
+  asset, today's sells' USD proceeds minus amount sold x the asset's average USD buy price
+  over all history (buy fees not included), minus today's fees valued in USD (fees in a
+  currency without a price are left out). Good enough for a daily-loss trigger; the tax
+  module does the exact lots.
+
+Speed: holdings read only the trades after the earliest latest-snapshot (DuckDB skips older
+row groups by their min/max timestamps) plus, in full, those of exchanges never snapshotted;
+so take balance snapshots regularly (reconcile, `vhc balances`). Today's volume reads
+today's row groups only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from decimal import Decimal, localcontext
 from typing import Any
@@ -73,33 +81,37 @@ _LAST_SNAP = """
     SELECT exchange, max(timestamp) AS ts FROM balance_snapshots GROUP BY exchange
 """
 
-_TRADES_SQL = f"""
-WITH last_snap AS ({_LAST_SNAP}),
-t AS (
-    SELECT t.exchange, t.asset, t.quote, t.fee_currency, t.side, t.amount, t.cost, t.fee,
-           t.total_usd, t.timestamp,
-           (l.ts IS NULL OR t.timestamp > l.ts) AS after,
-           t.timestamp >= ? AS today,
-           upper(t.quote) IN {_in(_USD_LIKE)} AS usd_quote
-    FROM trades t LEFT JOIN last_snap l ON t.exchange = l.exchange
-)
-SELECT exchange, asset, quote, fee_currency,
-    coalesce(sum(CASE WHEN side = 'buy' THEN amount ELSE -amount END) FILTER (after), 0),
-    coalesce(sum(CASE WHEN side = 'buy' THEN -cost ELSE cost END) FILTER (after), 0),
-    coalesce(sum(fee) FILTER (after), 0),
-    coalesce(sum(amount) FILTER (side = 'buy'), 0),
-    coalesce(sum(coalesce(total_usd, CASE WHEN usd_quote THEN cost END))
-        FILTER (side = 'buy'), 0),
-    coalesce(sum(cost) FILTER (side = 'buy' AND total_usd IS NULL AND NOT usd_quote), 0),
-    coalesce(sum(amount) FILTER (side = 'sell' AND today), 0),
-    coalesce(sum(coalesce(total_usd, CASE WHEN usd_quote THEN cost END))
-        FILTER (side = 'sell' AND today), 0),
-    coalesce(sum(cost) FILTER (side = 'sell' AND today AND total_usd IS NULL
-        AND NOT usd_quote), 0),
-    coalesce(sum(coalesce(total_usd, CASE WHEN usd_quote THEN cost END)) FILTER (today), 0),
-    coalesce(sum(cost) FILTER (today AND total_usd IS NULL AND NOT usd_quote), 0),
-    coalesce(sum(fee) FILTER (today), 0)
-FROM t GROUP BY ALL
+_USD_QUOTE = f"upper(quote) IN {_in(_USD_LIKE)}"
+#: A trade's USD value where the ledger knows it; NULL means "cost x the quote's price now".
+_TRADE_USD = f"coalesce(total_usd, CASE WHEN {_USD_QUOTE} THEN cost END)"
+_COST_UNVALUED = f"sum(cost) FILTER (total_usd IS NULL AND NOT {_USD_QUOTE})"
+
+# Trades after each exchange's latest snapshot: the timestamp bound (the earliest of those
+# snapshots) lets DuckDB skip row groups by their min/max, so only recent trades are read.
+_POSITIONS_SNAPPED_SQL = f"""
+WITH last_snap AS ({_LAST_SNAP})
+SELECT t.asset, t.quote, t.fee_currency, t.side, sum(t.amount), sum(t.cost), sum(t.fee)
+FROM trades t JOIN last_snap l ON t.exchange = l.exchange
+WHERE t.timestamp > ? AND t.timestamp > l.ts
+GROUP BY ALL
+"""
+
+#: Exchanges with no snapshot at all are summed over their whole history ({where} is ours).
+_POSITIONS_UNSNAPPED_SQL = """
+SELECT asset, quote, fee_currency, side, sum(amount), sum(cost), sum(fee)
+FROM trades {where} GROUP BY ALL
+"""
+
+_TODAY_SQL = f"""
+SELECT asset, quote, fee_currency, side, sum(amount), sum({_TRADE_USD}), {_COST_UNVALUED},
+       sum(fee)
+FROM trades WHERE timestamp >= ? GROUP BY ALL
+"""
+
+#: All-time buys of the assets sold today: the average cost basis of the PnL approximation.
+_BUYS_SQL = f"""
+SELECT asset, quote, sum(amount), sum({_TRADE_USD}), {_COST_UNVALUED}
+FROM trades WHERE side = 'buy' AND asset IN ({{marks}}) GROUP BY ALL
 """
 
 _BALANCES_SQL = f"""
@@ -211,12 +223,85 @@ def build_exposure(
     now: datetime,
     tz: str | None = None,
     free_balances: Mapping[str, Decimal] | None = None,
+    with_pnl: bool = False,
 ) -> Exposure:
-    """Read the ledger once and return the Exposure the limits check an order against."""
+    """Read the ledger once and return the Exposure the limits check an order against.
+
+    `with_pnl` also fills realised_pnl_today_usd, which reads every buy of the assets sold
+    today (a full scan of `trades`): the pre-trade checks do not need it, the kill switch's
+    daily-loss trigger does.
+    """
     day = day_start_utc(now, tz)
     with localcontext() as ctx:
         ctx.prec = 120  # sums of DECIMAL(38,18) amounts times prices must not round
-        return _build(ledger, prices_usd, now, day, dict(free_balances or {}))
+        return _build(ledger, prices_usd, now, day, dict(free_balances or {}), with_pnl)
+
+
+def realised_pnl_today(
+    ledger: Ledger, prices_usd: Mapping[str, Decimal], now: datetime, tz: str | None = None
+) -> Decimal:
+    """Today's realised PnL in USD (the average-cost approximation of the module docstring)."""
+    day = day_start_utc(now, tz)
+    with localcontext() as ctx:
+        ctx.prec = 120
+        today = _today(ledger, prices_usd, day)
+        return _realised(ledger, today.sold, prices_usd) - today.fees_usd
+
+
+def _holdings(ledger: Ledger) -> dict[str, Decimal]:
+    """Units held per asset across accounts: latest snapshots + trades and transfers since."""
+    qty: dict[str, Decimal] = {}
+
+    def add(asset: str | None, amount: Any) -> None:
+        if asset is not None and amount:
+            qty[asset] = qty.get(asset, ZERO) + Decimal(amount)
+
+    snapped = ledger.query(_LAST_SNAP)
+    rows = []
+    if snapped:
+        cutoff = min(ts for _, ts in snapped)
+        rows += ledger.query(_POSITIONS_SNAPPED_SQL, [cutoff])
+        where = "WHERE exchange NOT IN (" + ", ".join("?" for _ in snapped) + ")"
+        rows += ledger.query(_POSITIONS_UNSNAPPED_SQL.format(where=where), [e for e, _ in snapped])
+    else:
+        rows += ledger.query(_POSITIONS_UNSNAPPED_SQL.format(where=""))
+    for asset, quote, fee_cur, side, amount, cost, fee in rows:
+        sign = 1 if side == "buy" else -1
+        add(asset, sign * amount)
+        add(quote, -sign * cost)
+        add(fee_cur, -(fee or ZERO))
+    for asset, amount in ledger.query(_BALANCES_SQL):
+        add(asset, amount)
+    return qty
+
+
+@dataclass
+class _Today:
+    volume_usd: Decimal = ZERO
+    fees_usd: Decimal = ZERO
+    volume_unpriced: set[str] = field(default_factory=set)
+    sold: dict[str, tuple[Decimal, Decimal]] = field(default_factory=dict)  # amount, USD
+
+
+def _today(ledger: Ledger, prices_usd: Mapping[str, Decimal], day: datetime) -> _Today:
+    """Today's volume in USD, fees in USD, and what was sold (for the PnL approximation)."""
+    out = _Today()
+    for asset, quote, fee_cur, side, amount, known_usd, cost_x, fee in ledger.query(
+        _TODAY_SQL, [day]
+    ):
+        quote_price = _price(quote, prices_usd)
+        if cost_x and quote_price is None:
+            out.volume_unpriced.add(quote)
+        # Trades lacking total_usd in a non-USD quote are valued at the quote's price now.
+        value = (known_usd or ZERO) + (cost_x or ZERO) * (quote_price or ZERO)
+        out.volume_usd += value
+        if side == "sell":
+            prev_amount, prev_usd = out.sold.get(asset, (ZERO, ZERO))
+            out.sold[asset] = (prev_amount + amount, prev_usd + value)
+        fee_price = _price(fee_cur, prices_usd)
+        if fee and fee_price is not None:
+            out.fees_usd += fee * fee_price
+    return out
 
 
 def _build(
@@ -225,42 +310,10 @@ def _build(
     now: datetime,
     day: datetime,
     free: dict[str, Decimal],
+    with_pnl: bool,
 ) -> Exposure:
-    qty: dict[str, Decimal] = {}
-    buy_amt: dict[str, Decimal] = {}
-    buy_usd: dict[str, Decimal] = {}
-    sells: list[tuple[str, Decimal, Decimal]] = []  # asset, amount, usd proceeds today
-    volume = ZERO
-    fees_usd = ZERO
-    volume_unpriced: set[str] = set()
-
-    def add(asset: str | None, amount: Any) -> None:
-        if asset is not None and amount:
-            qty[asset] = qty.get(asset, ZERO) + Decimal(amount)
-
-    for row in ledger.query(_TRADES_SQL, [day]):
-        (_, asset, quote, fee_cur, d_base, d_quote, d_fee, b_amt, b_usd, b_cost_x) = row[:10]
-        s_amt, s_usd, s_cost_x, v_usd, v_cost_x, fee_today = row[10:]
-        add(asset, d_base)
-        add(quote, d_quote)
-        add(fee_cur, -Decimal(d_fee))
-        q_price = _price(quote, prices_usd)
-        # Costs in a non-USD quote without total_usd are valued at the quote's price now.
-        q_usd = ZERO if q_price is None else q_price
-        if v_cost_x and q_price is None:
-            volume_unpriced.add(quote)
-        buy_amt[asset] = buy_amt.get(asset, ZERO) + b_amt
-        buy_usd[asset] = buy_usd.get(asset, ZERO) + b_usd + b_cost_x * q_usd
-        if s_amt:
-            sells.append((asset, s_amt, s_usd + s_cost_x * q_usd))
-        volume += v_usd + v_cost_x * q_usd
-        f_price = _price(fee_cur, prices_usd)
-        if fee_today and f_price is not None:
-            fees_usd += fee_today * f_price
-
-    for asset, amount in ledger.query(_BALANCES_SQL):
-        add(asset, amount)
-
+    qty = _holdings(ledger)
+    today = _today(ledger, prices_usd, day)
     positions: dict[str, Decimal] = {}
     unpriced: set[str] = set()
     for asset, amount in qty.items():
@@ -271,25 +324,40 @@ def _build(
             continue
         positions[asset] = amount * price
     portfolio = sum(positions.values(), ZERO)
-
-    pnl = -fees_usd
-    for asset, amount, proceeds in sells:
-        avg = buy_usd[asset] / buy_amt[asset] if buy_amt.get(asset) else ZERO
-        pnl += proceeds - amount * avg
-
-    (open_count,) = ledger.query(_OPEN_ORDERS_SQL)[0]
+    ((open_count,),) = ledger.query(_OPEN_ORDERS_SQL)
     snap_high = _snapshot_high(ledger)
-    high = portfolio if snap_high is None else max(portfolio, snap_high)
+    pnl = _realised(ledger, today.sold, prices_usd) - today.fees_usd if with_pnl else None
     return Exposure(
-        daily_volume_usd=volume,
+        daily_volume_usd=today.volume_usd,
         positions_usd=positions,
         portfolio_usd=portfolio,
-        high_water_usd=high,
+        high_water_usd=portfolio if snap_high is None else max(portfolio, snap_high),
         open_orders=int(open_count),
         free_balances=free,
         realised_pnl_today_usd=pnl,
         quantities=qty,
         unpriced=frozenset(unpriced),
-        volume_unpriced=frozenset(volume_unpriced),
+        volume_unpriced=frozenset(today.volume_unpriced),
         as_of=now,
     )
+
+
+def _realised(
+    ledger: Ledger, sold: Mapping[str, tuple[Decimal, Decimal]], prices_usd: Mapping[str, Decimal]
+) -> Decimal:
+    """Proceeds of today's sells minus amount x all-time average USD buy price, per asset."""
+    if not sold:
+        return ZERO
+    bought: dict[str, tuple[Decimal, Decimal]] = {}
+    sql = _BUYS_SQL.format(marks=", ".join("?" for _ in sold))
+    for asset, quote, amount, known_usd, cost_x in ledger.query(sql, list(sold)):
+        rate = _price(quote, prices_usd) or ZERO
+        prev_amount, prev_usd = bought.get(asset, (ZERO, ZERO))
+        value = (known_usd or ZERO) + (cost_x or ZERO) * rate
+        bought[asset] = (prev_amount + amount, prev_usd + value)
+    pnl = ZERO
+    for asset, (amount, proceeds) in sold.items():
+        b_amount, b_usd = bought.get(asset, (ZERO, ZERO))
+        average = b_usd / b_amount if b_amount else ZERO
+        pnl += proceeds - amount * average
+    return pnl

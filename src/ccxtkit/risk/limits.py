@@ -79,7 +79,8 @@ class Exposure:
     positions_usd: holdings per asset across accounts valued in USD (only priced assets);
     quantities: the same holdings in units; unpriced: assets held (or traded today) that
     had no USD price, so they are not in positions_usd / portfolio_usd / daily_volume_usd;
-    free_balances: free amount per asset on the order's exchange, as the exchange reported.
+    free_balances: free amount per asset on the order's exchange, as the exchange reported;
+    realised_pnl_today_usd: None unless asked for (it costs a scan; the limits never use it).
     """
 
     daily_volume_usd: Decimal
@@ -88,7 +89,7 @@ class Exposure:
     high_water_usd: Decimal
     open_orders: int
     free_balances: Mapping[str, Decimal] = field(default_factory=dict)
-    realised_pnl_today_usd: Decimal = ZERO
+    realised_pnl_today_usd: Decimal | None = None
     quantities: Mapping[str, Decimal] = field(default_factory=dict)
     unpriced: frozenset[str] = frozenset()
     volume_unpriced: frozenset[str] = frozenset()
