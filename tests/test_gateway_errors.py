@@ -134,7 +134,7 @@ def expected(call: str, name: str) -> tuple[type[ExchangeError], int]:
 @pytest.mark.parametrize("call", list(CALLS))
 def test_ccxt_exception_maps_to_vhc_error(call: str, name: str) -> None:
     h = Harness(preload=call != "load_markets")
-    h.failing = getattr(ccxt, name)("kraken {\"error\":[\"EGeneral:Something test-api-key-123\"]}")
+    h.failing = getattr(ccxt, name)('kraken {"error":["EGeneral:Something test-api-key-123"]}')
     want, attempts = expected(call, name)
     with pytest.raises(ExchangeError) as info:
         CALLS[call](h.gateway)
@@ -206,7 +206,9 @@ def test_config_builds_the_ccxt_constructor() -> None:
     ex = build_ccxt("main", cfg, Key())
     assert ex.id == "kraken" and ex.timeout == 15000
     assert ex.options["adjustForTimeDifference"] is True
-    assert ex.options.get("withdrawTagRequiredCurrencies") is not None  # ccxt's defaults survive the merge
+    assert (
+        ex.options.get("withdrawTagRequiredCurrencies") is not None
+    )  # ccxt's defaults survive the merge
 
 
 def test_config_refuses_keys_in_the_ccxt_mapping_and_unknown_ids() -> None:

@@ -150,7 +150,12 @@ def to_order(raw: Raw, fallback: Raw | None = None) -> Order:
     if status not in _ORDER_STATUS:
         status = "open"
     fee, fee_currency = _fee(raw)
-    trades = tuple(to_trade(t) for t in (raw.get("trades") or []) if t.get("id") is not None)
+    # Some exchanges (kraken) list only the trade ids here: keep complete fills only.
+    trades = tuple(
+        to_trade(t)
+        for t in (raw.get("trades") or [])
+        if t.get("id") is not None and t.get("side") and t.get("amount") is not None
+    )
     return Order(
         id=str(raw["id"]),
         client_order_id=pick("clientOrderId"),

@@ -237,7 +237,10 @@ class CcxtGateway:
         ctx = CallContext(self.name, method)
 
         def page(since_ms: int | None, params: dict[str, Any]) -> list[Raw]:
-            return list(call_safe(lambda: fn(None, since_ms, None, params), ctx, self.retry))
+            # Ask from a second earlier: some exchanges (kraken) take whole seconds and an
+            # exclusive start; `collect` trims to the exact range afterwards.
+            start = None if since_ms is None else since_ms - 1000
+            return list(call_safe(lambda: fn(None, start, None, params), ctx, self.retry))
 
         until_ms = None if until is None else datetime_to_ms(until)
         return collect(page, pager, datetime_to_ms(since), until_ms, ctx)
