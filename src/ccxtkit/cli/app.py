@@ -6,7 +6,6 @@ import sys
 from importlib import import_module
 from typing import Annotated
 
-import click
 import typer
 
 from ..errors import VhcError
@@ -73,13 +72,16 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=args, prog_name="vhc", standalone_mode=False)
         code = 0
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         code = exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
+    except typer.Abort:
+        note("aborted: nothing was done")
         code = 2
-    except click.exceptions.Abort:
-        note("aborted")
+    except typer.TyperException as exc:  # bad usage: one line, like every other error
+        message = getattr(exc, "format_message", lambda: str(exc))()
+        ctx = getattr(exc, "ctx", None)
+        where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        note(f"error: {message}{where}")
         code = 2
     except VhcError as exc:
         if verbose:
@@ -101,5 +103,8 @@ def main(argv: list[str] | None = None) -> None:
             "`vhc ledger verify` checks the ledger; rerun with -v and report it"
         )
         code = INTERNAL_ERROR
+    if "ccxtkit.secrets" in sys.modules:  # only when this run resolved keys
+        for warning in sys.modules["ccxtkit.secrets"].take_warnings():
+            note(warning)
     import_module(f"{__package__}.metrics_cmd").after_command(args)  # textfile/push; silent
     sys.exit(code)

@@ -132,7 +132,8 @@ def _place(ws: Workspace, client: ExchangeClient, request: OrderRequest, live: b
         quote_usd=Decimal(1) if is_usd_like(market.quote) else prices.get(market.quote),
         fee_rate=_fee_rate(ws, request.exchange),
     )
-    client_order_id = request.client_order_id or f"vhc-{uuid.uuid4()}"
+    # A bare UUID: the one long form every exchange we use accepts (Kraken: UUID or 18 chars).
+    client_order_id = request.client_order_id or str(uuid.uuid4())
     free = {asset: b.free for asset, b in balances.items()}
     resolved = [r.client_order_id for r in recover_account(ws, client, request.exchange)]
     now = now_utc()

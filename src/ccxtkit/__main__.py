@@ -1,0 +1,5 @@
+"""`python -m ccxtkit` runs the vhc command line."""
+
+from ccxtkit.cli.app import main
+
+main()
