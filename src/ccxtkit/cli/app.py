@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> None:
         note("aborted: nothing was done")
         code = 2
     except typer.TyperException as exc:  # bad usage: one line, like every other error
-        message = getattr(exc, "format_message", lambda: str(exc))()
+        format_message = getattr(exc, "format_message", None)
+        message = format_message() if format_message else str(exc)
         ctx = getattr(exc, "ctx", None)
         where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
         note(f"error: {message}{where}")
