@@ -16,6 +16,12 @@ class VhcError(Exception):
         return self.message
 
 
+class FindingsError(VhcError):
+    """The command completed, with findings that need a person (exit 1)."""
+
+    exit_code = 1
+
+
 class UsageError(VhcError):
     """Bad usage or bad input (exit 2)."""
 
