@@ -4,7 +4,7 @@ Everything is summed inside DuckDB in one pass over `trades` (no Python loop ove
 so a ledger of a million trades costs tens of milliseconds. The rules:
 
 - **Day**: today is the calendar day of `now` in `tz` (the config's `timezone`), UTC when
-  unset; it starts at local midnight, converted to UTC for the query.
+  unset: from local midnight up to (not including) the next, converted to UTC.
 - **Holdings** per (exchange, asset): the exchange's latest balance snapshot (all
   `balance_snapshots` rows of that exchange stamped with its latest timestamp, so record a
   snapshot with one timestamp), plus everything after it: trades (base +amount on a buy,
@@ -47,7 +47,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal, localcontext
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -75,6 +75,14 @@ def day_start_utc(now: datetime, tz: str | None = None) -> datetime:
     local = aware.astimezone(zone)
     midnight = datetime.combine(local.date(), time(0), tzinfo=zone)
     return midnight.astimezone(UTC).replace(tzinfo=None)
+
+
+def day_bounds_utc(now: datetime, tz: str | None = None) -> tuple[datetime, datetime]:
+    """[start, end) of `now`'s day in `tz` as naive UTC; 23 or 25 hours long on DST days."""
+    start = day_start_utc(now, tz)
+    # Any instant 26 h after local midnight lies in the next local day, DST or not.
+    end = day_start_utc(start.replace(tzinfo=UTC) + timedelta(hours=26), tz)
+    return start, end
 
 
 _LAST_SNAP = """
@@ -105,7 +113,7 @@ FROM trades {where} GROUP BY ALL
 _TODAY_SQL = f"""
 SELECT asset, quote, fee_currency, side, sum(amount), sum({_TRADE_USD}), {_COST_UNVALUED},
        sum(fee)
-FROM trades WHERE timestamp >= ? GROUP BY ALL
+FROM trades WHERE timestamp >= ? AND timestamp < ? GROUP BY ALL
 """
 
 #: All-time buys of the assets sold today: the average cost basis of the PnL approximation.
@@ -231,7 +239,7 @@ def build_exposure(
     today (a full scan of `trades`): the pre-trade checks do not need it, the kill switch's
     daily-loss trigger does.
     """
-    day = day_start_utc(now, tz)
+    day = day_bounds_utc(now, tz)
     with localcontext() as ctx:
         ctx.prec = 120  # sums of DECIMAL(38,18) amounts times prices must not round
         return _build(ledger, prices_usd, now, day, dict(free_balances or {}), with_pnl)
@@ -241,7 +249,7 @@ def realised_pnl_today(
     ledger: Ledger, prices_usd: Mapping[str, Decimal], now: datetime, tz: str | None = None
 ) -> Decimal:
     """Today's realised PnL in USD (the average-cost approximation of the module docstring)."""
-    day = day_start_utc(now, tz)
+    day = day_bounds_utc(now, tz)
     with localcontext() as ctx:
         ctx.prec = 120
         today = _today(ledger, prices_usd, day)
@@ -283,11 +291,13 @@ class _Today:
     sold: dict[str, tuple[Decimal, Decimal]] = field(default_factory=dict)  # amount, USD
 
 
-def _today(ledger: Ledger, prices_usd: Mapping[str, Decimal], day: datetime) -> _Today:
+def _today(
+    ledger: Ledger, prices_usd: Mapping[str, Decimal], day: tuple[datetime, datetime]
+) -> _Today:
     """Today's volume in USD, fees in USD, and what was sold (for the PnL approximation)."""
     out = _Today()
     for asset, quote, fee_cur, side, amount, known_usd, cost_x, fee in ledger.query(
-        _TODAY_SQL, [day]
+        _TODAY_SQL, list(day)
     ):
         quote_price = _price(quote, prices_usd)
         if cost_x and quote_price is None:
@@ -308,7 +318,7 @@ def _build(
     ledger: Ledger,
     prices_usd: Mapping[str, Decimal],
     now: datetime,
-    day: datetime,
+    day: tuple[datetime, datetime],
     free: dict[str, Decimal],
     with_pnl: bool,
 ) -> Exposure:
