@@ -30,6 +30,10 @@ RETRYABLE = ("NetworkError", "RateLimitExceeded", "DDoSProtection", "ExchangeNot
 _MAX_DETAIL = 300
 
 
+class ExchangeOrderNotFound(ExchangeError):
+    """The exchange does not know the order id (exit 5)."""
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """Exponential backoff for safe calls: tries in all, base_delay doubling up to max_delay."""
@@ -171,7 +175,3 @@ def call_create(fn: Callable[[], T], ctx: CallContext) -> T:
 def call_withdraw(fn: Callable[[], T], ctx: CallContext) -> T:
     """withdraw: sent once."""
     return call_once(fn, ctx, WithdrawalOutcomeUnknown)
-
-
-class ExchangeOrderNotFound(ExchangeError):
-    """The exchange does not know the order id (exit 5)."""

@@ -21,6 +21,7 @@ from ccxtkit.errors import ExchangeError
 from ccxtkit.money import fmt, to_decimal
 
 from .base import Balance, Candle, Market, Order, Ticker, Trade, Transfer
+from .errors_map import ExchangeOrderNotFound
 from .paper_feed import TickerSource, simulated_candles, simulated_price
 from .paper_store import PaperOrder, PaperState, locked_state
 
@@ -219,7 +220,7 @@ class PaperExchange:
         with self._account() as (state, _):
             order = state.orders.get(order_id)
             if order is None:
-                raise ExchangeError(f"{self.name}: order {order_id} not found")
+                raise ExchangeOrderNotFound(f"{self.name}: order {order_id} not found")
             return self._to_order(state, order)
 
     def fetch_open_orders(self, symbol: str | None = None) -> list[Order]:
@@ -342,7 +343,7 @@ class PaperExchange:
         with self._account() as (state, _):
             order = state.orders.get(order_id)
             if order is None:
-                raise ExchangeError(f"{self.name}: order {order_id} not found")
+                raise ExchangeOrderNotFound(f"{self.name}: order {order_id} not found")
             if order.status == "open":
                 order.status = "canceled"
             elif order.status != "canceled":
