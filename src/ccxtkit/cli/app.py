@@ -16,6 +16,7 @@ from .output import State, note
 COMMAND_MODULES = [
     "init_cmd",
     "demo_cmd",
+    "doctor_cmd",
     "config_cmd",
     "ledger_cmd",
     "trade_cmd",
