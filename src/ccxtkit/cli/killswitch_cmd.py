@@ -6,15 +6,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ccxtkit.errors import ExchangeError, UsageError
+from ccxtkit.errors import ExchangeError, FindingsError, KillSwitchActiveError, UsageError
 
 from .output import console, note, print_json, state, table
 
 if TYPE_CHECKING:
     from ccxtkit.risk.killswitch import Activation, KillSwitchState
-
-#: `--check` exit code when a trigger fired and the switch was activated (a person must look).
-CHECK_FIRED_EXIT = 1
 
 
 def kill_switch(
@@ -109,10 +106,7 @@ def _check(ctx: typer.Context, timeout: float) -> None:
     else:
         for line in outcome.notes:
             note(f"note: {line}")
-        if outcome.already_active:
-            s = read_state(st.workspace)
-            console.print(f"kill switch already active since {s.since} ({s.trigger}: {s.reason})")
-        elif not outcome.fired:
+        if not outcome.already_active and not outcome.fired:
             console.print("no trigger fired")
         else:
             for t in outcome.fired:
@@ -120,10 +114,18 @@ def _check(ctx: typer.Context, timeout: float) -> None:
             if outcome.activation:
                 _render_activation(False, outcome.activation)
     if outcome.already_active:
-        raise typer.Exit(4)
+        s = read_state(st.workspace)
+        raise KillSwitchActiveError(
+            f"the kill switch is already active since {s.since} ({s.trigger}); trading is halted "
+            "until someone runs `vhc kill-switch --deactivate --auth-code CODE`"
+        )
     if outcome.activation is not None:
         _fail_if_needed(outcome.activation)
-        raise typer.Exit(CHECK_FIRED_EXIT)
+        names = ", ".join(t.name for t in outcome.fired)
+        raise FindingsError(
+            f"trigger fired ({names}): the kill switch is now active; see `vhc kill-switch "
+            "--status`, and deactivate with a 2FA code once the cause is dealt with"
+        )
 
 
 def _activation_doc(result: Activation) -> dict[str, Any]:

@@ -109,9 +109,9 @@ def inputs_from_exposure(
         drawdown = pnl = capital = None
     else:
         drawdown = drawdown_pct(exposure.portfolio_usd, exposure.high_water_usd)
-        pnl = exposure.realised_pnl_today_usd
+        pnl = exposure.realised_pnl_today_usd  # None unless built with_pnl=True
         # Capital as it stood before today's realised result, so a loss does not shrink its base.
-        capital = exposure.portfolio_usd - pnl
+        capital = None if pnl is None else exposure.portfolio_usd - pnl
     inputs = triggers.TriggerInputs(
         drawdown_pct=drawdown,
         realised_pnl_today=pnl,
@@ -157,14 +157,14 @@ def gather_inputs(
     prices = dict(prices_usd or {})
     with open_ledger(ws.ledger_path, wait_seconds=wait, read_only=True) as ledger:
         prices = {**ledger_prices(ledger), **prices}
-        exposure = build_exposure(ledger, prices, now, ws.config.timezone)
+        exposure = build_exposure(ledger, prices, now, ws.config.timezone, with_pnl=True)
         failures = failure_times(ledger, now, window)
     missing = {a for a in exposure.unpriced if not is_usd_like(a)}
     if missing:
         # Talk to exchanges with the ledger closed, then read it again with the new prices.
         prices.update(ticker_prices(ws, missing))
         with open_ledger(ws.ledger_path, wait_seconds=wait, read_only=True) as ledger:
-            exposure = build_exposure(ledger, prices, now, ws.config.timezone)
+            exposure = build_exposure(ledger, prices, now, ws.config.timezone, with_pnl=True)
     return inputs_from_exposure(exposure, failures)
 
 

@@ -1,0 +1,159 @@
+"""TOTP 2FA: enrolment, one use per code, wrong codes locked out, and `--deactivate` behind it."""
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyotp
+import pytest
+
+from ccxtkit.auth import totp
+from ccxtkit.errors import AuthorizationError
+from ccxtkit.ledger.store import open_ledger
+from ccxtkit.risk import killswitch
+from tests.test_killswitch import make_workspace, run_cli
+
+T0 = datetime(2025, 3, 1, 12, 0, 5, tzinfo=UTC)
+
+
+@pytest.fixture
+def ws(tmp_path, monkeypatch):
+    """A workspace with one quiet paper account; named secrets come from the environment."""
+    for name in ("VHC_TOTP_SECRET", "VHC_TOTP_ADMIN", "VHC_TOTP_ALICE", "VHC_TOTP_BOB"):
+        monkeypatch.delenv(name, raising=False)
+    return make_workspace(tmp_path, {"paper": {"id": "paper"}}, secrets_backend="env")
+
+
+def enrol_env(ws, monkeypatch, approver="admin"):
+    """Enrol with the env backend and export the secret as the user is told to."""
+    result = totp.enrol(ws, approver, backend="env")
+    assert result.stored_in == "env"
+    monkeypatch.setenv(totp.env_names(approver)[0], result.secret)
+    return result.secret
+
+
+def code_at(secret, when):
+    return pyotp.TOTP(secret).at(when)
+
+
+def events(ws, prefix):
+    with open_ledger(ws.ledger_path, wait_seconds=5) as ledger:
+        return ledger.rows(
+            "SELECT kind, subject, details FROM control_events WHERE kind LIKE ? ORDER BY seq",
+            [prefix + "%"],
+        )
+
+
+def test_enrol_gives_an_otpauth_uri_and_codes_verify_once(ws, monkeypatch):
+    result = totp.enrol(ws, "admin", backend="env")
+    assert result.uri.startswith("otpauth://totp/") and f"secret={result.secret}" in result.uri
+    monkeypatch.setenv("VHC_TOTP_SECRET", result.secret)
+    ok = totp.verify_code(ws, code_at(result.secret, T0), now=T0)
+    assert ok.approver == "admin"
+    with pytest.raises(AuthorizationError, match="already used"):
+        totp.verify_code(ws, code_at(result.secret, T0), now=T0 + timedelta(seconds=5))
+    # An older code still inside the clock window is refused once a newer one was accepted.
+    later = T0 + timedelta(seconds=30)
+    totp.verify_code(ws, code_at(result.secret, later), now=later)
+    with pytest.raises(AuthorizationError, match="already used"):
+        totp.verify_code(ws, code_at(result.secret, T0), now=later)
+    # The state file is private and the audit trail never holds a code or the secret.
+    assert (totp.state_path(ws).stat().st_mode & 0o777) == 0o600
+    trail = events(ws, "totp.")
+    assert [e["kind"] for e in trail] == ["totp.enrolled"] + ["totp.verified", "totp.failed"] * 2
+    assert result.secret not in json.dumps(trail) and code_at(result.secret, T0) not in str(trail)
+
+
+def test_wrong_codes_lock_out_for_five_minutes(ws, monkeypatch):
+    secret = enrol_env(ws, monkeypatch)
+    good = code_at(secret, T0)
+    wrong = f"{(int(good) + 1) % 1000000:06d}"
+    for i in range(5):
+        with pytest.raises(AuthorizationError, match="not valid"):
+            totp.verify_code(ws, wrong, now=T0 + timedelta(seconds=i))
+    # The sixth attempt is refused even with the right code, and says when to retry.
+    with pytest.raises(
+        AuthorizationError, match=r"locked out; try again after 2025-03-01 12:05:05"
+    ):
+        totp.verify_code(ws, good, now=T0 + timedelta(seconds=10))
+    # Five minutes after the first failure one slot frees up.
+    retry = T0 + timedelta(minutes=5, seconds=1)
+    assert totp.verify_code(ws, code_at(secret, retry), now=retry).approver == "admin"
+    with pytest.raises(AuthorizationError, match="not valid"):
+        totp.verify_code(ws, "12345", now=retry)  # malformed codes count as wrong too
+
+
+def test_approvers_are_independent(ws, monkeypatch):
+    alice = enrol_env(ws, monkeypatch, "alice")
+    bob = enrol_env(ws, monkeypatch, "bob")
+    assert alice != bob
+    assert set(totp.enrolled_approvers(ws)) == {"alice", "bob"}
+    with pytest.raises(AuthorizationError, match="not valid"):
+        totp.verify_code(ws, code_at(alice, T0), "bob", now=T0)
+    totp.verify_code(ws, code_at(alice, T0), "alice", now=T0)
+    totp.verify_code(ws, code_at(bob, T0), "bob", now=T0)  # alice's use does not spend bob's
+    with pytest.raises(AuthorizationError, match="no TOTP secret is enrolled for approver 'carol'"):
+        totp.verify_code(ws, "123456", "carol", now=T0)
+    # Re-enrolling needs a current code of the old secret.
+    with pytest.raises(Exception, match="already enrolled"):
+        totp.enrol(ws, "alice", backend="env")
+
+
+def test_secret_stored_in_the_keyring(tmp_path, monkeypatch, file_keyring):
+    monkeypatch.delenv("VHC_TOTP_SECRET", raising=False)
+    ws = make_workspace(tmp_path, {"paper": {"id": "paper"}}, secrets_backend="keyring")
+    result = totp.enrol(ws, "admin")
+    assert result.stored_in == "keyring"
+    assert file_keyring.exists()  # it went to the keyring file, not the environment
+    now = datetime.now(UTC)
+    assert totp.verify_code(ws, code_at(result.secret, now), now=now).approver == "admin"
+
+
+def test_cli_setup_prints_uri_and_qr(ws, monkeypatch, capsys):
+    code, out, _ = run_cli(ws, ["totp", "setup", "--backend", "env"], capsys)
+    assert code == 0
+    assert "otpauth://totp/" in out and "export VHC_TOTP_SECRET=" in out
+    assert "█" in out  # the terminal QR code
+
+
+def test_cli_deactivate_wrong_code_replay_and_success(ws, monkeypatch, capsys):
+    secret = enrol_env(ws, monkeypatch)
+    killswitch.activate(ws, "drill")
+    code, _, err = run_cli(ws, ["kill-switch", "--deactivate", "--auth-code", "000000"], capsys)
+    if code == 0:  # one in a million: 000000 was the live code; use another wrong one
+        pytest.skip("000000 happened to be the current code")
+    assert code == 8 and "not valid" in err and killswitch.is_active(ws)
+    good = pyotp.TOTP(secret).now()
+    code, out, _ = run_cli(ws, ["kill-switch", "--deactivate", "--auth-code", good], capsys)
+    assert code == 0 and "deactivated" in out and not killswitch.is_active(ws)
+    killswitch.activate(ws, "drill again")
+    code, _, err = run_cli(ws, ["kill-switch", "--deactivate", "--auth-code", good], capsys)
+    assert code == 8 and "already used" in err and killswitch.is_active(ws)
+    kinds = [e["kind"] for e in events(ws, "kill_switch.deactivate")]
+    assert kinds == [
+        "kill_switch.deactivate_failed",
+        "kill_switch.deactivate",
+        "kill_switch.deactivate_failed",
+    ]
+
+
+def test_cli_rate_limit_blocks_the_right_code(ws, monkeypatch, capsys):
+    secret = enrol_env(ws, monkeypatch)
+    killswitch.activate(ws, "drill")
+    good = pyotp.TOTP(secret).now()
+    wrong = f"{(int(good) + 500000) % 1000000:06d}"
+    for _ in range(5):
+        code, _, _ = run_cli(ws, ["kill-switch", "--deactivate", "--auth-code", wrong], capsys)
+        assert code == 8
+    code, _, err = run_cli(ws, ["kill-switch", "--deactivate", "--auth-code", good], capsys)
+    assert code == 8 and "locked out" in err and "try again after" in err
+    assert killswitch.is_active(ws)
+    reasons = [json.loads(e["details"])["reason"] for e in events(ws, "totp.failed")]
+    assert reasons == ["wrong_code"] * 5 + ["locked_out"]
+
+
+def test_state_file_unreadable_refuses(ws, monkeypatch):
+    secret = enrol_env(ws, monkeypatch)
+    Path(totp.state_path(ws)).write_text("{not json")
+    with pytest.raises(AuthorizationError, match="unreadable"):
+        totp.verify_code(ws, code_at(secret, T0), now=T0)
