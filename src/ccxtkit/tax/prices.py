@@ -159,7 +159,7 @@ def fetch_prices(
         client.close()
     result.fetched = len(rows)
     # Talk to the exchange first, then hold the ledger briefly: skip prices already recorded.
-    with ws.open_ledger() as ledger, ledger.transaction():
+    with ws.open_ledger() as ledger:
         have = {
             (epoch_us(t), a, q, s)
             for t, a, q, s in ledger.query(
