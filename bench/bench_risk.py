@@ -67,7 +67,7 @@ def _trades(start: int, count: int, first: datetime, step: timedelta) -> list[di
     return rows
 
 
-def build(ledger: Ledger, n_trades: int) -> None:
+def build(ledger: Ledger, n_trades: int, snapshots: bool = True) -> None:
     """Fill the ledger: n trades over the year up to NOW, snapshots, prices, orders."""
     first = (NOW - timedelta(days=365)).replace(tzinfo=None)
     step = timedelta(days=365) / n_trades
@@ -88,7 +88,7 @@ def build(ledger: Ledger, n_trades: int) -> None:
                 }
             )
         # A snapshot a week on each exchange (the latest one is what holdings start from).
-        if day % 7 == 0:
+        if snapshots and day % 7 == 0:
             for ex in EXCHANGES:
                 for asset, total in (
                     ("USD", "500000"),
@@ -181,13 +181,18 @@ def main() -> None:
     ap.add_argument("--trades", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--keep", type=Path, help="reuse/keep the ledger in this folder")
+    ap.add_argument(
+        "--no-snapshots",
+        action="store_true",
+        help="worst case: no balance snapshots, so holdings sum every trade",
+    )
     args = ap.parse_args()
     folder = args.keep or Path(tempfile.mkdtemp(prefix="vhc-bench-risk-"))
     path = folder / "bench.duckdb"
     with open_ledger(path) as ledger:
         if not ledger.query("SELECT count(*) FROM trades")[0][0]:
             t0 = time.perf_counter()
-            build(ledger, args.trades)
+            build(ledger, args.trades, snapshots=not args.no_snapshots)
             print(
                 f"built {args.trades:,} trades in {time.perf_counter() - t0:.1f} s", file=sys.stderr
             )
@@ -196,7 +201,8 @@ def main() -> None:
         times = sorted(measure(ledger, args.runs))
     p95 = times[min(len(times) - 1, int(len(times) * 0.95))]
     print(
-        f"risk exposure+checks, {n:,} trades, {args.runs} runs: "
+        f"risk exposure+checks, {n:,} trades{' (no snapshots)' if args.no_snapshots else ''}, "
+        f"{args.runs} runs: "
         f"median {statistics.median(times):.1f} ms, p95 {p95:.1f} ms, max {times[-1]:.1f} ms "
         f"(nproc {os.cpu_count()}, Python {platform.python_version()})"
     )

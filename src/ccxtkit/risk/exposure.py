@@ -156,27 +156,23 @@ WHERE e.event IS NULL
 
 # DECIMAL(38,18) x DECIMAL(38,18) overflows DuckDB's 128-bit decimals, so SQL only pairs each
 # snapshot row and transfer with its as-of USD price; Python multiplies (a few rows per day).
-_SNAPSHOT_VALUES_SQL = f"""
+#: Snapshot rows (exchange set) and deposits/withdrawals (exchange NULL, signed amount),
+#: each with the asset's latest USD price at or before its time.
+_HISTORY_SQL = f"""
 WITH usd_prices AS (
     SELECT asset, timestamp, price FROM prices WHERE upper(quote) IN {_in(_USD_LIKE)}
+),
+rows AS (
+    SELECT timestamp, exchange, asset, total AS amount FROM balance_snapshots
+    UNION ALL
+    SELECT timestamp, NULL, asset, CASE WHEN kind = 'deposit' THEN amount ELSE -amount END
+    FROM transfers
+    WHERE kind IN ('deposit', 'withdrawal')
+      AND coalesce(lower(status), '') NOT IN {_in(FAILED_TRANSFERS)}
 )
-SELECT s.timestamp, s.exchange, s.asset, s.total, p.price
-FROM balance_snapshots s
-ASOF LEFT JOIN usd_prices p ON p.asset = s.asset AND p.timestamp <= s.timestamp
-ORDER BY s.timestamp
-"""
-
-_FLOWS_SQL = f"""
-WITH usd_prices AS (
-    SELECT asset, timestamp, price FROM prices WHERE upper(quote) IN {_in(_USD_LIKE)}
-)
-SELECT x.timestamp, x.asset, CASE WHEN x.kind = 'deposit' THEN x.amount ELSE -x.amount END,
-       p.price
-FROM transfers x
-ASOF LEFT JOIN usd_prices p ON p.asset = x.asset AND p.timestamp <= x.timestamp
-WHERE x.kind IN ('deposit', 'withdrawal')
-  AND coalesce(lower(x.status), '') NOT IN {_in(FAILED_TRANSFERS)}
-ORDER BY x.timestamp
+SELECT r.timestamp, r.exchange, r.asset, r.amount, p.price
+FROM rows r ASOF LEFT JOIN usd_prices p ON p.asset = r.asset AND p.timestamp <= r.timestamp
+ORDER BY r.timestamp
 """
 
 
@@ -190,9 +186,13 @@ def _usd(asset: str, amount: Decimal, price: Decimal | None) -> Decimal:
 def _snapshot_high(ledger: Ledger) -> Decimal | None:
     """The highest flow-adjusted portfolio value at any balance snapshot time, or None."""
     batches: dict[tuple[datetime, str], Decimal] = {}
-    for ts, exchange, asset, total, price in ledger.query(_SNAPSHOT_VALUES_SQL):
-        key = (ts, exchange)
-        batches[key] = batches.get(key, ZERO) + _usd(asset, total, price)
+    flows: list[tuple[datetime, Decimal]] = []
+    for ts, exchange, asset, amount, price in ledger.query(_HISTORY_SQL):
+        if exchange is None:
+            flows.append((ts, _usd(asset, amount, price)))
+        else:
+            key = (ts, exchange)
+            batches[key] = batches.get(key, ZERO) + _usd(asset, amount, price)
     if not batches:
         return None
     # Walk snapshot times in order; the portfolio at t is each exchange's latest batch <= t.
@@ -203,7 +203,6 @@ def _snapshot_high(ledger: Ledger) -> Decimal | None:
         if points and points[-1][0] == ts:
             points.pop()
         points.append((ts, sum(latest.values(), ZERO)))
-    flows = [(ts, _usd(a, amt, price)) for ts, a, amt, price in ledger.query(_FLOWS_SQL)]
     # mark(t) = value(t) + net deposits after t: walk backwards keeping the suffix sum.
     high: Decimal | None = None
     after = ZERO
