@@ -7,7 +7,7 @@ so a ledger of a million trades costs tens of milliseconds. The rules:
   unset: from local midnight up to (not including) the next, converted to UTC.
 - **Holdings** per (exchange, asset): the exchange's latest balance snapshot (all
   `balance_snapshots` rows of that exchange stamped with its latest timestamp, so record a
-  snapshot with one timestamp), plus everything after it: trades (base +amount on a buy,
+  snapshot as the account's full balance under one timestamp), plus everything after it: trades (base +amount on a buy,
   -amount on a sell; quote -cost on a buy, +cost on a sell; -fee in fee_currency) and
   transfers (deposit +amount, withdrawal -amount; -fee in its currency or the asset;
   rows whose status is failed/canceled/cancelled/rejected are left out). An exchange with
