@@ -132,9 +132,7 @@ def test_bad_config_one_line(
 
 
 def test_every_problem_listed_in_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    cfg = write_config(
-        tmp_path / "c.yaml", "risk:\n  max_order_valu: 1\nlogging:\n  level: LOUD\n"
-    )
+    cfg = write_config(tmp_path / "c.yaml", "risk:\n  max_order_valu: 1\nlogging:\n  level: LOUD\n")
     code, out, _ = run(capsys, "--json", "--config", str(cfg), "config", "validate")
     assert code == 2
     doc = json.loads(out)
