@@ -25,7 +25,7 @@ from ..errors import (
     OrderOutcomeUnknown,
     RiskLimitError,
 )
-from ..exchanges.base import ExchangeClient, Order, Trade
+from ..exchanges.base import Balance, ExchangeClient, Order, Trade
 from ..ledger.chain import now_utc
 from ..ledger.store import Ledger
 from ..logs import log
@@ -36,6 +36,7 @@ from ..risk.limits import CheckResult, OrderProposal, check_order
 from ..workspace import Workspace
 from . import inflight, recording
 from .accounts import connect, is_live_account
+from .balances import record_snapshot
 from .pricing import usd_prices
 from .recover import recover_account
 
@@ -113,6 +114,7 @@ def _place(ws: Workspace, client: ExchangeClient, request: OrderRequest, live: b
             f"(e.g. {', '.join(sorted(markets)[:5])})"
         )
     ticker = client.fetch_ticker(market.symbol)
+    balances_at = now_utc()
     balances = client.fetch_balance()
     price = request.price if request.type == "limit" and request.price else ticker.last
     with ws.open_ledger() as ledger:
@@ -134,7 +136,6 @@ def _place(ws: Workspace, client: ExchangeClient, request: OrderRequest, live: b
     )
     # A bare UUID: the one long form every exchange we use accepts (Kraken: UUID or 18 chars).
     client_order_id = request.client_order_id or str(uuid.uuid4())
-    free = {asset: b.free for asset, b in balances.items()}
     resolved = [r.client_order_id for r in recover_account(ws, client, request.exchange)]
     now = now_utc()
     with ExitStack() as sending:
@@ -150,7 +151,8 @@ def _place(ws: Workspace, client: ExchangeClient, request: OrderRequest, live: b
             proposal,
             price,
             client_order_id,
-            free,
+            balances,
+            balances_at,
             prices,
             resolved,
             now,
@@ -167,12 +169,17 @@ def _check_and_send(
     proposal: OrderProposal,
     price: Decimal,
     client_order_id: str,
-    free: dict[str, Decimal],
+    balances: dict[str, Balance],
+    balances_at: datetime,
     prices: dict[str, Decimal],
     resolved: list[str],
     now: datetime,
 ) -> PlaceResult:
+    free = {asset: b.free for asset, b in balances.items()}
+    held_prices = {a: p for a, p in prices.items() if a in balances}
     with ws.open_ledger() as ledger:
+        # A fresh whole snapshot keeps the exposure query from summing the entire history.
+        record_snapshot(ledger, request.exchange, balances, held_prices, balances_at, "trade")
         exposure = build_exposure(ledger, prices, now, ws.config.timezone, free)
         checks = check_order(proposal, exposure, ws.config.risk)
         refusal = next((c for c in checks if not c.ok), None)
