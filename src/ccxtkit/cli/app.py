@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "metrics_cmd",
     "secrets_cmd",
     "tax_cmd",
+    "reconcile_cmd",
 ]
 
 #: Exit code for a bug in vhc itself (not in DESIGN.md's table: it is never expected).

@@ -101,6 +101,22 @@ class Transfer:
 
 
 @dataclass(frozen=True)
+class LedgerEntry:
+    """One balance change in the exchange's own ledger (kraken `Ledgers`); `amount` is signed.
+
+    `fee` is charged on top, in `asset`: the only place kraken shows a fee's real currency.
+    """
+
+    id: str
+    reference_id: str | None  # the trade or transfer it belongs to
+    type: str
+    asset: str
+    amount: Decimal
+    fee: Decimal
+    timestamp: datetime
+
+
+@dataclass(frozen=True)
 class Candle:
     """One OHLCV bar."""
 
@@ -173,6 +189,12 @@ class ExchangeClient(Protocol):
     def fetch_withdrawals(
         self, since: datetime, until: datetime | None = None
     ) -> list[Transfer]: ...
+
+    def fetch_ledger(
+        self, since: datetime, until: datetime | None = None
+    ) -> list[LedgerEntry] | None:
+        """The exchange's own ledger in the range; None when it keeps none we can read."""
+        ...
 
     def withdraw(
         self,

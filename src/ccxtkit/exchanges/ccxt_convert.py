@@ -14,7 +14,7 @@ from typing import Any
 
 from ccxtkit.money import optional_decimal, to_decimal
 
-from .base import Balance, Candle, Market, Order, Ticker, Trade, Transfer
+from .base import Balance, Candle, LedgerEntry, Market, Order, Ticker, Trade, Transfer
 
 Raw = dict[str, Any]
 
@@ -191,6 +191,21 @@ def to_transfer(raw: Raw, kind: str) -> Transfer:
         address=raw.get("address") or raw.get("addressTo"),
         network=raw.get("network"),
         tag=raw.get("tag") or raw.get("tagTo"),
+    )
+
+
+def to_ledger_entry(raw: Raw) -> LedgerEntry:
+    """A ccxt ledger entry as a LedgerEntry (amount signed by its direction)."""
+    amount = _dec(raw.get("amount"), "ledger amount")
+    fee = raw.get("fee") or {}
+    return LedgerEntry(
+        id=str(raw.get("id")),
+        reference_id=raw.get("referenceId"),
+        type=str(raw.get("type") or ""),
+        asset=str(raw.get("currency")),
+        amount=-amount if raw.get("direction") == "out" else amount,
+        fee=_dec(fee.get("cost"), "ledger fee"),
+        timestamp=ms_to_datetime(raw.get("timestamp")) or datetime.now(UTC),
     )
 
 

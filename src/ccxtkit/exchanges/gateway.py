@@ -26,12 +26,13 @@ from ccxtkit.errors import ConfigError, ExchangeError, InputError
 from ccxtkit.logs import log, register_secret
 from ccxtkit.money import fmt
 
-from .base import ApiKey, Balance, Candle, Market, Order, Ticker, Trade, Transfer
+from .base import ApiKey, Balance, Candle, LedgerEntry, Market, Order, Ticker, Trade, Transfer
 from .ccxt_convert import (
     Raw,
     datetime_to_ms,
     to_balances,
     to_candle,
+    to_ledger_entry,
     to_market,
     to_order,
     to_ticker,
@@ -143,6 +144,8 @@ class CcxtGateway:
         self.exchange = exchange
         self.retry = retry or RetryPolicy()
         self._markets: dict[str, Market] | None = None
+        #: Called with the unified method name after each history page (progress bars).
+        self.on_page: Callable[[str], None] | None = None
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -230,6 +233,16 @@ class CcxtGateway:
         raws = self._collect("fetchWithdrawals", self.exchange.fetch_withdrawals, since, until)
         return [to_transfer(r, "withdrawal") for r in raws]
 
+    def fetch_ledger(
+        self, since: datetime, until: datetime | None = None
+    ) -> list[LedgerEntry] | None:
+        """The exchange's ledger in the range (where fees show their real currency), or None."""
+        if not self._has("fetchLedger"):
+            return None
+        self.load_markets()
+        raws = self._collect("fetchLedger", self.exchange.fetch_ledger, since, until)
+        return [to_ledger_entry(r) for r in raws]
+
     def _collect(
         self, method: str, fn: Callable[..., list[Raw]], since: datetime, until: datetime | None
     ) -> list[Raw]:
@@ -240,7 +253,10 @@ class CcxtGateway:
             # Ask from a second earlier: some exchanges (kraken) take whole seconds and an
             # exclusive start; `collect` trims to the exact range afterwards.
             start = None if since_ms is None else since_ms - 1000
-            return list(call_safe(lambda: fn(None, start, None, params), ctx, self.retry))
+            rows = list(call_safe(lambda: fn(None, start, None, params), ctx, self.retry))
+            if self.on_page is not None:
+                self.on_page(method)
+            return rows
 
         until_ms = None if until is None else datetime_to_ms(until)
         return collect(page, pager, datetime_to_ms(since), until_ms, ctx)

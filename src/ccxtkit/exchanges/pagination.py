@@ -34,6 +34,7 @@ class Pager:
 PAGINATION: dict[tuple[str, str], Pager] = {
     # TradesHistory: newest first, 50 per page, `ofs` offset (Kraken REST docs).
     ("kraken", "fetchMyTrades"): Pager("offset", 50),
+    ("kraken", "fetchLedger"): Pager("offset", 50),  # Ledgers: same paging as TradesHistory
     # DepositStatus / WithdrawStatus: newest first; walk back with `end`.
     ("kraken", "fetchDeposits"): Pager("backward"),
     ("kraken", "fetchWithdrawals"): Pager("backward"),

@@ -20,7 +20,7 @@ from ccxtkit.config import PaperSettings
 from ccxtkit.errors import ExchangeError
 from ccxtkit.money import fmt, to_decimal
 
-from .base import Balance, Candle, Market, Order, Ticker, Trade, Transfer
+from .base import Balance, Candle, LedgerEntry, Market, Order, Ticker, Trade, Transfer
 from .errors_map import ExchangeOrderNotFound
 from .paper_feed import TickerSource, simulated_candles, simulated_price
 from .paper_store import PaperOrder, PaperState, locked_state
@@ -254,6 +254,12 @@ class PaperExchange:
         """Withdrawals in [since, until)."""
         with self._account() as (state, _):
             return [t for t in state.withdrawals if _in_range(t.timestamp, since, until)]
+
+    def fetch_ledger(
+        self, since: datetime, until: datetime | None = None
+    ) -> list[LedgerEntry] | None:
+        """None: paper fees are always in the quote, as its trades say; there is no other ledger."""
+        return None
 
     def fetch_ohlcv(
         self, symbol: str, timeframe: str, since: datetime, limit: int | None = None

@@ -1,0 +1,1 @@
+"""Reconciliation: prove the ledger and the exchanges agree, and say exactly where they don't."""
