@@ -48,11 +48,21 @@ class Ledger:
     def head(self) -> Head:
         """The chain's last (seq, hash); seq 0 and the genesis hash when empty."""
         if self._head is None:
-            union = " UNION ALL ".join(f'SELECT seq, row_hash FROM "{t}"' for t in TABLES)
-            row = self.con.execute(
-                f"SELECT seq, row_hash FROM ({union}) ORDER BY seq DESC LIMIT 1"
+            # max() per table is answered from column statistics; a UNION + ORDER BY is not.
+            names = list(TABLES)
+            maxes = self.con.execute(
+                "SELECT " + ", ".join(f'(SELECT max(seq) FROM "{t}")' for t in names)
             ).fetchone()
-            self._head = Head(0, GENESIS_HASH) if row is None else Head(int(row[0]), row[1])
+            found = [(int(m), t) for m, t in zip(maxes or (), names, strict=True) if m is not None]
+            if not found:
+                self._head = Head(0, GENESIS_HASH)
+            else:
+                seq, table = max(found)
+                row = self.con.execute(
+                    f'SELECT row_hash FROM "{table}" WHERE seq = ?', [seq]
+                ).fetchone()
+                assert row is not None
+                self._head = Head(seq, str(row[0]))
         return self._head
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
@@ -263,14 +273,23 @@ def open_ledger(
         try:
             con = duckdb.connect(str(path), read_only=read_only)
         except duckdb.IOException as exc:
-            raise LedgerBusyError(f"cannot open the ledger {path}: {exc}") from None
+            # Our flock is held, so a DuckDB lock conflict is a non-vhc process (busy, exit 7);
+            # any other I/O error means the file is not a readable ledger (exit 6).
+            if "lock" in str(exc).lower():
+                raise LedgerBusyError(f"cannot open the ledger {path}: {exc}") from None
+            raise LedgerIntegrityError(f"the ledger {path} cannot be opened: {exc}") from None
         except duckdb.Error as exc:
             raise LedgerIntegrityError(f"the ledger {path} cannot be opened: {exc}") from None
         try:
             if new:
                 os.chmod(path, 0o600)
             if not read_only:
-                _migrate(con)
+                try:
+                    _migrate(con)
+                except duckdb.Error as exc:
+                    raise LedgerIntegrityError(
+                        f"the ledger {path} is damaged ({exc}); restore it from a backup"
+                    ) from None
             ledger = Ledger(con, path)
             if not read_only:
                 outbox.drain(ledger)
