@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from importlib import import_module
 from typing import Annotated
@@ -26,6 +27,7 @@ COMMAND_MODULES = [
     "secrets_cmd",
     "tax_cmd",
     "reconcile_cmd",
+    "withdraw_cmd",
 ]
 
 #: Exit code for a bug in vhc itself (not in DESIGN.md's table: it is never expected).
@@ -70,10 +72,12 @@ for _name in COMMAND_MODULES:
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app and turn every failure into one line + exit code."""
     args = sys.argv[1:] if argv is None else argv
+    os.umask(0o077)  # everything vhc creates (ledger, state, reports, logs) is private
     verbose = "-v" in args or "--verbose" in args
     try:
-        app(args=args, prog_name="vhc", standalone_mode=False)
-        code = 0
+        # Without standalone mode, `raise typer.Exit(n)` comes back as the return value.
+        returned = app(args=args, prog_name="vhc", standalone_mode=False)
+        code = returned if isinstance(returned, int) else 0
     except typer.Exit as exc:
         code = exc.exit_code
     except typer.Abort:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -38,7 +38,8 @@ from . import inflight, recording
 from .accounts import connect, is_live_account
 from .balances import record_snapshot
 from .pricing import usd_prices
-from .recover import recover_account
+from .recover import Resolution, look_up
+from .recover import record as record_resolutions
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,20 @@ def place_order(ws: Workspace, request: OrderRequest) -> PlaceResult:
         client.close()
 
 
-def _place(ws: Workspace, client: ExchangeClient, request: OrderRequest, live: bool) -> PlaceResult:
+@dataclass(frozen=True)
+class _Prepared:
+    """Everything read before the ledger is opened for the checks."""
+
+    symbol: str
+    proposal: OrderProposal
+    balances: dict[str, Balance]
+    balances_at: datetime
+    prices: dict[str, Decimal]
+    resolutions: list[Resolution]
+
+
+def _prepare(ws: Workspace, client: ExchangeClient, request: OrderRequest) -> _Prepared:
+    """Read the exchange (and the ledger once, briefly) and resolve earlier pending orders."""
     markets = client.load_markets()
     market = markets.get(request.symbol.upper())
     if market is None:
@@ -116,10 +130,11 @@ def _place(ws: Workspace, client: ExchangeClient, request: OrderRequest, live: b
     ticker = client.fetch_ticker(market.symbol)
     balances_at = now_utc()
     balances = client.fetch_balance()
-    price = request.price if request.type == "limit" and request.price else ticker.last
     with ws.open_ledger() as ledger:
-        held = [r[0] for r in ledger.query(_HELD_ASSETS_SQL)]
-    prices = usd_prices(client, markets, {*held, market.base, market.quote})
+        held = {r[0] for r in ledger.query(_HELD_ASSETS_SQL)}
+        pending = recording.pending_orders(ledger, request.exchange)
+    resolutions = look_up(ws, client, request.exchange, pending)
+    prices = usd_prices(client, markets, {*held, *balances, market.base, market.quote})
     if not is_usd_like(market.base) and market.quote in prices:
         prices.setdefault(market.base, ticker.last * prices[market.quote])
     proposal = OrderProposal(
@@ -130,67 +145,51 @@ def _place(ws: Workspace, client: ExchangeClient, request: OrderRequest, live: b
         side=request.side,
         type=request.type,
         amount=request.amount,
-        price=price,
+        price=request.price if request.type == "limit" and request.price else ticker.last,
         quote_usd=Decimal(1) if is_usd_like(market.quote) else prices.get(market.quote),
         fee_rate=_fee_rate(ws, request.exchange),
     )
+    return _Prepared(market.symbol, proposal, balances, balances_at, prices, resolutions)
+
+
+def _place(ws: Workspace, client: ExchangeClient, request: OrderRequest, live: bool) -> PlaceResult:
+    prepared = _prepare(ws, client, request)
     # A bare UUID: the one long form every exchange we use accepts (Kraken: UUID or 18 chars).
     client_order_id = request.client_order_id or str(uuid.uuid4())
-    resolved = [r.client_order_id for r in recover_account(ws, client, request.exchange)]
-    now = now_utc()
     with ExitStack() as sending:
         if not request.dry_run:
             # Held until the outcome is recorded: recovery elsewhere leaves this intent alone.
             sending.enter_context(inflight.claim(ws, client_order_id))
-        return _check_and_send(
-            ws,
-            client,
-            request,
-            live,
-            market.symbol,
-            proposal,
-            price,
-            client_order_id,
-            balances,
-            balances_at,
-            prices,
-            resolved,
-            now,
-        )
+        result = _check_and_record_intent(ws, request, prepared, client_order_id, live)
+        if request.dry_run:
+            return result
+        order, fills = _send(ws, client, request, prepared.symbol, client_order_id, now_utc())
+        return replace(result, order=order, fills=fills)
     raise AssertionError("unreachable")
 
 
-def _check_and_send(
-    ws: Workspace,
-    client: ExchangeClient,
-    request: OrderRequest,
-    live: bool,
-    symbol: str,
-    proposal: OrderProposal,
-    price: Decimal,
-    client_order_id: str,
-    balances: dict[str, Balance],
-    balances_at: datetime,
-    prices: dict[str, Decimal],
-    resolved: list[str],
-    now: datetime,
+def _check_and_record_intent(
+    ws: Workspace, request: OrderRequest, prepared: _Prepared, client_order_id: str, live: bool
 ) -> PlaceResult:
-    free = {asset: b.free for asset, b in balances.items()}
-    held_prices = {a: p for a, p in prices.items() if a in balances}
+    """One ledger visit: earlier orders' outcomes, a balance snapshot, the limits, the intent."""
+    p = prepared
+    free = {asset: b.free for asset, b in p.balances.items()}
+    held_prices = {a: price for a, price in p.prices.items() if a in p.balances}
+    now = now_utc()
     with ws.open_ledger() as ledger:
+        resolved = [r.client_order_id for r in record_resolutions(ledger, p.resolutions)]
         # A fresh whole snapshot keeps the exposure query from summing the entire history.
-        record_snapshot(ledger, request.exchange, balances, held_prices, balances_at, "trade")
-        exposure = build_exposure(ledger, prices, now, ws.config.timezone, free)
-        checks = check_order(proposal, exposure, ws.config.risk)
+        record_snapshot(ledger, request.exchange, p.balances, held_prices, p.balances_at, "trade")
+        exposure = build_exposure(ledger, p.prices, now, ws.config.timezone, free)
+        checks = check_order(p.proposal, exposure, ws.config.risk)
         refusal = next((c for c in checks if not c.ok), None)
-        value = _value(proposal)
         if refusal is not None:
             ledger.record_event(
                 "order.refused",
                 {
                     "limit": refusal.name,
                     "message": refusal.message,
-                    "symbol": symbol,
+                    "symbol": p.symbol,
                     "side": request.side,
                     "amount": str(request.amount),
                     "dry_run": request.dry_run,
@@ -199,27 +198,23 @@ def _check_and_send(
             )
         elif not request.dry_run:
             _check_client_id_unused(ledger, request.exchange, client_order_id)
-            ledger.append("orders", [_intent_row(request, symbol, client_order_id, live, now)])
-    result = PlaceResult(
+            ledger.append("orders", [_intent_row(request, p.symbol, client_order_id, live, now)])
+    if refusal is not None:
+        raise RiskLimitError(refusal.message)
+    return PlaceResult(
         exchange=request.exchange,
         client_order_id=client_order_id,
-        symbol=symbol,
+        symbol=p.symbol,
         side=request.side,
         type=request.type,
         amount=request.amount,
-        price=price,
-        value_usd=value,
+        price=p.proposal.price,
+        value_usd=_value(p.proposal),
         live=live,
         dry_run=request.dry_run,
         checks=checks,
         resolved_pending=resolved,
     )
-    if refusal is not None:
-        raise RiskLimitError(refusal.message)
-    if request.dry_run:
-        return result
-    order, fills = _send(ws, client, request, symbol, client_order_id, now)
-    return _replace(result, order=order, fills=fills)
 
 
 def _send(
@@ -363,13 +358,6 @@ def _fee_rate(ws: Workspace, exchange: str) -> Decimal:
     return to_decimal("0.0026")  # a typical taker fee: used only to reserve balance
 
 
-def _replace(result: PlaceResult, **changes: object) -> PlaceResult:
-    from dataclasses import replace
-
-    return replace(result, **changes)  # type: ignore[arg-type]
-
-
-_HELD_ASSETS_SQL = """
-    SELECT asset FROM trades UNION SELECT quote FROM trades
-    UNION SELECT asset FROM balance_snapshots UNION SELECT asset FROM transfers
-"""
+#: Assets held on any account, for valuation. Snapshots and transfers are small tables: the
+#: trades table is not scanned on the trade path.
+_HELD_ASSETS_SQL = "SELECT asset FROM balance_snapshots UNION SELECT asset FROM transfers"
