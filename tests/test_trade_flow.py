@@ -236,3 +236,32 @@ def test_kill_9_then_recover_agrees_with_exchange(
     ledger_trades = {t[0] for t in ledger_rows(paper_ws, "SELECT trade_id FROM trades")}
     assert ledger_trades == {t.txid for t in kraken_server.trades}
     assert run(capsys, "--home", str(paper_ws), "ledger", "verify")[0] == 0
+
+
+def test_rejections_trip_the_circuit_breaker_from_the_trade_path(
+    paper_ws: Path,
+    kraken_server: KrakenServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    add_kraken_account(paper_ws, kraken_server, monkeypatch)
+    path = paper_ws / "config" / "trading_config.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["risk"]["circuit_breaker"] = {"max_failures": 3, "window_minutes": 5}
+    write_private(path, yaml.safe_dump(data))
+    kraken_server.set_balance("USD", "100000")
+    kraken_server.set_price("BTC/USD", "60000")
+    buy = ("--home", str(paper_ws), "trade", "buy", "BTC/USD", "0.00001", "--exchange", "kraken",
+           "--yes")  # fmt: skip
+    for _ in range(2):
+        code, _, err = run(capsys, *buy)
+        assert code == 5 and "minimum" in err  # the exchange rejects a dust order
+    code, _, err = run(capsys, *buy)
+    assert code == 5
+    state = yaml.safe_load((paper_ws / "state" / "kill_switch.json").read_text())
+    assert state["active"] is True and state["trigger"] == "circuit_breaker"
+    code, _, err = run(capsys, *buy)
+    assert code == 4  # nothing more is sent
+    assert len(kraken_server.requests_to("AddOrder")) == 3
+    events = ledger_rows(paper_ws, "SELECT event FROM order_events")
+    assert [e[0] for e in events] == ["rejected"] * 3

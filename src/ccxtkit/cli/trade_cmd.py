@@ -80,6 +80,8 @@ def _order(
         return
     order = result.order
     assert order is not None
+    for reason in result.tripped:
+        note(f"KILL SWITCH ACTIVATED after this order: {reason}")
     avg = f" avg {fmt(order.average)}" if order.average else ""
     console.print(
         f"{order.status.upper()}: {side} {fmt(order.filled)}/{fmt(order.amount)} {order.symbol}"

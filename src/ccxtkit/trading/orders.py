@@ -24,6 +24,7 @@ from ..errors import (
     KillSwitchActiveError,
     OrderOutcomeUnknown,
     RiskLimitError,
+    VhcError,
 )
 from ..exchanges.base import Balance, ExchangeClient, Order, Trade
 from ..ledger.chain import now_utc
@@ -90,6 +91,7 @@ class PlaceResult:
     order: Order | None = None
     fills: int = 0
     resolved_pending: list[str] = field(default_factory=list)
+    tripped: list[str] = field(default_factory=list)  # kill-switch triggers this order fired
 
 
 def place_order(ws: Workspace, request: OrderRequest) -> PlaceResult:
@@ -163,9 +165,25 @@ def _place(ws: Workspace, client: ExchangeClient, request: OrderRequest, live: b
         result = _check_and_record_intent(ws, request, prepared, client_order_id, live)
         if request.dry_run:
             return result
-        order, fills = _send(ws, client, request, prepared.symbol, client_order_id, now_utc())
-        return replace(result, order=order, fills=fills)
+        try:
+            order, fills = _send(ws, client, request, prepared.symbol, client_order_id, now_utc())
+        finally:
+            # A rejection may complete a circuit-breaker run; a fill may cross the loss limit.
+            tripped = _evaluate_triggers(ws, prepared.prices)
+        return replace(result, order=order, fills=fills, tripped=tripped)
     raise AssertionError("unreachable")
+
+
+def _evaluate_triggers(ws: Workspace, prices: dict[str, Decimal]) -> list[str]:
+    """Run the kill switch's automatic triggers; a failure to evaluate is logged, not raised."""
+    from ..risk import autocheck
+
+    try:
+        outcome = autocheck.check(ws, prices_usd=prices)
+    except VhcError as exc:
+        log.warning("kill-switch triggers not evaluated after an order: %s", exc.message)
+        return []
+    return [t.reason for t in outcome.fired]
 
 
 def _check_and_record_intent(
