@@ -16,6 +16,17 @@ ExchangeOpt = Annotated[
     str | None, typer.Option("--exchange", help="Account name (default: the only enabled one).")
 ]
 
+SymbolArg = Annotated[str, typer.Argument(help="Market, e.g. BTC/USD.")]
+AmountArg = Annotated[str, typer.Argument(help="Amount in the base currency.")]
+TypeOpt = Annotated[str, typer.Option("--type", help="market or limit.")]
+PriceOpt = Annotated[str | None, typer.Option("--price", help="Limit price.")]
+StrategyOpt = Annotated[str | None, typer.Option("--strategy", help="Tag for reports.")]
+ClientIdOpt = Annotated[
+    str | None, typer.Option("--client-id", help="Your own unique client order id.")
+]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Check only; send nothing.")]
+YesOpt = Annotated[bool, typer.Option("--yes", help="Do not ask before a live order.")]
+
 
 def _default_exchange(ctx: typer.Context, exchange: str | None) -> str:
     if exchange:
@@ -93,17 +104,15 @@ def _order(
 @app.command("buy")
 def buy(
     ctx: typer.Context,
-    symbol: Annotated[str, typer.Argument(help="Market, e.g. BTC/USD.")],
-    amount: Annotated[str, typer.Argument(help="Amount in the base currency.")],
+    symbol: SymbolArg,
+    amount: AmountArg,
     exchange: ExchangeOpt = None,
-    order_type: Annotated[str, typer.Option("--type", help="market or limit.")] = "market",
-    price: Annotated[str | None, typer.Option("--price", help="Limit price.")] = None,
-    strategy: Annotated[str | None, typer.Option("--strategy", help="Tag for reports.")] = None,
-    client_id: Annotated[
-        str | None, typer.Option("--client-id", help="Your own unique client order id.")
-    ] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check only; send nothing.")] = False,
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask before a live order.")] = False,
+    order_type: TypeOpt = "market",
+    price: PriceOpt = None,
+    strategy: StrategyOpt = None,
+    client_id: ClientIdOpt = None,
+    dry_run: DryRunOpt = False,
+    yes: YesOpt = False,
 ) -> None:
     """Buy after every risk check passes; the order is on the record before it is sent.
 
@@ -117,17 +126,15 @@ def buy(
 @app.command("sell")
 def sell(
     ctx: typer.Context,
-    symbol: Annotated[str, typer.Argument(help="Market, e.g. BTC/USD.")],
-    amount: Annotated[str, typer.Argument(help="Amount in the base currency.")],
+    symbol: SymbolArg,
+    amount: AmountArg,
     exchange: ExchangeOpt = None,
-    order_type: Annotated[str, typer.Option("--type", help="market or limit.")] = "market",
-    price: Annotated[str | None, typer.Option("--price", help="Limit price.")] = None,
-    strategy: Annotated[str | None, typer.Option("--strategy", help="Tag for reports.")] = None,
-    client_id: Annotated[
-        str | None, typer.Option("--client-id", help="Your own unique client order id.")
-    ] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check only; send nothing.")] = False,
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask before a live order.")] = False,
+    order_type: TypeOpt = "market",
+    price: PriceOpt = None,
+    strategy: StrategyOpt = None,
+    client_id: ClientIdOpt = None,
+    dry_run: DryRunOpt = False,
+    yes: YesOpt = False,
 ) -> None:
     """Sell after every risk check passes; the order is on the record before it is sent.
 
