@@ -160,9 +160,10 @@ def _send(
             "`vhc withdraw recover` to resolve it.",
             req.id,
         )
+        detail = exc.message.split("; the withdrawal may")[0]  # drop the gateway's trade hint
         raise WithdrawalOutcomeUnknown(
-            f"{exc.message}; it is recorded as executing and will not be sent again: run "
-            "`vhc withdraw recover` to look it up"
+            f"withdrawal {req.id}: {detail}; it may have left: it is recorded as executing and "
+            "will not be sent again: run `vhc withdraw recover` to look it up"
         ) from None
     except ExchangeError as exc:
         # The exchange answered with a refusal (OutcomeUnknown was handled above): not sent.
