@@ -229,3 +229,25 @@ def test_log_shows_import_and_verify(
     code, out, _ = vhc(capsys, "--home", str(ws), "ledger", "log")
     assert code == 0 and "ledger.import" in out and "ledger.verify" in out
     assert datetime.fromisoformat(events[0]["timestamp"]).year == datetime.now(UTC).year
+
+
+def test_bulk_import_over_arrow_path(
+    capsys: pytest.CaptureFixture[str], ws: Path, tmp_path: Path
+) -> None:
+    """>= 500 rows go through Arrow; it must work on a fresh connection and hash the same."""
+    lines = [
+        f"2025-02-01T00:{i // 60:02d}:{i % 60:02d}Z,kraken,BTC/USD,buy,0.{i:04d}1,"
+        f"99999999999.{i:03d},0,USD,B-{i}"
+        for i in range(1200)
+    ]
+    f = write_csv(tmp_path / "bulk.csv", lines)
+    code, out, err = vhc(
+        capsys, "--json", "--home", str(ws), "ledger", "import", "--trades", str(f)
+    )
+    assert code == 0, err
+    assert json.loads(out)["imported"] == 1200
+    code, out, err = vhc(capsys, "--home", str(ws), "ledger", "verify")
+    assert code == 0, err
+    with open_ledger(ws / "ledger" / "vhc.duckdb", 5) as ledger:
+        (cost,) = ledger.query("SELECT cost FROM trades WHERE trade_id = 'B-1199'")[0]
+    assert cost == Decimal("0.11991") * Decimal("99999999999.1199")

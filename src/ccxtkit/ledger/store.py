@@ -50,19 +50,20 @@ class Ledger:
         if self._head is None:
             # max() per table is answered from column statistics; a UNION + ORDER BY is not.
             names = list(TABLES)
+            # fetchall, not fetchone: DuckDB 2 refuses register() (the bulk append) while a
+            # result is left unfinished on the connection.
             maxes = self.con.execute(
                 "SELECT " + ", ".join(f'(SELECT max(seq) FROM "{t}")' for t in names)
-            ).fetchone()
+            ).fetchall()[0]
             found = [(int(m), t) for m, t in zip(maxes or (), names, strict=True) if m is not None]
             if not found:
                 self._head = Head(0, GENESIS_HASH)
             else:
                 seq, table = max(found)
-                row = self.con.execute(
+                rows = self.con.execute(
                     f'SELECT row_hash FROM "{table}" WHERE seq = ?', [seq]
-                ).fetchone()
-                assert row is not None
-                self._head = Head(seq, str(row[0]))
+                ).fetchall()
+                self._head = Head(seq, str(rows[0][0]))
         return self._head
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
