@@ -102,6 +102,10 @@ def test_lost_reply_is_found_not_resent(
     ]
     rc, _, err = run_cli(ws, ["ledger", "verify"], capsys)
     assert rc == 0, err
+    # Reconciliation matches the recorded withdrawal by the exchange's id: no transfer finding.
+    # (The balance differs only because the test's opening balance was never recorded.)
+    rc, out, err = run_cli(ws, ["--json", "reconcile", "--exchange", "kraken"], capsys)
+    assert json.loads(out)["accounts"]["kraken"]["findings"] == [], err
 
 
 def test_lost_reply_and_failed_lookup_is_resolved_by_recover(
