@@ -147,18 +147,68 @@ def read_account(
     return read
 
 
-def _ledger_trades(
-    ledger: Ledger, name: str, since: datetime, until: datetime
-) -> list[LedgerTrade]:
-    rows = ledger.query(
-        "SELECT trade_id, timestamp, symbol, side, amount, price, cost, fee, fee_currency "
-        "FROM trades WHERE exchange = ? AND timestamp >= ? AND timestamp < ?",
-        [name, _naive(since - MARGIN), _naive(until + MARGIN)],
+#: Exchange trades and the ledger's, joined by id in DuckDB; only rows where something differs
+#: exactly (or one side is absent) come back. Exact equality implies agreement under any
+#: tolerance, so this only prunes: the pure rules in `matching` judge what is returned.
+_TRADE_CANDIDATES_SQL = """
+WITH l AS (
+    SELECT trade_id, timestamp, symbol, side, amount, price, cost, fee, fee_currency,
+           upper(coalesce(fee_currency, quote)) AS fee_cur
+    FROM trades WHERE exchange = ? AND timestamp >= ? AND timestamp < ?
+), x AS (
+    SELECT id, symbol, side, CAST(amount AS DECIMAL(38,18)) AS amount,
+           CAST(price AS DECIMAL(38,18)) AS price, CAST(fee AS DECIMAL(38,18)) AS fee, fee_cur
+    FROM _vhc_exchange_trades
+)
+SELECT x.id, l.trade_id, l.timestamp, l.symbol, l.side, l.amount, l.price, l.cost, l.fee,
+       l.fee_currency
+FROM x FULL OUTER JOIN l ON l.trade_id = x.id
+WHERE x.id IS NULL OR l.trade_id IS NULL OR upper(l.symbol) <> upper(x.symbol)
+   OR l.side <> x.side OR l.amount <> x.amount OR l.price <> x.price OR l.fee <> x.fee
+   OR l.fee_cur <> x.fee_cur
+"""
+
+
+def _trade_candidates(
+    ledger: Ledger, name: str, since: datetime, until: datetime, on_exchange: Sequence[Trade]
+) -> tuple[list[Trade], list[LedgerTrade]]:
+    """The exchange trades and ledger trades that may not agree (see _TRADE_CANDIDATES_SQL).
+
+    Converting 100,000 DECIMAL rows to Python costs seconds; comparing them in DuckDB costs
+    milliseconds, so only the few rows that differ ever become Decimals.
+    """
+    import pyarrow as pa
+
+    def quote(symbol: str) -> str:
+        return symbol.partition("/")[2].split(":")[0]
+
+    table = pa.table(
+        {
+            "id": pa.array([t.id for t in on_exchange], pa.string()),
+            "symbol": pa.array([t.symbol for t in on_exchange], pa.string()),
+            "side": pa.array([t.side for t in on_exchange], pa.string()),
+            "amount": pa.array([str(t.amount) for t in on_exchange], pa.string()),
+            "price": pa.array([str(t.price) for t in on_exchange], pa.string()),
+            "fee": pa.array([str(t.fee) for t in on_exchange], pa.string()),
+            "fee_cur": pa.array(
+                [(t.fee_currency or quote(t.symbol)).upper() for t in on_exchange], pa.string()
+            ),
+        }
     )
-    return [
+    ledger.con.register("_vhc_exchange_trades", table)
+    try:
+        rows = ledger.query(
+            _TRADE_CANDIDATES_SQL, [name, _naive(since - MARGIN), _naive(until + MARGIN)]
+        )
+    finally:
+        ledger.con.unregister("_vhc_exchange_trades")
+    wanted = {r[0] for r in rows if r[0] is not None}
+    mine = [
         LedgerTrade(tid, ts.replace(tzinfo=UTC), sym, side, amt, px, cost, fee, cur)
-        for tid, ts, sym, side, amt, px, cost, fee, cur in rows
+        for _, tid, ts, sym, side, amt, px, cost, fee, cur in rows
+        if tid is not None
     ]
+    return [t for t in on_exchange if t.id in wanted], mine
 
 
 def _ledger_transfers(
@@ -194,13 +244,14 @@ def _value(f: Finding, prices: dict[str, Decimal]) -> Decimal | None:
 
 def assess(
     read: AccountRead,
+    exchange_trades: Sequence[Trade],
     ledger_trades: Sequence[LedgerTrade],
     ledger_transfers: Sequence[LedgerTransfer],
     tol: Tolerance = TOLERANCE,
 ) -> AccountResult:
-    """Match one account's movements and assert its balances (pure: no I/O)."""
+    """Match one account's movements (pure: no I/O); trades may be pre-pruned to candidates."""
     findings = matching.match_trades(
-        read.name, read.trades, ledger_trades, read.since, read.until, tol
+        read.name, exchange_trades, ledger_trades, read.since, read.until, tol
     )
     findings += matching.match_transfers(
         read.name, read.transfers, ledger_transfers, read.since, read.until, tol
@@ -243,9 +294,9 @@ def _account_ledger_work(
     auto_sync: bool, threshold: Decimal,
 ) -> AccountResult:  # fmt: skip
     """Match, then (with --auto-sync) append and adopt, then assert balances."""
-    lt = _ledger_trades(ledger, read.name, read.since, read.until)
+    xt, lt = _trade_candidates(ledger, read.name, read.since, read.until, read.trades)
     lx = _ledger_transfers(ledger, read.name, read.since, read.until)
-    result = assess(read, lt, lx)
+    result = assess(read, xt, lt, lx)
     has_opening = inv.has_opening_balance
     if auto_sync:
         result.findings = adopt.sync_findings(ledger, read.name, result.findings)
