@@ -226,6 +226,7 @@ def test_two_approvers_replayed_code_and_same_approver_twice(make_ws: Make) -> N
     rid = service.request_withdrawal(ws, "paper", "USDC", "2000", ADDR, now=t).request.id
     first = service.approve(ws, rid, code(ws, "alice", t), "alice", now=t)
     assert not first.approved and "approval 1 of 2" in first.waiting
+    assert pending_metric(ws, t) == 1  # one approval of two: still pending
     with pytest.raises(AuthorizationError, match="already approved"):
         service.approve(ws, rid, code(ws, "alice", t + timedelta(seconds=30)), "alice", now=t)
     # bob's code, used once for another request, is refused when replayed.
@@ -241,6 +242,15 @@ def test_two_approvers_replayed_code_and_same_approver_twice(make_ws: Make) -> N
     assert done.approved and done.request.status == "executed"
     assert done.request.approvers == ["alice", "admin"]
     assert len(paper_withdrawals(ws)) == 1
+    assert pending_metric(ws, t) == 1  # the metrics exporter reads the same events
+
+
+def pending_metric(ws: Workspace, now: datetime) -> int:
+    from ccxtkit.metrics.facts import read_facts
+
+    with open_ledger(ws.ledger_path, wait_seconds=5) as ledger:
+        facts = read_facts(ledger, now, now - timedelta(hours=1), timedelta(hours=24))
+    return facts.withdrawals_pending
 
 
 def test_expired_request_is_refused_exit_8_and_recorded(
