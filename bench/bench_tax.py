@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import random
 import subprocess
 import sys
@@ -99,11 +100,11 @@ from pathlib import Path
 from ccxtkit.workspace import Workspace
 from ccxtkit.tax.report import tax_report
 ws = Workspace.locate(sys.argv[1])
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 r = tax_report(ws, 2025, None, Path(sys.argv[2]))
-elapsed = time.perf_counter() - t0
+elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"seconds": elapsed, "peak_mb": rss, "rows": len(r.rows),
+print(json.dumps({"seconds": elapsed, "cpu": cpu, "peak_mb": rss, "rows": len(r.rows),
                   "short_gain": str(r.schedule.short_term.gain),
                   "long_gain": str(r.schedule.long_term.gain)}))
 """
@@ -145,7 +146,8 @@ def main() -> None:
     build(home, args.trades)
     r = run_report(home)
     print(
-        f"vhc tax-report 2025 over {args.trades:,} trades: {r['seconds']:.1f} s, "
+        f"vhc tax-report 2025 over {args.trades:,} trades: {r['seconds']:.1f} s wall "
+        f"({r['cpu']:.1f} s CPU; load average {os.getloadavg()[0]:.1f}), "
         f"peak {r['peak_mb']:.0f} MB, {r['rows']:,} Form 8949 rows "
         f"(short gain {r['short_gain']}, long gain {r['long_gain']})"
     )

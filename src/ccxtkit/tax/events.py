@@ -19,12 +19,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 from ccxtkit.errors import InputError
 from ccxtkit.money import is_usd_like
 
 from .lots import Acquire, Dispose, Event, Move, Remove
-from .prices import PriceIndex, is_fiat
+from .prices import FIAT_USD, PriceIndex, is_fiat
 
 ZERO = Decimal(0)
 OUT_KINDS = frozenset({"withdrawal", "internal_out"})
@@ -34,9 +35,8 @@ NOT_MOVED = frozenset({"failed", "canceled", "cancelled", "pending", "rejected"}
 _BASIS_NOTE = re.compile(r"cost_basis_usd\s*=\s*([0-9]+(?:\.[0-9]+)?)")
 
 
-@dataclass(frozen=True, slots=True)
-class TradeRow:
-    """The columns of a ledger trade that taxes need."""
+class TradeRow(NamedTuple):
+    """The columns of a ledger trade that taxes need (a tuple: a million are built per report)."""
 
     seq: int
     time: datetime
@@ -57,6 +57,9 @@ class TradeRow:
     @property
     def ref(self) -> str:
         return f"trade {self.trade_id} on {self.exchange} at {self.time:%Y-%m-%dT%H:%M:%SZ}"
+
+    def __str__(self) -> str:
+        return self.ref
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,12 +103,19 @@ def trade_events(t: TradeRow, prices: PriceIndex, found: Findings) -> list[Event
         rate = t.total_usd / t.cost  # the importer's own USD value of the trade wins
     else:
         rate = prices.usd(t.quote, t.ts)
-    fee_ccy = (t.fee_currency or t.quote).upper() if t.fee else None
+    # asset, quote and fee_currency arrive upper-cased (report.TRADE_SQL)
+    fee_ccy = (t.fee_currency or t.quote) if t.fee else None
+    if (fee_ccy is None or fee_ccy == t.quote) and t.quote in FIAT_USD:
+        # The common case, kept short: a trade against dollars with the fee in dollars.
+        if t.side == "buy":
+            return [Acquire(t.time, t.ts, t.exchange, t.asset, t.amount, t.cost + t.fee, t)]
+        if t.side == "sell":
+            return [Dispose(t.time, t.ts, t.exchange, t.asset, t.amount, t.cost - t.fee, t)]
     fee_rate: Decimal | None = ZERO
     if fee_ccy is not None:
-        if fee_ccy == t.quote.upper():
+        if fee_ccy == t.quote:
             fee_rate = rate
-        elif fee_ccy == t.asset.upper():
+        elif fee_ccy == t.asset:
             fee_rate = None if rate is None else t.cost * rate / t.amount
         else:
             fee_rate = prices.usd(fee_ccy, t.ts)
@@ -116,27 +126,27 @@ def trade_events(t: TradeRow, prices: PriceIndex, found: Findings) -> list[Event
     g = t.cost * rate
     f = t.fee * fee_rate
     out: list[Event] = []
-    w, ref = t.exchange, t.ref
+    w, ref = t.exchange, t
     if t.side == "buy":
-        got = t.amount - t.fee if fee_ccy == t.asset.upper() else t.amount
-        basis = g if fee_ccy == t.asset.upper() else g + f
+        got = t.amount - t.fee if fee_ccy == t.asset else t.amount
+        basis = g if fee_ccy == t.asset else g + f
         if not quote_fiat:
             give, value = t.cost, g
-            if fee_ccy == t.quote.upper():
+            if fee_ccy == t.quote:
                 give, value = give + t.fee, value + f
             out.append(Dispose(t.time, t.ts, w, t.quote, give, value, ref))
-        if fee_ccy not in (None, t.quote.upper(), t.asset.upper()) and not is_fiat(fee_ccy):
+        if fee_ccy not in (None, t.quote, t.asset) and not is_fiat(fee_ccy):
             out.append(Dispose(t.time, t.ts, w, fee_ccy, t.fee, f, ref, "fee"))
         out.append(Acquire(t.time, t.ts, w, t.asset, got, basis, ref))
     elif t.side == "sell":
-        if fee_ccy == t.asset.upper():
+        if fee_ccy == t.asset:
             out.append(Dispose(t.time, t.ts, w, t.asset, t.amount + t.fee, g, ref))
         else:
             out.append(Dispose(t.time, t.ts, w, t.asset, t.amount, g - f, ref))
-        if fee_ccy not in (None, t.quote.upper(), t.asset.upper()) and not is_fiat(fee_ccy):
+        if fee_ccy not in (None, t.quote, t.asset) and not is_fiat(fee_ccy):
             out.append(Dispose(t.time, t.ts, w, fee_ccy, t.fee, f, ref, "fee"))
         if not quote_fiat:
-            if fee_ccy == t.quote.upper():
+            if fee_ccy == t.quote:
                 out.append(Acquire(t.time, t.ts, w, t.quote, t.cost - t.fee, g - f, ref))
             else:
                 out.append(Acquire(t.time, t.ts, w, t.quote, t.cost, g, ref))

@@ -12,9 +12,10 @@ import io
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
 
-from ccxtkit.money import cents, fmt
+from ccxtkit.money import CENT, fmt
 
 from .lots import Match, is_long_term
 
@@ -39,7 +40,7 @@ UNKNOWN_BASIS_NOTE = "BASIS UNKNOWN"
 ZERO = Decimal(0)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built once per row, and frozen __init__ is slow
 class Row:
     """One printed line of Form 8949 (amounts already in cents)."""
 
@@ -108,13 +109,29 @@ def local_date(moment: datetime, zone: tzinfo | None) -> date:
     return aware.astimezone(zone).date()
 
 
+#: Every time zone in use today is offset by a multiple of 15 minutes, so the local date is
+#: constant within a 15-minute slot: converting once per slot is exact and much cheaper.
+_SLOT_US = 15 * 60 * 1_000_000
+
+
+@lru_cache(maxsize=1 << 18)
+def _slot_date(slot: int, zone: tzinfo | None) -> date:
+    from datetime import UTC
+
+    moment = datetime.fromtimestamp(slot * _SLOT_US / 1_000_000, tz=UTC)
+    return moment.date() if zone is None else moment.astimezone(zone).date()
+
+
 def to_row(m: Match, zone: tzinfo | None, reporting: Mapping[str, str]) -> Row:
     """Round one match to a printed row."""
-    acquired = local_date(m.acquired, zone)
-    sold = local_date(m.sold, zone)
+    if m.acquired_ts or m.sold_ts:
+        acquired = _slot_date(m.acquired_ts // _SLOT_US, zone)
+        sold = _slot_date(m.sold_ts // _SLOT_US, zone)
+    else:
+        acquired, sold = local_date(m.acquired, zone), local_date(m.sold, zone)
     long_term = is_long_term(acquired, sold)
-    proceeds = cents(m.proceeds)
-    basis = cents(m.cost)
+    proceeds = m.proceeds.quantize(CENT, ROUND_HALF_UP)  # money.cents, inlined: hot path
+    basis = m.cost.quantize(CENT, ROUND_HALF_UP)
     what = f"{fmt(m.qty)} {m.asset}"
     if m.kind == "fee":
         what += " (spent on a fee)"

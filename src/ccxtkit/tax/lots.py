@@ -55,7 +55,7 @@ class Lot:
         return ZERO if self.unknown_basis else self.cost / self.qty
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: frozen __init__ is several times slower
 class Acquire:
     """Units come in with a USD basis (unknown_basis: opening balances, outside deposits)."""
 
@@ -65,11 +65,11 @@ class Acquire:
     asset: str
     qty: Decimal
     cost: Decimal
-    ref: str
+    ref: object  # what str() names the source row by (built only when needed: it is slow)
     unknown_basis: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: frozen __init__ is several times slower
 class Dispose:
     """Units leave in a taxable event for `proceeds` USD (fees already deducted)."""
 
@@ -79,11 +79,11 @@ class Dispose:
     asset: str
     qty: Decimal
     proceeds: Decimal
-    ref: str  # names the trade: exchange, trade id, timestamp
+    ref: object  # str() names the trade: exchange, trade id, timestamp
     kind: str = "trade"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: frozen __init__ is several times slower
 class Move:
     """Units move between own wallets: lots keep their dates and basis (not a disposal)."""
 
@@ -93,10 +93,10 @@ class Move:
     to_wallet: str
     asset: str
     qty: Decimal
-    ref: str
+    ref: object
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: frozen __init__ is several times slower
 class Remove:
     """Units leave to an outside address with no sale recorded: lots leave, no gain or loss."""
 
@@ -105,13 +105,13 @@ class Remove:
     wallet: str
     asset: str
     qty: Decimal
-    ref: str
+    ref: object
 
 
 Event = Acquire | Dispose | Move | Remove
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: frozen __init__ is several times slower
 class Match:
     """One disposal's use of one lot: a Form 8949 row before rounding."""
 
@@ -124,8 +124,10 @@ class Match:
     cost: Decimal
     unknown_basis: bool
     method: Method
-    ref: str
+    ref: object
     kind: str
+    acquired_ts: int = 0  # epoch microseconds (a cheap key for date conversions)
+    sold_ts: int = 0
 
 
 def sort_key(method: Method, lot: Lot) -> tuple[object, ...]:
@@ -181,16 +183,35 @@ class Pool:
                 heapq.heappop(heap)
             yield lot, took, basis
 
+    def drop(self, qty: Decimal, method: Method, tick: Callable[[], int]) -> None:
+        """Consume `qty` in method order without reporting the pieces (earlier years)."""
+        self._order_by(method, tick)
+        need = qty
+        self.total -= qty
+        heap = self.heap
+        while need > 0:
+            lot = cast(Lot, heap[0][-1])
+            if lot.remaining <= need:
+                need -= lot.remaining
+                lot.remaining = ZERO
+                heapq.heappop(heap)
+            else:
+                lot.remaining -= need
+                need = ZERO
+
 
 def match_lots(
     events: Iterable[Event],
     method_at: Callable[[datetime], Method],
     basis: Basis = Basis.PER_WALLET,
+    report_from: int | None = None,
 ) -> Iterator[Match]:
     """Replay events in order and yield a Match for every piece of every disposal.
 
+    Disposals before `report_from` (epoch microseconds) still consume lots but yield nothing.
     Raises InputError naming the event when a wallet gives up more than it holds.
     """
+    quiet_until = report_from if report_from is not None else -(2**62)
     pools: dict[tuple[str, str], Pool] = {}
     orders = count()
     ticks = count()
@@ -220,11 +241,14 @@ def match_lots(
             src = pool(ev.wallet, ev.asset)
             _require(src, ev.qty, ev.asset, ev.wallet, ev.ref, basis)
             method = method_at(ev.time)
+            if ev.ts < quiet_until:
+                src.drop(ev.qty, method, tick)
+                continue
             for lot, took, cost in src.take(ev.qty, method, tick):
                 proceeds = ev.proceeds if took == ev.qty else ev.proceeds * took / ev.qty
                 yield Match(
                     ev.asset, ev.wallet, lot.acquired, ev.time, took, proceeds, cost,
-                    lot.unknown_basis, method, ev.ref, ev.kind,
+                    lot.unknown_basis, method, ev.ref, ev.kind, lot.ts, ev.ts,
                 )  # fmt: skip
         elif isinstance(ev, Move):
             if ev.qty <= 0 or basis is Basis.UNIVERSAL:
@@ -244,11 +268,10 @@ def match_lots(
                 continue
             src = pool(ev.wallet, ev.asset)
             _require(src, ev.qty, ev.asset, ev.wallet, ev.ref, basis)
-            for _ in src.take(ev.qty, method_at(ev.time), tick):
-                pass
+            src.drop(ev.qty, method_at(ev.time), tick)
 
 
-def _require(src: Pool, qty: Decimal, asset: str, wallet: str, ref: str, basis: Basis) -> None:
+def _require(src: Pool, qty: Decimal, asset: str, wallet: str, ref: object, basis: Basis) -> None:
     if src.total < qty:
         where = f"the {wallet} account" if basis is Basis.PER_WALLET else "all accounts"
         raise InputError(

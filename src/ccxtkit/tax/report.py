@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +24,7 @@ from .elections import (
 from .events import Findings, TradeRow, TransferRow, merged_events, transfer_events
 from .form8949 import Row, Schedule, local_date, schedule, to_csv, to_row
 from .lots import Basis, Method, match_lots
-from .prices import PriceIndex
+from .prices import PriceIndex, epoch_us
 
 if TYPE_CHECKING:
     from ccxtkit.workspace import Workspace
@@ -61,11 +61,18 @@ class LedgerData:
     elections: list[Election]
 
 
+def _text(col: str) -> str:
+    """A DECIMAL(38,18) as its shortest text: Decimal(str) is far cheaper than Arrow's decimals."""
+    return f"rtrim(rtrim(CAST({col} AS VARCHAR), '0'), '.')"
+
+
 TRADE_SQL = (
     "SELECT seq, timestamp, epoch_us(timestamp), exchange, symbol, upper(asset), upper(quote), "
-    "lower(side), amount, price, cost, fee, fee_currency, trade_id, total_usd "
+    f"lower(side), {_text('amount')}, {_text('price')}, {_text('cost')}, {_text('fee')}, "
+    f"upper(fee_currency), trade_id, {_text('total_usd')} "
     "FROM trades WHERE timestamp < ? ORDER BY timestamp, seq"
 )
+_DECIMAL_COLUMNS = (8, 9, 10, 11, 14)
 TRANSFER_SQL = (
     "SELECT seq, timestamp, epoch_us(timestamp), exchange, lower(kind), upper(asset), amount, "
     "fee, fee_currency, txid, status, notes FROM transfers WHERE timestamp < ? "
@@ -94,9 +101,17 @@ def read_ledger(path: Path, wait_seconds: float | Decimal, until: datetime) -> L
 def iter_trades(table: Any) -> Iterator[TradeRow]:
     """TradeRows from the Arrow table, a batch at a time (keeps a million trades small)."""
     for batch in table.to_batches(max_chunksize=_BATCH):
-        columns = [col.to_pylist() for col in batch.columns]
-        for values in zip(*columns, strict=True):
-            yield TradeRow(*values)
+        columns: list[list[Any]] = [col.to_pylist() for col in batch.columns]
+        for i in _DECIMAL_COLUMNS:
+            columns[i] = [None if v is None else Decimal(v) for v in columns[i]]
+        yield from map(TradeRow._make, zip(*columns, strict=True))
+
+
+def day_bounds(day: date, zone: tzinfo | None) -> tuple[datetime, date]:
+    """Naive-UTC start of a local calendar day (and the day itself)."""
+    z = zone or UTC
+    start = datetime(day.year, day.month, day.day, tzinfo=z).astimezone(UTC).replace(tzinfo=None)
+    return start, day
 
 
 def year_bounds(year: int, zone: tzinfo | None) -> tuple[datetime, datetime]:
@@ -122,7 +137,7 @@ def compute_rows(
     start, end = year_bounds(year, zone)
     rows: list[Row] = []
     used: set[Method] = set()
-    for m in match_lots(events, method_at, basis):
+    for m in match_lots(events, method_at, basis, report_from=epoch_us(start)):
         if start <= m.sold < end:
             rows.append(to_row(m, zone, reporting))
             used.add(m.method)
@@ -164,10 +179,22 @@ def choose_methods(
                 "from 2025 use FIFO; record a standing order with `vhc tax elect`"
             )
 
+    # Sales arrive in time order: remember the last local day's bounds so that the zone
+    # conversion runs once per day, not once per sale.
+    cache: list[Any] = [None, None, None]  # [day start, day end, day]
+
     def method_at(sold: datetime) -> Method:
-        day = local_date(sold, zone)
+        if cache[0] is not None and cache[0] <= sold < cache[1]:
+            day: date = cache[2]
+        else:
+            day = local_date(sold, zone)
+            start, _ = day_bounds(day, zone)
+            end, _ = day_bounds(day + timedelta(days=1), zone)
+            cache[:] = [start, end, day]
         if what_if and requested is not None and day.year == year:
             return requested
+        if not elections and day.year < STANDING_ORDER_RULE_FROM.year:
+            return fallback
         return method_for_sale(elections, sold, day, fallback)
 
     return method_at, notes
