@@ -24,9 +24,9 @@ def ws(tmp_path, monkeypatch):
     return make_workspace(tmp_path, {"paper": {"id": "paper"}}, secrets_backend="env")
 
 
-def enrol_env(ws, monkeypatch, approver="admin"):
+def enrol_env(ws, monkeypatch, approver="admin", code=None, by=None, now=None):
     """Enrol with the env backend and export the secret as the user is told to."""
-    result = totp.enrol(ws, approver, backend="env")
+    result = totp.enrol(ws, approver, backend="env", replace_code=code, vouched_by=by, now=now)
     assert result.stored_in == "env"
     monkeypatch.setenv(totp.env_names(approver)[0], result.secret)
     return result.secret
@@ -85,7 +85,8 @@ def test_wrong_codes_lock_out_for_five_minutes(ws, monkeypatch):
 
 def test_approvers_are_independent(ws, monkeypatch):
     alice = enrol_env(ws, monkeypatch, "alice")
-    bob = enrol_env(ws, monkeypatch, "bob")
+    early = T0 - timedelta(minutes=10)
+    bob = enrol_env(ws, monkeypatch, "bob", code_at(alice, early), "alice", now=early)
     assert alice != bob
     assert set(totp.enrolled_approvers(ws)) == {"alice", "bob"}
     with pytest.raises(AuthorizationError, match="not valid"):
@@ -97,6 +98,18 @@ def test_approvers_are_independent(ws, monkeypatch):
     # Re-enrolling needs a current code of the old secret.
     with pytest.raises(Exception, match="already enrolled"):
         totp.enrol(ws, "alice", backend="env")
+
+
+def test_a_further_approver_needs_a_code_from_an_enrolled_one(ws, monkeypatch):
+    """A stolen laptop alone must not be able to mint the second approver."""
+    admin = enrol_env(ws, monkeypatch, "admin")
+    with pytest.raises(AuthorizationError, match="needs --auth-code"):
+        totp.enrol(ws, "mallory", backend="env", now=T0)
+    with pytest.raises(AuthorizationError, match="not valid"):
+        totp.enrol(ws, "mallory", backend="env", replace_code="000000", now=T0)
+    assert set(totp.enrolled_approvers(ws)) == {"admin"}
+    enrol_env(ws, monkeypatch, "bob", code_at(admin, T0), "admin", now=T0)
+    assert set(totp.enrolled_approvers(ws)) == {"admin", "bob"}
 
 
 def test_secret_stored_in_the_keyring(tmp_path, monkeypatch, file_keyring):

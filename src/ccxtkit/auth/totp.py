@@ -150,12 +150,18 @@ def enrol(
     backend: str | None = None,
     replace_code: str | None = None,
     now: datetime | None = None,
+    vouched_by: str | None = None,
 ) -> Enrolment:
-    """Create a new secret for an approver and store it; replacing one needs its current code."""
+    """Create a new secret for an approver and store it.
+
+    Replacing one needs its current code; adding a further approver needs a code from one
+    already enrolled, so a stolen laptop alone cannot mint the second approval.
+    """
     import pyotp
 
     check_approver(approver)
-    existing = approver in enrolled_approvers(ws)
+    enrolled = enrolled_approvers(ws)
+    existing = approver in enrolled
     if existing:
         if not replace_code:
             raise UsageError(
@@ -163,6 +169,17 @@ def enrol(
                 "--replace --auth-code with a current code from it"
             )
         verify_code(ws, replace_code, approver, purpose="totp.replace", now=now)
+    elif enrolled:
+        voucher = vouched_by or sorted(enrolled)[0]
+        if voucher not in enrolled:
+            raise AuthorizationError(f"--by {voucher!r} is not an enrolled approver")
+        if not replace_code:
+            raise AuthorizationError(
+                f"approvers are already enrolled ({', '.join(sorted(enrolled))}): adding "
+                f"{approver!r} needs --auth-code with a current code from one of them "
+                "(and --by NAME if it is not the first)"
+            )
+        verify_code(ws, replace_code, voucher, purpose="totp.enrol_new", now=now)
     secret = pyotp.random_base32()
     stored_in = _store_secret(ws, approver, secret, backend)
     uri = pyotp.TOTP(secret).provisioning_uri(name=f"{approver}@{ws.home.name}", issuer_name=ISSUER)

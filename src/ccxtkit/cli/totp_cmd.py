@@ -44,7 +44,15 @@ def setup(
         bool, typer.Option("--replace", help="Replace an enrolled secret (needs --auth-code).")
     ] = False,
     auth_code: Annotated[
-        str | None, typer.Option("--auth-code", help="A current code of the secret replaced.")
+        str | None,
+        typer.Option(
+            "--auth-code",
+            help="A current code: of the secret replaced, or of an enrolled approver "
+            "when adding another.",
+        ),
+    ] = None,
+    by: Annotated[
+        str | None, typer.Option("--by", help="Which enrolled approver --auth-code is from.")
     ] = None,
     qr: Annotated[bool, typer.Option("--qr/--no-qr", help="Print a QR code to scan.")] = True,
 ) -> None:
@@ -53,14 +61,20 @@ def setup(
     The secret is shown only now (as an otpauth:// URI and a QR code): scan it into an
     authenticator app, then clear the terminal.
 
-    Example: vhc totp setup --approver alice
+    Adding a second approver needs a code from the first: vhc totp setup --approver bob
+    --auth-code 123456 --by admin. Example: vhc totp setup --approver alice
     """
-    from ccxtkit.auth.totp import enrol, env_names
+    from ccxtkit.auth.totp import enrol, enrolled_approvers, env_names
 
+    if approver in enrolled_approvers(state(ctx).workspace) and not replace:
+        raise UsageError(
+            f"approver {approver!r} is already enrolled; to replace its secret add --replace "
+            "--auth-code CODE"
+        )
     if replace and not auth_code:
         raise UsageError("--replace needs --auth-code with a current code of the old secret")
     result = enrol(
-        state(ctx).workspace, approver, backend=backend, replace_code=auth_code if replace else None
+        state(ctx).workspace, approver, backend=backend, replace_code=auth_code, vouched_by=by
     )
     export = None if result.stored_in != "env" else f"{env_names(approver)[0]}={result.secret}"
     if state(ctx).json:
