@@ -87,8 +87,16 @@ def make_ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Make:
         }
         write_private(tmp_path / "config" / "trading_config.yaml", yaml.safe_dump(cfg))
         ws = Workspace.locate(str(tmp_path))
-        for who in ("admin", "alice", "bob"):
-            enrolled = totp.enrol(ws, who, backend="env", now=SETUP - timedelta(hours=1))
+        first = SETUP - timedelta(hours=1)
+        admin = totp.enrol(ws, "admin", backend="env", now=first)
+        monkeypatch.setenv(totp.env_names("admin")[0], admin.secret)
+        for i, who in enumerate(("alice", "bob"), 1):
+            # Each further approver is vouched for with a fresh admin code.
+            when = first + timedelta(seconds=30 * i)
+            vouch = pyotp.TOTP(admin.secret).at(when)
+            enrolled = totp.enrol(
+                ws, who, backend="env", now=when, replace_code=vouch, vouched_by="admin"
+            )
             monkeypatch.setenv(totp.env_names(who)[0], enrolled.secret)
         allowlist.add_entry(ws, "USDC", ADDR, None, None, code(ws, "admin", SETUP), now=SETUP)
         return ws
