@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""Ledger benchmark: import and verify of 1,000,000 trades, verify's peak memory, start-up.
+
+Usage: python bench/bench_ledger.py [--rows N] [--keep DIR]
+Prints figures; not a test. Targets: import >= 100,000 rows/s, verify >= 500,000 rows/s,
+verify's memory flat in the ledger's size, `vhc --help` < 0.3 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from ccxtkit.ledger.store import open_ledger
+from ccxtkit.ledger.trades_csv import import_trades
+from ccxtkit.workspace import init_workspace
+
+HEADER = "timestamp,exchange,symbol,side,amount,price,fee,fee_currency,trade_id\n"
+PAIRS = ("BTC/USD", "ETH/USD", "SOL/USDT", "ETH/BTC")
+
+RSS_CHILD = """
+import json, sys, time
+from pathlib import Path
+from ccxtkit.ledger.store import open_ledger
+from ccxtkit.ledger.verify import verify_chain
+with open_ledger(Path(sys.argv[1]), 5, read_only=True) as ledger:
+    t = time.perf_counter()
+    result = verify_chain(ledger)
+    elapsed = time.perf_counter() - t
+assert result.ok, result.problem
+# VmHWM belongs to this process image; ru_maxrss would carry the parent's peak across exec.
+hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0]
+peak_mb = int(hwm.split()[1]) / 1024
+print(json.dumps({"rows": result.rows, "seconds": elapsed, "peak_mb": peak_mb}))
+"""
+
+
+def write_csv(path: Path, rows: int, offset: int = 0) -> None:
+    """A synthetic trades CSV in DESIGN.md's format, one trade per second."""
+    t0 = datetime(2024, 1, 1)
+    with path.open("w", encoding="utf-8") as out:
+        out.write(HEADER)
+        for i in range(offset, offset + rows):
+            ts = (t0 + timedelta(seconds=i)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            pair = PAIRS[i % 4]
+            side = "buy" if i % 3 else "sell"
+            amount = f"0.{(i * 7919) % 10**8:08d}1"
+            price = f"{20000 + i % 50000}.{i % 100:02d}"
+            out.write(f"{ts},kraken,{pair},{side},{amount},{price},0.25,USD,T-{i}\n")
+
+
+def timed_import(ledger_path: Path, csv_path: Path) -> tuple[int, float]:
+    with open_ledger(ledger_path, 5) as ledger:
+        t = time.perf_counter()
+        result = import_trades(ledger, csv_path)
+        return result.imported, time.perf_counter() - t
+
+
+def verify_rss(ledger_path: Path) -> dict[str, float]:
+    proc = subprocess.run(
+        [sys.executable, "-c", RSS_CHILD, str(ledger_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def median_wall(args: list[str], runs: int = 10) -> float:
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        subprocess.run(args, capture_output=True, check=True)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--keep", type=Path, help="work in this folder and keep it")
+    opts = parser.parse_args()
+    work = opts.keep or Path(tempfile.mkdtemp(prefix="vhc-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        home = work / "ws"
+        big = home / "ledger" / "vhc.duckdb"
+        small = work / "small.duckdb"
+        quarter = opts.rows // 4
+        if opts.keep and big.exists() and small.exists():
+            print(f"reusing the ledgers in {work} (import not measured)")
+            measure(home, big, small, opts.rows)
+            return
+        shutil.rmtree(home, ignore_errors=True)
+        init_workspace(home)
+        small.unlink(missing_ok=True)
+
+        csv_path = work / "trades.csv"
+        t = time.perf_counter()
+        write_csv(csv_path, opts.rows)
+        print(f"wrote {opts.rows:,} CSV rows in {time.perf_counter() - t:.1f} s")
+
+        imported, secs = timed_import(big, csv_path)
+        print(f"(a) import {imported:,} trades: {secs:.2f} s = {imported / secs:,.0f} rows/s")
+        csv_small = work / "small.csv"
+        write_csv(csv_small, quarter)
+        timed_import(small, csv_small)
+
+        measure(home, big, small, opts.rows)
+    finally:
+        if opts.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def measure(home: Path, big: Path, small: Path, rows: int) -> None:
+    """(b) verify speed, (c) verify's peak memory, (d) start-up times."""
+    # Best of 3: verify is CPU-bound and the machine may be shared.
+    runs = [verify_rss(big) for _ in range(3)]
+    best = min(runs, key=lambda r: r["seconds"])
+    print(
+        f"(b) verify {int(best['rows']):,} rows: {best['seconds']:.2f} s = "
+        f"{best['rows'] / best['seconds']:,.0f} rows/s (best of 3)"
+    )
+    small_run = verify_rss(small)
+    print(
+        f"(c) verify peak RSS: {small_run['peak_mb']:.0f} MB at {int(small_run['rows']):,} rows,"
+        f" {best['peak_mb']:.0f} MB at {int(best['rows']):,} rows"
+    )
+    vhc = shutil.which("vhc") or "vhc"
+    help_s = median_wall([vhc, "--help"])
+    digest_s = median_wall([vhc, "--home", str(home), "ledger", "digest"])
+    print(f"(d) `vhc --help` median of 10: {help_s:.3f} s")
+    print(f"    `vhc ledger digest` ({rows:,} rows) median of 10: {digest_s:.3f} s")
+
+
+if __name__ == "__main__":
+    main()
