@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ccxtkit.cli.output import console, note, print_json, state, table
 from ccxtkit.errors import VhcError
-from ccxtkit.secrets import (
-    BACKENDS,
-    Credentials,
-    SetResult,
-    set_credentials,
-    set_secret,
-    take_warnings,
-    target,
-)
-from ccxtkit.secrets.common import require_backend
+
+if TYPE_CHECKING:
+    from ccxtkit.secrets import SetResult
+
+#: Spelled out here so that `vhc --help` does not import the secrets backends (and pydantic).
+BACKENDS = ("keyring", "vault", "aws", "env")
 
 app = typer.Typer(help="Store and check API keys and other secrets.", no_args_is_help=True)
 
@@ -59,6 +55,9 @@ def set_cmd(
     """
     st = state(ctx)
     ws = st.workspace
+    from ccxtkit.secrets import Credentials, set_credentials, set_secret, target
+    from ccxtkit.secrets.common import require_backend
+
     ref, chosen = target(ws, name, require_backend(backend) if backend else None)
     result: SetResult
     if ref.is_exchange:
@@ -98,6 +97,8 @@ def check_cmd(
     from ccxtkit.secrets.check import check_secrets
 
     st = state(ctx)
+    from ccxtkit.secrets import take_warnings
+
     report = check_secrets(st.workspace, datetime.now(UTC), name)
     take_warnings()  # the rows carry these warnings already
     if st.json:
@@ -133,6 +134,8 @@ class _Failed(VhcError):
 
 
 def _show_warnings() -> None:
+    from ccxtkit.secrets import take_warnings
+
     for warning in take_warnings():
         note(warning)
 
