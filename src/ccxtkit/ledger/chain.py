@@ -81,29 +81,41 @@ def _sql_text(kind: str, column: str) -> str:
 
 
 def _sql_field(expr: str) -> str:
-    return f"CASE WHEN ({expr}) IS NULL THEN '{NULL}' ELSE CAST(strlen({expr}) AS VARCHAR) || ':' || ({expr}) END"
+    # `||` yields NULL when either side is NULL, so coalesce gives NULL its marker.
+    return f"coalesce(CAST(strlen({expr}) AS VARCHAR) || ':' || {expr}, '{NULL}')"
 
 
-def canonical_sql(table: str) -> str:
-    """A SQL expression computing a row's canonical text inside DuckDB."""
+def canonical_select(table: str) -> str:
+    """SELECT seq, tbl, prev_hash, row_hash, canon (the canonical text) over one table.
+
+    Each value's text is computed once in an inner projection; the outer one length-prefixes
+    and joins them (DuckDB would otherwise cast every value three times).
+    """
+    columns = TABLES[table]
+    texts = [
+        "seq",
+        "prev_hash",
+        "row_hash",
+        f"{_sql_text('timestamp', 'recorded_at')} AS t_recorded_at",
+        *(f"{_sql_text(c.kind, c.name)} AS t_{i}" for i, c in enumerate(columns)),
+    ]
     parts = [
         f"'{FORMAT_TAG}'",
         f"'{len(table.encode())}:{table}'",
         _sql_field("CAST(seq AS VARCHAR)"),
         _sql_field("prev_hash"),
-        _sql_field(_sql_text("timestamp", "recorded_at")),
+        _sql_field("t_recorded_at"),
+        *(_sql_field(f"t_{i}") for i in range(len(columns))),
     ]
-    parts.extend(_sql_field(_sql_text(c.kind, c.name)) for c in TABLES[table])
-    return " || ".join(parts)
+    return (
+        f"SELECT seq, '{table}' AS tbl, prev_hash, row_hash, {' || '.join(parts)} AS canon "
+        f'FROM (SELECT {", ".join(texts)} FROM "{table}")'
+    )
 
 
 def chain_union_sql() -> str:
     """Every chained row as (seq, tbl, prev_hash, row_hash, canon), across all tables."""
-    selects = [
-        f"SELECT seq, '{t}' AS tbl, prev_hash, row_hash, {canonical_sql(t)} AS canon FROM \"{t}\""
-        for t in TABLES
-    ]
-    return " UNION ALL ".join(selects)
+    return " UNION ALL ".join(canonical_select(t) for t in TABLES)
 
 
 def now_utc() -> datetime:
