@@ -66,6 +66,10 @@ class Ledger:
                 self._head = Head(seq, str(rows[0][0]))
         return self._head
 
+    def set_head(self, head: Head) -> None:
+        """After a bulk insert that chained its own rows (ledger.fast_import)."""
+        self._head = head
+
     def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
         """Run a read query and return all rows."""
         return self.con.execute(sql, params or []).fetchall()

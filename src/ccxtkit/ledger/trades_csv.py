@@ -154,6 +154,37 @@ def _same_trade(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 def import_trades(ledger: Ledger, path: Path, source: str = "import") -> ImportResult:
     """Import a trades CSV in one transaction; a trade already in the ledger is skipped."""
+    from .fast_import import fast_import
+
+    names = _read_header(path)
+    with ledger.transaction():
+        bulk = fast_import(ledger, path, names, source)
+        if bulk is not None:
+            rows, imported, seqs = bulk
+            ledger.record_event(
+                "ledger.import",
+                {"file": path.name, "rows": rows, "imported": imported},
+                subject=str(path),
+            )
+            return ImportResult(
+                path, rows, imported, rows - imported,
+                seqs[0] if seqs else None, seqs[-1] if seqs else None,
+            )  # fmt: skip
+    return _import_row_by_row(ledger, path, source)
+
+
+def _read_header(path: Path) -> list[str]:
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            return _check_header(next(csv.reader(handle), None), path)
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+    except (csv.Error, UnicodeDecodeError):
+        raise InputError(f"{path}:1: the header is not readable CSV text") from None
+
+
+def _import_row_by_row(ledger: Ledger, path: Path, source: str) -> ImportResult:
+    """The careful path: every row checked in Python, the first bad one named by its line."""
     parsed = parse_trades_csv(path, source)
     seen: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
     unique: list[dict[str, Any]] = []

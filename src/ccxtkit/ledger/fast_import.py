@@ -1,0 +1,228 @@
+"""The fast path of `vhc ledger import`: DuckDB parses and checks, Python only chains the hashes.
+
+A file every row of which passes strict checks in SQL (plain decimals, ISO timestamps,
+buy/sell, BASE/QUOTE symbols) is loaded here: DuckDB reads the CSV, drops trades already in
+the ledger, and builds each row's canonical text except what depends on the chain; Python
+adds seq, prev hash and cost and hashes in order. Anything the strict checks do not accept
+returns None, and the caller's row-by-row parser imports the file or names the bad line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from decimal import Decimal, localcontext
+from pathlib import Path
+from typing import Any
+
+from ..logs import log
+from ..money import LEDGER_CONTEXT, USD_LIKE
+from .chain import FORMAT_TAG, _field, _sql_field, _sql_text, encode_value, now_utc
+from .schema import TABLES, all_columns
+from .store import Head, Ledger
+
+_NUMBER = r"^[0-9]{1,20}(\.[0-9]{1,18})?$"
+_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})?$"
+_SYMBOL = r"^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+$"
+_SCALE = Decimal("1E-18")
+_ZERO_TEXT = format(Decimal(0).quantize(_SCALE), "f")
+_BATCH = 100_000
+
+#: Trades columns hashed before `cost`, and between `cost` and `total_usd`.
+_COLUMNS = [c.name for c in TABLES["trades"]]
+_BEFORE_COST = _COLUMNS[: _COLUMNS.index("cost")]
+_AFTER_COST = _COLUMNS[_COLUMNS.index("cost") + 1 : _COLUMNS.index("total_usd")]
+_KIND = {c.name: c.kind for c in TABLES["trades"]}
+_OPTIONAL = ("order_id", "strategy", "notes")
+
+
+def _fields_sql(names: list[str]) -> str:
+    return " || ".join(_sql_field(_sql_text(_KIND[n], n)) for n in names) or "''"
+
+
+def _typed_sql(names: list[str], source: str) -> str:
+    """The file as typed trades columns (cost and total_usd come from Python)."""
+    optional = {
+        n: f"nullif(trim({n}), '')" if n in names else "NULL"
+        for n in ("order_id", "strategy", "notes")
+    }
+    return f"""
+        SELECT ord,
+            timezone('UTC', CAST(trim(timestamp) AS TIMESTAMPTZ)) AS timestamp,
+            lower(trim(exchange)) AS exchange,
+            upper(trim(symbol)) AS symbol,
+            split_part(upper(trim(symbol)), '/', 1) AS asset,
+            split_part(upper(trim(symbol)), '/', 2) AS quote,
+            lower(trim(side)) AS side,
+            CAST(trim(amount) AS DECIMAL(38,18)) AS amount,
+            CAST(trim(price) AS DECIMAL(38,18)) AS price,
+            CAST(coalesce(fee, '0') AS DECIMAL(38,18)) AS fee,
+            coalesce(upper(fee_currency),
+                     CASE WHEN CAST(coalesce(fee, '0') AS DECIMAL(38,18)) <> 0
+                          THEN split_part(upper(symbol), '/', 2) END) AS fee_currency,
+            trim(trade_id) AS trade_id,
+            {optional["order_id"]} AS order_id,
+            CAST(NULL AS VARCHAR) AS client_order_id,
+            {optional["strategy"]} AS strategy,
+            '{source.replace("'", "''")}' AS source,
+            {optional["notes"]} AS notes
+        FROM _vhc_raw
+    """
+
+
+def _strictly_valid(ledger: Ledger, names: list[str]) -> bool:
+    """Every row in the narrow form whose meaning SQL and the row parser agree on exactly."""
+    text = r"^[\x21-\x7E]([\x20-\x7E]*[\x21-\x7E])?$"  # printable ASCII, no edge spaces
+    rules = [
+        f"regexp_full_match(timestamp, '{_TIME}')",
+        "TRY_CAST(timestamp AS TIMESTAMPTZ) IS NOT NULL",
+        f"regexp_full_match(symbol, '{_SYMBOL}')",
+        "side IN ('buy', 'sell', 'BUY', 'SELL', 'Buy', 'Sell')",
+        f"regexp_full_match(amount, '{_NUMBER}')",
+        "TRY_CAST(amount AS DECIMAL(38,18)) > 0",
+        f"regexp_full_match(price, '{_NUMBER}')",
+        "TRY_CAST(price AS DECIMAL(38,18)) > 0",
+        f"(fee IS NULL OR regexp_full_match(fee, '{_NUMBER}'))",
+        "(fee_currency IS NULL OR regexp_full_match(fee_currency, '^[A-Za-z0-9]+$'))",
+        "regexp_full_match(exchange, '^[A-Za-z0-9_.-]+$')",
+        f"regexp_full_match(trade_id, '{text}')",
+        *(f"({n} IS NULL OR regexp_full_match({n}, '{text}'))" for n in names if n in _OPTIONAL),
+    ]
+    # NULL (an empty cell) must never slip through as "not bad": coalesce to false.
+    bad = ledger.query(
+        f"SELECT count(*) FROM _vhc_raw WHERE NOT coalesce({' AND '.join(rules)}, false)"
+    )[0][0]
+    return int(bad) == 0
+
+
+def fast_import(
+    ledger: Ledger, path: Path, names: list[str], source: str
+) -> tuple[int, int, list[int]] | None:
+    """Import a clean file in bulk: (rows in file, rows imported, their seqs), or None to fall back."""
+    import duckdb
+
+    con = ledger.con
+    try:
+        total = _stage(ledger, path, names, source)
+    except duckdb.Error as exc:
+        # Anything DuckDB cannot read or cast as expected goes to the row parser, which names
+        # the line. Nothing has been written yet: only temp tables exist.
+        log.debug("bulk import not used for %s: %s", path, exc)
+        total = None
+    try:
+        if total is None:
+            return None
+        seqs = _chain_and_insert(ledger, con)
+        return total, len(seqs), seqs
+    finally:
+        for table in ("_vhc_raw", "_vhc_typed", "_vhc_new"):
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def _stage(ledger: Ledger, path: Path, names: list[str], source: str) -> int | None:
+    """Load, check and de-duplicate into `_vhc_new`; the file's row count, or None to fall back."""
+    con = ledger.con
+    con.execute("SET TimeZone = 'UTC'")  # a timestamp without an offset is UTC
+    literal = str(path).replace("'", "''")
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _vhc_raw AS SELECT row_number() OVER () AS ord, * "
+        f"FROM read_csv('{literal}', header = true, all_varchar = true, strict_mode = true, "
+        "parallel = false)"
+    )
+    described = [d[0] for d in con.execute("SELECT * FROM _vhc_raw LIMIT 0").description or []]
+    if described[1:] != names or not _strictly_valid(ledger, names):
+        return None
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _vhc_typed AS {_typed_sql(names, source)}")
+    conflicts = ledger.query(
+        """SELECT count(*) FROM (SELECT exchange, trade_id FROM _vhc_typed
+           GROUP BY exchange, trade_id HAVING count(DISTINCT (timestamp, symbol, side, amount,
+           price, fee, fee_currency)) > 1)"""
+    )[0][0]
+    if conflicts:
+        return None  # the row parser names both lines
+    # First occurrence of each trade in the file, and only trades the ledger lacks.
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE _vhc_new AS
+           SELECT t.* FROM _vhc_typed t
+           ANTI JOIN trades x ON x.exchange = t.exchange AND x.trade_id = t.trade_id
+           QUALIFY row_number() OVER (PARTITION BY t.exchange, t.trade_id ORDER BY t.ord) = 1"""
+    )
+    return int(ledger.query("SELECT count(*) FROM _vhc_typed")[0][0])
+
+
+def _chain_and_insert(ledger: Ledger, con: Any) -> list[int]:
+    import pyarrow as pa
+
+    head = ledger.head()
+    stamp = now_utc()
+    lead = FORMAT_TAG + _field("trades")
+    recorded = _field(encode_value("timestamp", stamp))
+    usd_like = ", ".join(f"'{c}'" for c in sorted(USD_LIKE))
+    cursor = con.execute(
+        f"""SELECT ord, {_fields_sql(_BEFORE_COST)}, {_fields_sql(_AFTER_COST)},
+                   CAST(amount AS VARCHAR), CAST(price AS VARCHAR), quote IN ({usd_like})
+            FROM _vhc_new ORDER BY ord"""
+    )
+    seq, prev = head.seq, head.hash
+    ords: list[int] = []
+    prevs: list[str] = []
+    hashes: list[str] = []
+    costs: list[str] = []
+    usd_flags: list[bool] = []
+    sha256 = hashlib.sha256
+    dec = Decimal
+    # The hot loop: about a million iterations, so no helper calls. Every hash is 64 ASCII
+    # characters, so its field is "64:<hash>"; seq is ASCII digits.
+    with localcontext(LEDGER_CONTEXT):
+        while batch := cursor.fetchmany(_BATCH):
+            for ord_, before, after, amount, price, usd in batch:
+                cost = (dec(amount) * dec(price)).quantize(_SCALE)
+                cost_text = format(cost, "f") if cost else _ZERO_TEXT
+                cost_field = f"{len(cost_text)}:{cost_text}"
+                seq += 1
+                seq_text = str(seq)
+                text = (
+                    f"{lead}{len(seq_text)}:{seq_text}64:{prev}{recorded}{before}{cost_field}"
+                    f"{after}{cost_field if usd else '~'}"
+                )
+                ords.append(ord_)
+                prevs.append(prev)
+                prev = sha256(text.encode()).hexdigest()
+                hashes.append(prev)
+                costs.append(cost_text)
+                usd_flags.append(usd)
+    if not ords:
+        return []
+    first = head.seq + 1
+    seqs = list(range(first, seq + 1))
+    chain = pa.table(
+        {
+            "ord": pa.array(ords, pa.int64()),
+            "seq": pa.array(seqs, pa.int64()),
+            "prev_hash": pa.array(prevs, pa.string()),
+            "row_hash": pa.array(hashes, pa.string()),
+            "cost_text": pa.array(costs, pa.string()),
+            "usd": pa.array(usd_flags, pa.bool_()),
+        }
+    )
+    con.register("_vhc_chain", chain)
+    try:
+        names = all_columns("trades")
+        select = ", ".join(
+            "CAST(? AS TIMESTAMP) AS recorded_at" if n == "recorded_at"
+            else "CAST(c.cost_text AS DECIMAL(38,18)) AS cost" if n == "cost"
+            else "CASE WHEN c.usd THEN CAST(c.cost_text AS DECIMAL(38,18)) END AS total_usd"
+            if n == "total_usd"
+            else f"c.{n}" if n in ("seq", "prev_hash", "row_hash")
+            else f"t.{n}"
+            for n in names
+        )  # fmt: skip
+        quoted = ", ".join(f'"{n}"' for n in names)
+        con.execute(
+            f"INSERT INTO trades ({quoted}) SELECT {select} "
+            "FROM _vhc_new t JOIN _vhc_chain c USING (ord) ORDER BY c.seq",
+            [stamp],
+        )
+    finally:
+        con.unregister("_vhc_chain")
+    ledger.set_head(Head(seq, prev))
+    return seqs
