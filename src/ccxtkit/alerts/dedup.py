@@ -8,14 +8,13 @@ delivery is retried by the next alert instead of being swallowed for a whole win
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from ccxtkit.filelock import flocked
 from ccxtkit.workspace import write_private
 
 #: Entries older than this are dropped on each write, so the file stays small.
@@ -25,17 +24,12 @@ _KEEP = timedelta(days=7)
 @contextmanager
 def _locked(path: Path) -> Iterator[dict[str, str]]:
     """Hold the state file's lock and yield its entries; writes them back atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with flocked(path.with_name(path.name + ".lock")):
         entries = _read(path)
         before = dict(entries)
         yield entries
         if entries != before:
             write_private(path, json.dumps(entries, indent=1, sort_keys=True) + "\n")
-    finally:
-        os.close(fd)  # closing releases the flock
 
 
 def _read(path: Path) -> dict[str, str]:

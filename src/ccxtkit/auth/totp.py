@@ -13,7 +13,6 @@ must work while a long reconcile holds the ledger.
 
 from __future__ import annotations
 
-import fcntl
 import hmac
 import json
 import os
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ccxtkit.errors import AuthorizationError, ConfigError, SecretsError, UsageError
+from ccxtkit.filelock import flocked
 from ccxtkit.logs import log, register_secret
 from ccxtkit.workspace import Workspace, write_private
 
@@ -115,11 +115,8 @@ def state_path(ws: Workspace) -> Path:
 @contextmanager
 def _locked_state(ws: Workspace) -> Iterator[dict[str, Any]]:
     """Load the state under an exclusive flock; write it back (atomically, 0600) on success."""
-    ws.ensure_private_dir(ws.state_dir)
     path = state_path(ws)
-    fd = os.open(path.with_name("totp_state.lock"), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with flocked(path.with_name("totp_state.lock")):
         try:
             state: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -133,8 +130,6 @@ def _locked_state(ws: Workspace) -> Iterator[dict[str, Any]]:
             state.setdefault(key, {})
         yield state
         write_private(path, json.dumps(state, indent=2, sort_keys=True))
-    finally:
-        os.close(fd)
 
 
 def enrolled_approvers(ws: Workspace) -> dict[str, dict[str, Any]]:

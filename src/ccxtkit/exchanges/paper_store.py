@@ -7,10 +7,7 @@ processes never interleave their changes and a crash never leaves half a file.
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -20,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ccxtkit.errors import ExchangeError
+from ccxtkit.filelock import flocked
 from ccxtkit.workspace import write_private
 
 from .base import Trade, Transfer
@@ -159,33 +157,18 @@ def loads(text: str) -> PaperState:
 
 
 @contextmanager
-def _flock(path: Path, wait_seconds: float) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        deadline = time.monotonic() + wait_seconds
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise ExchangeError(
-                        f"paper exchange state {path.with_suffix('')} is locked by another "
-                        "process; try again when it has finished"
-                    ) from None
-                time.sleep(0.005)
-        yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
-
-
-@contextmanager
 def locked_state(
     path: Path, initial: Callable[[], PaperState], wait_seconds: float = LOCK_WAIT_SECONDS
 ) -> Iterator[PaperState]:
     """Hold the account's lock, yield its state, and save it if the body changed it."""
-    with _flock(path.with_name(path.name + ".lock"), wait_seconds):
+
+    def busy() -> ExchangeError:
+        return ExchangeError(
+            f"paper exchange state {path} is locked by another process; "
+            "try again when it has finished"
+        )
+
+    with flocked(path.with_name(path.name + ".lock"), wait_seconds, busy, poll_seconds=0.005):
         try:
             before = path.read_text(encoding="utf-8")
         except FileNotFoundError:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LedgerBusyError, LedgerIntegrityError, VhcError
+from ..filelock import flocked
 from ..money import to_ledger_decimal
 from . import outbox
 from .chain import GENESIS_HASH, canonical, now_utc, row_hash, utc_naive
@@ -237,28 +236,19 @@ def _migrate(con: duckdb.DuckDBPyConnection) -> None:
 @contextmanager
 def ledger_lock(path: Path, wait_seconds: float) -> Iterator[None]:
     """Hold the ledger's lock file; wait up to `wait_seconds`, then raise LedgerBusyError."""
+
+    def busy() -> LedgerBusyError:
+        return LedgerBusyError(
+            f"the ledger {path} is in use by another vhc process "
+            f"(waited {wait_seconds:g} s); try again when it has finished, "
+            "or raise ledger.lock_wait_seconds"
+        )
+
     lock_path = path.with_name(path.name + ".lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        deadline = time.monotonic() + wait_seconds
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise LedgerBusyError(
-                        f"the ledger {path} is in use by another vhc process "
-                        f"(waited {wait_seconds:g} s); try again when it has finished, "
-                        "or raise ledger.lock_wait_seconds"
-                    ) from None
-                time.sleep(0.05)
+    with flocked(lock_path, wait_seconds, busy, poll_seconds=0.05) as fd:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the flock
 
 
 @contextmanager

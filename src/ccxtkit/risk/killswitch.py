@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from ccxtkit.auth.audit import queue_control_event, record_control_event
 from ccxtkit.errors import AuthorizationError, KillSwitchActiveError, UsageError
+from ccxtkit.filelock import flocked
 from ccxtkit.ledger.store import default_actor
 from ccxtkit.logs import log
 from ccxtkit.workspace import Workspace, write_private
@@ -136,32 +137,22 @@ def order_send_guard(ws: Workspace) -> Iterator[None]:
     Use it around the exchange call itself. An activation that starts while a send is inside
     this block waits for it and sweeps again, so no order survives an activation that returned.
     """
-    ws.ensure_private_dir(ws.state_dir)
-    fd = os.open(_send_lock_path(ws), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH)
+    with flocked(_send_lock_path(ws), shared=True):
         ensure_trading_allowed(ws)
         yield
-    finally:
-        os.close(fd)
 
 
 # -- writing ---------------------------------------------------------------------------------
 @contextmanager
 def _locked(ws: Workspace) -> Iterator[KillSwitchState]:
     """Read-modify-write the state under its flock; the yielded state is written back."""
-    ws.ensure_private_dir(ws.state_dir)
-    fd = os.open(ws.state_dir / "kill_switch.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with flocked(ws.state_dir / "kill_switch.lock"):
         try:
             current = read_state(ws)
         except KillSwitchActiveError:
             current = KillSwitchState()  # an unreadable state is replaced by this write
         yield current
         write_private(state_path(ws), json.dumps(asdict(current), indent=2, sort_keys=True))
-    finally:
-        os.close(fd)
 
 
 def _run_all(

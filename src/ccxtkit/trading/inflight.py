@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..filelock import flocked
 from ..workspace import Workspace
 
 
@@ -26,13 +27,9 @@ def _path(ws: Workspace, client_order_id: str) -> Path:
 def claim(ws: Workspace, client_order_id: str) -> Iterator[None]:
     """Mark the order as being sent by this process until the block ends (or the process dies)."""
     path = _path(ws, client_order_id)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with flocked(path):
         yield
         path.unlink(missing_ok=True)
-    finally:
-        os.close(fd)
 
 
 def is_orphaned(ws: Workspace, client_order_id: str) -> bool:
