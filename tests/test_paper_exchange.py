@@ -233,8 +233,11 @@ def test_factory_opens_paper_from_the_workspace(tmp_path: Path) -> None:
     config.chmod(0o600)
     ws = Workspace.locate(str(tmp_path))
     client = open_exchange(ws, "sim")
-    assert isinstance(client, PaperExchange)
+    assert isinstance(client._inner, PaperExchange)  # type: ignore[attr-defined]  # timed wrapper
     assert client.fetch_balance()["USD"].total == D("2500.50")
+    # Every call is timed for the metrics: the latency file has the balance read.
+    latency = (ws.state_dir / "api_latency.jsonl").read_text()
+    assert '"exchange": "sim"' in latency and '"method": "fetch_balance"' in latency
     state = ws.state_dir / "paper_sim.json"
     assert state.exists() and stat.S_IMODE(state.stat().st_mode) == 0o600
 

@@ -5,18 +5,32 @@ from __future__ import annotations
 from ccxtkit.workspace import Workspace
 
 from .base import ApiKey, ExchangeClient
+from .timing import TimedClient
 
 
 def open_exchange(ws: Workspace, name: str, credentials: ApiKey | None = None) -> ExchangeClient:
-    """The client of account `name`: `id: paper` → PaperExchange, anything else → ccxt."""
+    """The client of account `name`: `id: paper` → PaperExchange, anything else → ccxt.
+
+    Every call is timed into the workspace's latency file, which the metrics read.
+    """
     cfg = ws.config.exchange(name)
+    client: ExchangeClient
     if (cfg.id or name) == "paper":
         from .paper import PaperExchange
 
-        return PaperExchange(name, cfg.paper, ws.state_dir / f"paper_{name}.json")
-    from .gateway import CcxtGateway, build_ccxt
+        client = PaperExchange(name, cfg.paper, ws.state_dir / f"paper_{name}.json")
+    else:
+        from .gateway import CcxtGateway, build_ccxt
 
-    return CcxtGateway(name, build_ccxt(name, cfg, credentials))
+        client = CcxtGateway(name, build_ccxt(name, cfg, credentials))
+
+    def record(method: str, ms: float, ok: bool) -> None:
+        from ccxtkit.metrics.latency import record_latency
+
+        record_latency(ws, name, method, ms, ok)
+
+    timed: ExchangeClient = TimedClient(client, record)
+    return timed
 
 
 def is_paper(ws: Workspace, name: str) -> bool:
