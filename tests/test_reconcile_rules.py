@@ -9,11 +9,11 @@ import pytest
 
 from ccxtkit.errors import UsageError
 from ccxtkit.exchanges.base import LedgerEntry, Trade, Transfer
+from ccxtkit.exchanges.fees import apply_ledger_fees
 from ccxtkit.reconcile.dates import resolve_period
 from ccxtkit.reconcile.matching import (
     LedgerTrade,
     LedgerTransfer,
-    apply_ledger_fees,
     assert_balances,
     match_trades,
     match_transfers,

@@ -23,6 +23,7 @@ from typing import Any
 
 from ccxtkit.errors import ExchangeError, SecretsError
 from ccxtkit.exchanges.base import LedgerEntry, Trade, Transfer
+from ccxtkit.exchanges.fees import apply_ledger_fees
 from ccxtkit.ledger.store import Ledger
 from ccxtkit.logs import log
 from ccxtkit.money import is_usd_like
@@ -133,7 +134,7 @@ def read_account(
             read.entries = client.fetch_ledger(since, until)
             if not paged:
                 step("transfers")
-            read.trades = matching.apply_ledger_fees(read.trades, read.entries)
+            read.trades = apply_ledger_fees(read.trades, read.entries)
             wanted = set(assets) | set(read.balances)
             wanted |= {t.symbol.partition("/")[0].upper() for t in read.trades}
             wanted |= {t.asset.upper() for t in read.transfers}

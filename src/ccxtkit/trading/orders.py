@@ -309,16 +309,12 @@ def _record_result(
     order: Order,
     placed_at: datetime,
 ) -> int:
-    fills: list[Trade] = list(order.trades)
-    if order.filled > 0 and not fills:
-        try:
-            since = recording.since_for_fills(placed_at)
-            fills = [t for t in client.fetch_my_trades(since) if t.order_id == order.id]
-        except ExchangeError as exc:
-            # The fills are on the exchange: reconciliation or `trade recover` will add them.
-            log.warning(
-                "order %s filled but its trades could not be read: %s", order.id, exc.message
-            )
+    fills: list[Trade] = []
+    try:
+        fills = recording.fills_of(client, order, placed_at)
+    except ExchangeError as exc:
+        # The fills are on the exchange: reconciliation or `trade recover` will add them.
+        log.warning("order %s filled but its trades could not be read: %s", order.id, exc.message)
     with ws.open_ledger() as ledger, ledger.transaction():
         recording.record_order_state(ledger, request.exchange, client_order_id, order, {})
         return recording.record_fills(

@@ -7,7 +7,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from ..exchanges.base import Order, Trade
+from ..exchanges.base import ExchangeClient, Order, Trade
+from ..exchanges.fees import apply_ledger_fees
 from ..ledger.chain import now_utc
 from ..ledger.store import Ledger
 from ..money import is_usd_like
@@ -198,6 +199,24 @@ def order_table(ledger: Ledger, exchange: str | None, include_all: bool) -> list
         """,
         params,
     )
+
+
+def fills_of(client: ExchangeClient, order: Order, placed_at: datetime | None) -> list[Trade]:
+    """The order's fills, each fee in the currency the exchange really charged.
+
+    ccxt's kraken labels every trade fee with the quote; the exchange's own ledger (where the
+    client has one) says when it was charged in the base or a fee token instead.
+    """
+    if order.filled <= 0:
+        return []
+    since = since_for_fills(placed_at)
+    fills = list(order.trades) or [
+        t for t in client.fetch_my_trades(since) if t.order_id == order.id
+    ]
+    fetch_ledger = getattr(client, "fetch_ledger", None)
+    if fills and fetch_ledger is not None:
+        fills = apply_ledger_fees(fills, fetch_ledger(since))
+    return fills
 
 
 def since_for_fills(placed_at: datetime | None) -> datetime:

@@ -45,13 +45,7 @@ def look_up(
         if not inflight.is_orphaned(ws, p["client_order_id"]):
             continue  # another vhc process is sending it right now
         order = client.find_order_by_client_id(p["client_order_id"], p["symbol"])
-        fills: tuple[Trade, ...] = ()
-        if order is not None and order.filled > 0:
-            fills = order.trades or tuple(
-                t
-                for t in client.fetch_my_trades(recording.since_for_fills(p["timestamp"]))
-                if t.order_id == order.id
-            )
+        fills = tuple(recording.fills_of(client, order, p["timestamp"])) if order else ()
         out.append(
             Resolution(exchange, p["client_order_id"], p["event"], order, fills, p["strategy"])
         )
