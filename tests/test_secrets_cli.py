@@ -117,8 +117,8 @@ def test_config_readable_by_others_is_refused(home):
 
 @pytest.fixture
 def log_file(tmp_path: Path):
-    """vhc's log file for this test (the handler is removed afterwards)."""
-    path = tmp_path / "logs" / "trading.log"
+    """vhc's log file for the canary workspace, at DEBUG (the handler is removed afterwards)."""
+    path = tmp_path / "canary" / "logs" / "trading.log"
     before = list(log.handlers)
     setup_logging(path, "DEBUG", 1_000_000, 2)
     yield path

@@ -37,8 +37,11 @@ class RedactingFilter(logging.Filter):
 
 def setup_logging(path: Path, level: str, max_bytes: int, backup_count: int) -> None:
     """Send vhc's log records to a rotating, owner-only file; safe to call more than once."""
-    if any(getattr(h, "_vhc", False) for h in log.handlers):
-        return
+    for old in [h for h in log.handlers if getattr(h, "_vhc", False)]:
+        if getattr(old, "baseFilename", None) == str(path.absolute()):
+            return
+        log.removeHandler(old)  # another workspace in the same process (tests, scripts)
+        old.close()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     path.touch(mode=0o600, exist_ok=True)
     handler = logging.handlers.RotatingFileHandler(

@@ -38,9 +38,15 @@ class Workspace:
         """The validated config (checked for unsafe permissions first)."""
         # pydantic is imported here, not at start-up, so `vhc --help` stays fast.
         from .config import load_config
+        from .logs import setup_logging
 
         check_private(self.config_path)
-        return load_config(self.config_path)
+        config = load_config(self.config_path)
+        settings = config.logging
+        setup_logging(
+            self.path(settings.file), settings.level, settings.max_bytes, settings.backup_count
+        )
+        return config
 
     def path(self, relative: str | Path) -> Path:
         """A path from the config, resolved against the workspace."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from importlib import import_module
@@ -69,6 +70,17 @@ for _name in COMMAND_MODULES:
     import_module(f"{__package__}.{_name}").register(app)
 
 
+def _log_command(args: list[str], code: int) -> None:
+    """One line per run in logs/trading.log (if this run opened a workspace), codes masked."""
+    shown = list(args)
+    for i, arg in enumerate(shown[:-1]):
+        if arg == "--auth-code":
+            shown[i + 1] = "***"
+    logger = logging.getLogger("vhc")
+    if logger.handlers:
+        logger.info("vhc %s -> exit %d", " ".join(shown), code)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app and turn every failure into one line + exit code."""
     args = sys.argv[1:] if argv is None else argv
@@ -110,6 +122,7 @@ def main(argv: list[str] | None = None) -> None:
             "`vhc ledger verify` checks the ledger; rerun with -v and report it"
         )
         code = INTERNAL_ERROR
+    _log_command(args, code)
     if "ccxtkit.secrets" in sys.modules:  # only when this run resolved keys
         for warning in sys.modules["ccxtkit.secrets"].take_warnings():
             note(warning)

@@ -218,7 +218,13 @@ def _check_and_record_intent(
             _check_client_id_unused(ledger, request.exchange, client_order_id)
             ledger.append("orders", [_intent_row(request, p.symbol, client_order_id, live, now)])
     if refusal is not None:
+        log.warning("order refused on %s: %s", request.exchange, refusal.message)
         raise RiskLimitError(refusal.message)
+    if not request.dry_run:
+        log.info(
+            "order intent %s on %s: %s %s %s %s",
+            client_order_id, request.exchange, request.side, request.amount, p.symbol, request.type,
+        )  # fmt: skip
     return PlaceResult(
         exchange=request.exchange,
         client_order_id=client_order_id,
@@ -317,9 +323,14 @@ def _record_result(
         log.warning("order %s filled but its trades could not be read: %s", order.id, exc.message)
     with ws.open_ledger() as ledger, ledger.transaction():
         recording.record_order_state(ledger, request.exchange, client_order_id, order, {})
-        return recording.record_fills(
+        added = recording.record_fills(
             ledger, request.exchange, fills, "trade", client_order_id, request.strategy
         )
+    log.info(
+        "order %s on %s: %s, filled %s of %s, %d fill(s) recorded",
+        client_order_id, request.exchange, order.status, order.filled, order.amount, added,
+    )  # fmt: skip
+    return added
 
 
 def _record_outcome(
