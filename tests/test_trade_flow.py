@@ -265,3 +265,17 @@ def test_rejections_trip_the_circuit_breaker_from_the_trade_path(
     assert len(kraken_server.requests_to("AddOrder")) == 3
     events = ledger_rows(paper_ws, "SELECT event FROM order_events")
     assert [e[0] for e in events] == ["rejected"] * 3
+
+
+def test_trading_log_records_orders_and_masks_codes(
+    paper_ws: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, "--home", str(paper_ws), "trade", "buy", "BTC/USD", "0.01")[0] == 0
+    assert run(capsys, "--home", str(paper_ws), "trade", "buy", "BTC/USD", "50")[0] == 3
+    run(capsys, "--home", str(paper_ws), "kill-switch", "--deactivate", "--auth-code", "424242")
+    log_path = paper_ws / "logs" / "trading.log"
+    text = log_path.read_text()
+    assert "order intent" in text and "closed, filled 0.01" in text
+    assert "order refused on paper" in text and "trade buy BTC/USD 50 -> exit 3" in text
+    assert "424242" not in text and "--auth-code ***" in text
+    assert oct(log_path.stat().st_mode & 0o777) == "0o600"
