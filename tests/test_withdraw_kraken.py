@@ -122,6 +122,9 @@ def test_lost_reply_and_failed_lookup_is_resolved_by_recover(
     # Approving again does not resend; recover looks it up and records it once.
     rc, _, err = run_cli(ws, ["withdraw-approve", rid, "--auth-code", "123456"], capsys)
     assert rc == 2 and "recover" in err
+    # Nor can the same withdrawal be asked for again while its outcome is unknown.
+    rc, _, err = run_cli(ws, ["withdraw", "request", "kraken", "BTC", "0.2", ADDR], capsys)
+    assert rc == 3 and rid in err and "vhc withdraw recover" in err
     rc, out, err = run_cli(ws, ["withdraw", "recover"], capsys)
     assert rc == 0, err
     assert "executing -> executed" in out

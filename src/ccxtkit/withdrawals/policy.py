@@ -168,6 +168,24 @@ def check_daily_limit(
         )
 
 
+def check_no_unconfirmed(
+    in_doubt: Iterable[tuple[str, str, str, str]], exchange: str, asset: str, address: str
+) -> None:
+    """Refuse a new withdrawal to a destination whose last one has an unconfirmed outcome.
+
+    `in_doubt` holds (request id, exchange, asset, address) of requests whose send got no
+    reliable answer. Asking again before the exchange has been checked is how money leaves
+    twice.
+    """
+    for request_id, ex, a, addr in in_doubt:
+        if (ex, a, addr) == (exchange, asset, address):
+            raise RiskLimitError(
+                f"withdrawal {request_id} of {asset} to {address} on {exchange} got no reliable "
+                "answer from the exchange and may have been sent: run `vhc withdraw recover` "
+                "(and check the exchange's withdrawal history) before requesting another"
+            )
+
+
 def unpriced(asset: str) -> RiskLimitError:
     """The refusal for an asset without a USD price while USD rules are configured."""
     return RiskLimitError(

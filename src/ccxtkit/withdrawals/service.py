@@ -18,7 +18,14 @@ from ccxtkit.workspace import Workspace
 
 from .allowlist import norm_address, norm_asset, norm_network, recorded_entries, resolve
 from .execute import Execution, execute, expired_error, recheck, refuse_if_killed, usd_value
-from .policy import Plan, Policy, approvals_satisfied, check_cool_off, plan
+from .policy import (
+    Plan,
+    Policy,
+    approvals_satisfied,
+    check_cool_off,
+    check_no_unconfirmed,
+    plan,
+)
 from .requests import (
     STATUSES,
     WithdrawalRequest,
@@ -81,6 +88,12 @@ def request_withdrawal(
                 recorded_entries(ledger), ws.config.withdrawals, asset, address, network
             )
             check_cool_off(entry, policy, now)
+            in_doubt = [
+                (r.id, r.exchange, r.asset, r.address)
+                for r in load_requests(ledger).values()
+                if r.status == "executing"
+            ]
+            check_no_unconfirmed(in_doubt, exchange, asset, address)
         except VhcError as exc:
             record(ledger, "refused", None, {**what, "error": exc.message}, now)
             raise
