@@ -10,6 +10,8 @@ _SECRETS: set[str] = set()
 _MIN_SECRET_LEN = 6  # shorter values would redact ordinary words
 
 log = logging.getLogger("vhc")
+# Until a workspace's log file is set up, records go nowhere: stderr is for one-line errors.
+log.addHandler(logging.NullHandler())
 
 
 def register_secret(value: str | None) -> None:

@@ -77,7 +77,7 @@ def _log_command(args: list[str], code: int) -> None:
         if arg == "--auth-code":
             shown[i + 1] = "***"
     logger = logging.getLogger("vhc")
-    if logger.handlers:
+    if any(getattr(h, "_vhc", False) for h in logger.handlers):
         logger.info("vhc %s -> exit %d", " ".join(shown), code)
 
 

@@ -95,12 +95,16 @@ def after_command(args: list[str]) -> None:
         home, config, command = _global_options(args)
         if command is None or command in _NO_EXPORT or "--help" in args or "-h" in args:
             return
+        from ccxtkit.errors import VhcError
         from ccxtkit.workspace import Workspace
 
         ws = Workspace.locate(home, config)
         if not ws.config_path.exists():
             return
-        monitoring = ws.config.monitoring
+        try:
+            monitoring = ws.config.monitoring
+        except VhcError:
+            return  # a bad config: the command has already said so, once
         if not (monitoring.textfile_dir or monitoring.pushgateway_url):
             return
         from ccxtkit.metrics import export_metrics
