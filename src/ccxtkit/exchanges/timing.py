@@ -17,6 +17,13 @@ class TimedClient:
         self._inner = inner
         self._record = record
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Hooks set on the client (e.g. the gateway's `on_page`) belong to the real client.
+        if name.startswith("_"):
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self._inner, name, value)
+
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._inner, name)
         if not callable(attr) or name.startswith("_") or name == "close":
