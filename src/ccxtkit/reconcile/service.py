@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from ccxtkit.errors import ExchangeError, SecretsError
-from ccxtkit.exchanges.base import LedgerEntry, Trade, Transfer
+from ccxtkit.exchanges.base import Balance, LedgerEntry, Trade, Transfer
 from ccxtkit.exchanges.fees import apply_ledger_fees
 from ccxtkit.ledger.store import Ledger
 from ccxtkit.logs import log
-from ccxtkit.money import is_usd_like
+from ccxtkit.trading.balances import record_snapshot
 from ccxtkit.workspace import Workspace
 
 from . import adopt, matching
@@ -51,6 +51,7 @@ class AccountRead:
     until: datetime
     adopting: bool = False
     balances: dict[str, Decimal] = field(default_factory=dict)
+    held: dict[str, Balance] = field(default_factory=dict)  # the same, as the exchange gave it
     trades: list[Trade] = field(default_factory=list)
     transfers: list[Transfer] = field(default_factory=list)
     entries: list[LedgerEntry] | None = None
@@ -124,7 +125,8 @@ def read_account(
         if paged:
             client.on_page = lambda method: step(method)  # type: ignore[attr-defined]
         try:
-            read.balances = {a.upper(): b.total for a, b in client.fetch_balance().items()}
+            read.held = {a.upper(): b for a, b in client.fetch_balance().items()}
+            read.balances = {a: b.total for a, b in read.held.items()}
             step("balance")
             read.trades = client.fetch_my_trades(since, until)
             if not paged:
@@ -320,23 +322,6 @@ def _account_ledger_work(
     return result
 
 
-def _snapshot_rows(reads: Sequence[AccountRead], now: datetime) -> tuple[list[Any], list[Any]]:
-    snaps = [
-        {"timestamp": now, "exchange": r.name, "asset": a, "total": v, "source": "reconcile"}
-        for r in reads
-        for a, v in sorted(r.balances.items())
-        if v
-    ]
-    prices: dict[str, Decimal] = {}
-    for r in reads:
-        prices.update({a: p for a, p in r.prices.items() if not is_usd_like(a)})
-    price_rows = [
-        {"timestamp": now, "asset": a, "quote": "USD", "price": p, "source": "reconcile"}
-        for a, p in sorted(prices.items())
-    ]
-    return snaps, price_rows
-
-
 def _event(result: ReconcileResult) -> dict[str, Any]:
     """The `reconcile.completed` details the metrics module reads (plus a summary)."""
     return {
@@ -410,9 +395,12 @@ def reconcile(
             result.accounts[read.name] = _account_ledger_work(
                 ledger, read, local, inv[read.name], auto_sync, threshold
             )
-        snaps, price_rows = _snapshot_rows([r for r in reads if r.error is None], now)
-        ledger.append("balance_snapshots", snaps)
-        ledger.append("prices", price_rows)
+        priced: set[str] = set()
+        for read in reads:
+            if read.error is None:
+                fresh = {a: p for a, p in read.prices.items() if a not in priced}
+                priced |= set(fresh)
+                record_snapshot(ledger, read.name, read.held, fresh, now, "reconcile")
         ledger.record_event("reconcile.completed", _event(result), subject=period.label)
     result.report_path, result.findings_path = report.write_reports(ws, result, output)
     result.alerts = alerts.raise_alerts(ws, result)
