@@ -45,6 +45,8 @@ class ExchangeConfig(Model):
     paper: PaperSettings = Field(default_factory=PaperSettings)
     cash_currencies: list[str] = Field(default_factory=lambda: ["USD", "USDT", "USDC"])
     dust: Decimal = Decimal("0.00000001")
+    #: How long the market list fetched from the exchange is reused (0: ask every run).
+    markets_cache_seconds: int = Field(default=3600, ge=0)
 
     @field_validator("rate_limit")
     @classmethod

@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "tax_cmd",
     "reconcile_cmd",
     "withdraw_cmd",
+    "exchanges_cmd",
 ]
 
 #: Exit code for a bug in vhc itself (not in DESIGN.md's table: it is never expected).

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 from ccxtkit.workspace import Workspace
 
 from .base import ApiKey, ExchangeClient
 from .timing import TimedClient
+
+if TYPE_CHECKING:
+    from .markets_cache import MarketsCache
 
 
 def open_exchange(ws: Workspace, name: str, credentials: ApiKey | None = None) -> ExchangeClient:
@@ -22,7 +28,8 @@ def open_exchange(ws: Workspace, name: str, credentials: ApiKey | None = None) -
     else:
         from .gateway import CcxtGateway, build_ccxt
 
-        client = CcxtGateway(name, build_ccxt(name, cfg, credentials))
+        exchange = build_ccxt(name, cfg, credentials)
+        client = CcxtGateway(name, exchange, markets_cache=markets_cache(ws, name, exchange))
 
     def record(method: str, ms: float, ok: bool) -> None:
         from ccxtkit.metrics.latency import record_latency
@@ -31,6 +38,29 @@ def open_exchange(ws: Workspace, name: str, credentials: ApiKey | None = None) -
 
     timed: ExchangeClient = TimedClient(client, record)
     return timed
+
+
+def markets_cache_path(ws: Workspace, name: str) -> Path:
+    """Where account `name` keeps its market list between runs."""
+    return ws.state_dir / "markets" / f"{name}.json"
+
+
+def markets_cache(ws: Workspace, name: str, exchange: Any) -> MarketsCache | None:
+    """The account's signed market-list cache; None without an API secret to sign it with."""
+    import ccxt
+
+    from .markets_cache import MarketsCache, fingerprint, signing_key
+
+    cfg = ws.config.exchange(name)
+    if not exchange.secret or cfg.markets_cache_seconds <= 0:
+        return None
+    key = fingerprint(exchange.id, cfg.sandbox, exchange.urls.get("api"), ccxt.__version__)
+    return MarketsCache(
+        markets_cache_path(ws, name),
+        key,
+        signing_key(exchange.secret),
+        ttl=float(cfg.markets_cache_seconds),
+    )
 
 
 def is_paper(ws: Workspace, name: str) -> bool:

@@ -16,6 +16,7 @@ round-trips to the same Decimal, so nothing is rounded behind the user's back.
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -47,6 +48,7 @@ from .errors_map import (
     call_safe,
     call_withdraw,
 )
+from .markets_cache import MarketsCache
 from .pagination import PAGINATION, Pager, collect
 
 #: Keys that hold secrets: they come from the secrets backend, never from the config file.
@@ -139,11 +141,21 @@ def _float(value: Decimal, what: str) -> float:
 class CcxtGateway:
     """ExchangeClient over a ccxt exchange instance; ccxt's dicts never leave this class."""
 
-    def __init__(self, name: str, exchange: Any, retry: RetryPolicy | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        exchange: Any,
+        retry: RetryPolicy | None = None,
+        markets_cache: MarketsCache | None = None,
+    ) -> None:
         self.name = name
         self.exchange = exchange
         self.retry = retry or RetryPolicy()
+        self.markets_cache = markets_cache
         self._markets: dict[str, Market] | None = None
+        #: When the market lists in use were fetched from the exchange, and whether from disk.
+        self._markets_at = 0.0
+        self._markets_cached = False
         #: Called with the unified method name after each history page (progress bars).
         self.on_page: Callable[[str], None] | None = None
 
@@ -158,12 +170,47 @@ class CcxtGateway:
     # -- reads ---------------------------------------------------------------------------
 
     def load_markets(self) -> dict[str, Market]:
-        """The exchange's markets by symbol (loaded once per instance)."""
+        """The exchange's markets by symbol: from the fresh on-disk cache, else the exchange."""
         if self._markets is None:
-            raw = self._safe("load_markets", self.exchange.load_markets)
-            tick = self.exchange.precisionMode == 4  # ccxt.TICK_SIZE
-            self._markets = {s: to_market(m, tick) for s, m in raw.items()}
+            cached = self.markets_cache.load() if self.markets_cache else None
+            if cached is None:
+                self.reload_markets()
+            else:
+                self.exchange.set_markets(cached.markets, cached.currencies)
+                self.exchange.options.update(cached.helpers)
+                self._index(self.exchange.markets, cached.fetched_at, from_cache=True)
+        assert self._markets is not None
         return self._markets
+
+    def reload_markets(self) -> dict[str, Market]:
+        """Fetch the market and currency lists from the exchange and refresh the cache."""
+        ex = self.exchange
+        raw = self._safe("load_markets", lambda: ex.load_markets(True))
+        fetched_at = time.time()
+        if self.markets_cache is not None:
+            helpers = {k: ex.options.get(k) for k in ex.options.get("marketHelperProps") or []}
+            fetched_at = self.markets_cache.store(raw, ex.currencies, helpers)
+        return self._index(raw, fetched_at, from_cache=False)
+
+    def _index(self, raw: dict[str, Any], fetched_at: float, from_cache: bool) -> dict[str, Market]:
+        tick = self.exchange.precisionMode == 4  # ccxt.TICK_SIZE
+        self._markets = {s: to_market(m, tick) for s, m in raw.items()}
+        self._markets_at, self._markets_cached = fetched_at, from_cache
+        return self._markets
+
+    def market(self, symbol: str) -> Market | None:
+        """One market; a symbol the cached list lacks makes us ask the exchange once."""
+        found = self.load_markets().get(symbol.upper())
+        if found is None and self._markets_cached:
+            found = self.reload_markets().get(symbol.upper())
+        return found
+
+    def _fresh_markets(self) -> None:
+        """Before a send: precision and limits from the cache only while it is within its TTL."""
+        self.load_markets()
+        cache = self.markets_cache
+        if cache is not None and cache.clock() - self._markets_at >= cache.ttl:
+            self.reload_markets()
 
     def fetch_ticker(self, symbol: str) -> Ticker:
         """The latest prices of a symbol."""
@@ -289,7 +336,9 @@ class CcxtGateway:
             raise InputError(f"unsupported order: {side} {type} (use buy|sell, market|limit)")
         if type == "limit" and price is None:
             raise InputError("a limit order needs a price")
-        self.load_markets()  # a read, retried, before anything is sent
+        self._fresh_markets()  # a read, retried, before anything is sent
+        if self.market(symbol) is None:
+            raise InputError(f"{self.name} has no market {symbol!r}")
         f_amount = _float(amount, "amount")
         f_price = None if price is None else _float(price, "price")
         ctx = CallContext(self.name, "create_order", symbol=symbol, side=side, amount=amount)
@@ -365,7 +414,9 @@ class CcxtGateway:
         label: str | None = None,
     ) -> Transfer:
         """Send a withdrawal once; never retried."""
-        self.load_markets()
+        self._fresh_markets()
+        if self._markets_cached and asset.upper() not in (self.exchange.currencies or {}):
+            self.reload_markets()  # a currency listed since the cache was written
         params: dict[str, Any] = {}
         if tag:
             params["tag"] = tag

@@ -193,6 +193,10 @@ class PaperExchange:
         """The paper markets."""
         return dict(self.markets)
 
+    def market(self, symbol: str) -> Market | None:
+        """One paper market, or None."""
+        return self.markets.get(symbol.upper())
+
     def fetch_ticker(self, symbol: str) -> Ticker:
         """The current price, with bid/ask one slippage away."""
         with self._account() as (state, now):

@@ -122,8 +122,8 @@ class _Prepared:
 
 def _prepare(ws: Workspace, client: ExchangeClient, request: OrderRequest) -> _Prepared:
     """Read the exchange (and the ledger once, briefly) and resolve earlier pending orders."""
+    market = client.market(request.symbol)  # a symbol listed since the cache was written too
     markets = client.load_markets()
-    market = markets.get(request.symbol.upper())
     if market is None:
         raise InputError(
             f"{request.exchange} has no market {request.symbol!r} "
