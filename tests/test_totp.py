@@ -2,7 +2,6 @@
 
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pyotp
 import pytest
@@ -14,12 +13,20 @@ from ccxtkit.risk import killswitch
 from tests.test_killswitch import make_workspace, run_cli
 
 T0 = datetime(2025, 3, 1, 12, 0, 5, tzinfo=UTC)
+ENV_VARS = (
+    "VHC_TOTP_SECRET",
+    "VHC_TOTP_ADMIN",
+    "VHC_TOTP_ALICE",
+    "VHC_TOTP_BOB",
+    "VHC_TOTP_CAROL",
+    "VHC_CONTROL_KEY",
+)
 
 
 @pytest.fixture
 def ws(tmp_path, monkeypatch):
     """A workspace with one quiet paper account; named secrets come from the environment."""
-    for name in ("VHC_TOTP_SECRET", "VHC_TOTP_ADMIN", "VHC_TOTP_ALICE", "VHC_TOTP_BOB"):
+    for name in ENV_VARS:
         monkeypatch.delenv(name, raising=False)
     return make_workspace(tmp_path, {"paper": {"id": "paper"}}, secrets_backend="env")
 
@@ -28,7 +35,8 @@ def enrol_env(ws, monkeypatch, approver="admin", code=None, by=None, now=None):
     """Enrol with the env backend and export the secret as the user is told to."""
     result = totp.enrol(ws, approver, backend="env", replace_code=code, vouched_by=by, now=now)
     assert result.stored_in == "env"
-    monkeypatch.setenv(totp.env_names(approver)[0], result.secret)
+    for name, value in result.exports.items():
+        monkeypatch.setenv(name, value)
     return result.secret
 
 
@@ -47,7 +55,9 @@ def events(ws, prefix):
 def test_enrol_gives_an_otpauth_uri_and_codes_verify_once(ws, monkeypatch):
     result = totp.enrol(ws, "admin", backend="env")
     assert result.uri.startswith("otpauth://totp/") and f"secret={result.secret}" in result.uri
-    monkeypatch.setenv("VHC_TOTP_SECRET", result.secret)
+    assert set(result.exports) == {"VHC_TOTP_SECRET", "VHC_CONTROL_KEY"}
+    for name, value in result.exports.items():
+        monkeypatch.setenv(name, value)
     ok = totp.verify_code(ws, code_at(result.secret, T0), now=T0)
     assert ok.approver == "admin"
     with pytest.raises(AuthorizationError, match="already used"):
@@ -57,8 +67,8 @@ def test_enrol_gives_an_otpauth_uri_and_codes_verify_once(ws, monkeypatch):
     totp.verify_code(ws, code_at(result.secret, later), now=later)
     with pytest.raises(AuthorizationError, match="already used"):
         totp.verify_code(ws, code_at(result.secret, T0), now=later)
-    # The state file is private and the audit trail never holds a code or the secret.
-    assert (totp.state_path(ws).stat().st_mode & 0o777) == 0o600
+    # Nothing is kept in state/, and the audit trail never holds a code or the secret.
+    assert not (ws.state_dir / "totp_state.json").exists()
     trail = events(ws, "totp.")
     assert [e["kind"] for e in trail] == ["totp.enrolled"] + ["totp.verified", "totp.failed"] * 2
     assert result.secret not in json.dumps(trail) and code_at(result.secret, T0) not in str(trail)
@@ -93,8 +103,9 @@ def test_approvers_are_independent(ws, monkeypatch):
         totp.verify_code(ws, code_at(alice, T0), "bob", now=T0)
     totp.verify_code(ws, code_at(alice, T0), "alice", now=T0)
     totp.verify_code(ws, code_at(bob, T0), "bob", now=T0)  # alice's use does not spend bob's
-    with pytest.raises(AuthorizationError, match="no TOTP secret is enrolled for approver 'carol'"):
-        totp.verify_code(ws, "123456", "carol", now=T0)
+    monkeypatch.setenv("VHC_TOTP_CAROL", alice)  # a secret in the environment enrols no one
+    with pytest.raises(AuthorizationError, match="'carol' is not enrolled in this workspace"):
+        totp.verify_code(ws, code_at(alice, T0), "carol", now=T0)
     # Re-enrolling needs a current code of the old secret.
     with pytest.raises(Exception, match="already enrolled"):
         totp.enrol(ws, "alice", backend="env")
@@ -132,9 +143,8 @@ def test_cli_setup_prints_uri_and_qr(ws, monkeypatch, capsys):
 def test_cli_deactivate_wrong_code_replay_and_success(ws, monkeypatch, capsys):
     secret = enrol_env(ws, monkeypatch)
     killswitch.activate(ws, "drill")
-    code, _, err = run_cli(ws, ["kill-switch", "--deactivate", "--auth-code", "000000"], capsys)
-    if code == 0:  # one in a million: 000000 was the live code; use another wrong one
-        pytest.skip("000000 happened to be the current code")
+    wrong = f"{(int(pyotp.TOTP(secret).now()) + 500000) % 1000000:06d}"
+    code, _, err = run_cli(ws, ["kill-switch", "--deactivate", "--auth-code", wrong], capsys)
     assert code == 8 and "not valid" in err and killswitch.is_active(ws)
     good = pyotp.TOTP(secret).now()
     code, out, _ = run_cli(ws, ["kill-switch", "--deactivate", "--auth-code", good], capsys)
@@ -165,8 +175,8 @@ def test_cli_rate_limit_blocks_the_right_code(ws, monkeypatch, capsys):
     assert reasons == ["wrong_code"] * 5 + ["locked_out"]
 
 
-def test_state_file_unreadable_refuses(ws, monkeypatch):
+def test_state_dir_is_not_where_2fa_state_lives(ws, monkeypatch):
+    """An unreadable or deleted state/ file changes nothing: the ledger holds it all."""
     secret = enrol_env(ws, monkeypatch)
-    Path(totp.state_path(ws)).write_text("{not json")
-    with pytest.raises(AuthorizationError, match="unreadable"):
-        totp.verify_code(ws, code_at(secret, T0), now=T0)
+    (ws.state_dir / "totp_state.json").write_text("{not json")
+    assert totp.verify_code(ws, code_at(secret, T0), now=T0).approver == "admin"

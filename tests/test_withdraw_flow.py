@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -68,7 +69,7 @@ def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
 @pytest.fixture
 def make_ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Make:
     """A paper workspace with USDC and BTC, approvers admin/alice/bob, and an allowlisted ADDR."""
-    for name in ("VHC_TOTP_SECRET", "VHC_TOTP_ADMIN", "VHC_TOTP_ALICE", "VHC_TOTP_BOB"):
+    for name in ("VHC_TOTP_SECRET", "VHC_TOTP_ALICE", "VHC_TOTP_BOB", "VHC_CONTROL_KEY"):
         monkeypatch.delenv(name, raising=False)
 
     def make(alerts: dict[str, Any] | None = None, **withdrawals: Any) -> Workspace:
@@ -89,7 +90,8 @@ def make_ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Make:
         ws = Workspace.locate(str(tmp_path))
         first = SETUP - timedelta(hours=1)
         admin = totp.enrol(ws, "admin", backend="env", now=first)
-        monkeypatch.setenv(totp.env_names("admin")[0], admin.secret)
+        for name, value in admin.exports.items():  # VHC_TOTP_SECRET and VHC_CONTROL_KEY
+            monkeypatch.setenv(name, value)
         for i, who in enumerate(("alice", "bob"), 1):
             # Each further approver is vouched for with a fresh admin code.
             when = first + timedelta(seconds=30 * i)
@@ -106,7 +108,7 @@ def make_ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Make:
 
 def code(ws: Workspace, approver: str, when: datetime) -> str:
     """The approver's TOTP code at `when`, from the enrolled secret."""
-    return pyotp.TOTP(totp.approver_secret(ws, approver)).at(when)
+    return pyotp.TOTP(os.environ[totp.env_names(approver)[0]]).at(when)
 
 
 def events(ws: Workspace, subject: str | None = None) -> list[tuple[str, str | None]]:

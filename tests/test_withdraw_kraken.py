@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 from pathlib import Path
@@ -28,6 +29,7 @@ SETUP = datetime.now(UTC) - timedelta(days=2)
 def ws(tmp_path: Path, kraken_server: KrakenServer, monkeypatch: pytest.MonkeyPatch) -> Workspace:
     """A `kraken` account on the local server with 1 BTC, a withdrawal key `cold`, allowlisted."""
     monkeypatch.delenv("VHC_TOTP_SECRET", raising=False)
+    monkeypatch.delenv("VHC_CONTROL_KEY", raising=False)
     cfg = {
         "version": "1.0",
         "exchanges": {
@@ -47,8 +49,10 @@ def ws(tmp_path: Path, kraken_server: KrakenServer, monkeypatch: pytest.MonkeyPa
     kraken_server.set_balance("BTC", "1")
     kraken_server.register_withdrawal_key("BTC", "cold", ADDR)
     workspace = Workspace.locate(str(tmp_path))
-    secret = totp.enrol(workspace, "admin", backend="env", now=SETUP).secret
-    monkeypatch.setenv("VHC_TOTP_SECRET", secret)
+    enrolled = totp.enrol(workspace, "admin", backend="env", now=SETUP)
+    secret = enrolled.secret
+    for name, value in enrolled.exports.items():  # VHC_TOTP_SECRET and VHC_CONTROL_KEY
+        monkeypatch.setenv(name, value)
     allowlist.add_entry(
         workspace, "BTC", ADDR, None, "cold", pyotp.TOTP(secret).at(SETUP), now=SETUP
     )
@@ -56,7 +60,7 @@ def ws(tmp_path: Path, kraken_server: KrakenServer, monkeypatch: pytest.MonkeyPa
 
 
 def now_code(ws: Workspace) -> str:
-    return pyotp.TOTP(totp.approver_secret(ws, "admin")).now()
+    return pyotp.TOTP(os.environ["VHC_TOTP_SECRET"]).now()
 
 
 def ledger_transfers(ws: Workspace) -> list[dict[str, object]]:

@@ -1,43 +1,64 @@
 """TOTP second factor (RFC 6238): enrolment, one-use codes, and a lockout after wrong codes.
 
-Each approver (default "admin") has their own secret, stored in the secrets backend as
-`totp_<approver>` (or, for development, in `$VHC_TOTP_SECRET` / `$VHC_TOTP_SECRET_<APPROVER>`).
-A code is accepted once: the last accepted 30-second step of each approver is remembered and
-only a later step is accepted afterwards (RFC 6238 section 5.2). Wrong codes are counted: five
-within five minutes lock the approver out until the oldest of them is five minutes old.
+The ledger is the authority (auth.enrolment): who is enrolled and in which backend, the last
+accepted 30-second step of each approver (a code is accepted once, RFC 6238 section 5.2), and
+the wrong codes (five within five minutes lock the approver out until the oldest of them is five
+minutes old). Nothing lives in `state/`, so deleting it re-opens nothing.
 
-The state (last steps, failures, enrolled approvers) lives in `state/totp_state.json`, owner-only,
-behind its own flock. It deliberately does not use the ledger lock: deactivating the kill switch
-must work while a long reconcile holds the ledger.
+A code is checked inside one ledger session (its lock held): the enrolment, the replay and
+lockout state are read and the outcome appended atomically, so two processes cannot both spend
+one code. This means checking a code waits for the ledger lock (`ledger.lock_wait_seconds`)
+and, if another process holds it longer, fails closed with exit 7: a code is never accepted
+without checking it has not been used. Activating the kill switch never waits; deactivating it
+may (it is the safe direction to be slow in).
 """
 
 from __future__ import annotations
 
-import hmac
-import json
-import os
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+import secrets as pysecrets
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-from ccxtkit.errors import AuthorizationError, ConfigError, SecretsError, UsageError
+from ccxtkit.errors import AuthorizationError, LedgerBusyError, LedgerIntegrityError, UsageError
 from ccxtkit.filelock import flocked
-from ccxtkit.logs import log, register_secret
-from ccxtkit.workspace import Workspace, write_private
+from ccxtkit.ledger.store import Ledger
+from ccxtkit.workspace import Workspace
 
-from .audit import record_control_event
+from . import backends
+from .backends import DEFAULT_APPROVER, STEP_SECONDS, env_var
+from .enrolment import (
+    ENROLLED,
+    FAILED,
+    REMOVED,
+    VERIFIED,
+    Enrolled,
+    enrol_fields,
+    enrolled_in,
+    last_step,
+    recent_failures,
+    removal_fields,
+)
+from .ledger_id import ensure_ledger_id, ledger_id
+from .mac import KEY_EVENT, check_value, create_key, key_backend, key_record, read_key, seal
 
-DEFAULT_APPROVER = "admin"
-STEP_SECONDS = 30
-#: Accept the previous and the next step too: clocks drift, people type slowly.
-VALID_WINDOW = 1
+__all__ = [
+    "DEFAULT_APPROVER",
+    "LOCKOUT",
+    "MAX_FAILURES",
+    "Enrolment",
+    "Verified",
+    "check_approver",
+    "enrol",
+    "enrolled_approvers",
+    "env_names",
+    "remove",
+    "verify_code",
+]
+
 MAX_FAILURES = 5
 LOCKOUT = timedelta(minutes=5)
-ISSUER = "vhc"
 
 _APPROVER_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 _CODE_RE = re.compile(r"^\d{6}$")
@@ -49,8 +70,10 @@ class Enrolment:
 
     approver: str
     uri: str
-    secret: str
-    stored_in: str  # a secrets backend name, or "env" when the user must export it
+    secret: str | None  # None for vault-engine: only Vault ever holds it
+    stored_in: str  # the backend
+    location: str
+    exports: dict[str, str] = field(default_factory=dict)  # env variables the user must set
 
 
 @dataclass(frozen=True)
@@ -70,72 +93,23 @@ def check_approver(name: str) -> str:
     return name
 
 
-def secret_name(approver: str) -> str:
-    """The name of an approver's TOTP secret in the secrets backend."""
-    return f"totp_{approver}"
-
-
 def env_names(approver: str) -> list[str]:
-    """Environment variables that may hold an approver's secret (development only).
-
-    `VHC_TOTP_SECRET` (DESIGN.md) for the default approver; `VHC_TOTP_<APPROVER>` for each,
-    the name the secrets package's env backend gives the secret `totp_<approver>`.
-    """
-    own = "VHC_TOTP_" + re.sub(r"[^A-Z0-9]", "_", approver.upper())
-    return ["VHC_TOTP_SECRET", own] if approver == DEFAULT_APPROVER else [own]
-
-
-def approver_secret(ws: Workspace, approver: str) -> str:
-    """The approver's base32 secret from the secrets backend, else the environment."""
-    value: str | None = None
-    from ccxtkit.secrets import get_secret
-
-    try:
-        value = get_secret(ws, secret_name(approver))
-    except (SecretsError, ConfigError) as exc:
-        log.debug("TOTP secret of %s not in the secrets backend: %s", approver, exc)
-    if not value:
-        value = next((os.environ[n] for n in env_names(approver) if os.environ.get(n)), None)
-    if not value:
-        raise AuthorizationError(
-            f"no TOTP secret is enrolled for approver {approver!r}: "
-            f"run `vhc totp setup --approver {approver}`"
-        )
-    secret = value.strip().replace(" ", "").upper()
-    register_secret(secret)
-    return secret
-
-
-# -- state file ------------------------------------------------------------------------------
-def state_path(ws: Workspace) -> Path:
-    """Where the TOTP state lives."""
-    return ws.state_dir / "totp_state.json"
-
-
-@contextmanager
-def _locked_state(ws: Workspace) -> Iterator[dict[str, Any]]:
-    """Load the state under an exclusive flock; write it back (atomically, 0600) on success."""
-    path = state_path(ws)
-    with flocked(path.with_name("totp_state.lock")):
-        try:
-            state: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            state = {}
-        except (OSError, ValueError) as exc:
-            # Refuse rather than start afresh: a reset state would re-open replays and lockouts.
-            raise AuthorizationError(
-                f"the 2FA state file {path} is unreadable ({exc}); restore it from backup"
-            ) from None
-        for key in ("approvers", "last_step", "failures"):
-            state.setdefault(key, {})
-        yield state
-        write_private(path, json.dumps(state, indent=2, sort_keys=True))
+    """The environment variable of an approver enrolled with `--backend env`."""
+    return [env_var(approver)]
 
 
 def enrolled_approvers(ws: Workspace) -> dict[str, dict[str, Any]]:
-    """Approvers enrolled with `vhc totp setup`, with when and where their secret went."""
-    with _locked_state(ws) as state:
-        return dict(state["approvers"])
+    """Approvers enrolled (from the ledger), with when and where their secret went."""
+    with ws.open_ledger() as ledger:
+        found = enrolled_in(ledger, ws)
+    return {
+        n: {
+            "enrolled_at": e.enrolled_at.isoformat(),
+            "stored_in": e.backend,
+            "location": e.location,
+        }
+        for n, e in found.items()
+    }
 
 
 # -- enrolment -------------------------------------------------------------------------------
@@ -147,70 +121,156 @@ def enrol(
     now: datetime | None = None,
     vouched_by: str | None = None,
 ) -> Enrolment:
-    """Create a new secret for an approver and store it.
+    """Create a new secret for an approver, store it, and record the enrolment (sealed).
 
     Replacing one needs its current code; adding a further approver needs a code from one
-    already enrolled, so a stolen laptop alone cannot mint the second approval.
+    already enrolled; a secret already in the backend is never overwritten without its code.
     """
-    import pyotp
-
     check_approver(approver)
-    enrolled = enrolled_approvers(ws)
-    existing = approver in enrolled
-    if existing:
-        if not replace_code:
+    chosen = backends.require_approver_backend(backend or ws.config.secrets.backend)
+    moment = (now or datetime.now(UTC)).astimezone(UTC)
+    ws.ensure_private_dir(ws.state_dir)
+    # Serialises enrolments of this workspace (two at once would race on the backend write).
+    with flocked(ws.state_dir / "totp_enrol.lock"):
+        with ws.open_ledger() as ledger:
+            lid = ensure_ledger_id(ledger)
+            enrolled = enrolled_in(ledger, ws)
+            has_key = key_record(ledger) is not None
+        voucher = _authorise(ws, approver, enrolled, replace_code, vouched_by, moment)
+        if not has_key:
+            _refuse_orphan_key(ws, lid, chosen)
+        current = enrolled.get(approver)
+        same_place = current is not None and current.backend == chosen
+        if not same_place and backends.exists(ws, lid, approver, chosen):
+            raise AuthorizationError(
+                f"{backends.location(ws, lid, approver, chosen)} already exists but this "
+                "ledger does not record it as enrolled: vhc never overwrites a secret without "
+                "a code from it; restore the ledger from a backup, or delete that secret by hand"
+            )
+        new_key: tuple[bytes, dict[str, str]] | None = None
+        kb = key_backend(chosen)
+        if not has_key:
+            existing_key = read_key(ws, lid, kb) if kb == "env" else None
+            new_key = (existing_key, {}) if existing_key else create_key(ws, lid, kb)
+        stored = backends.store_new(ws, lid, approver, chosen)
+        where = backends.location(ws, lid, approver, chosen)
+        with ws.open_ledger() as ledger:
+            if new_key is not None:
+                _record_key(ledger, ws, lid, kb, new_key[0])
+            details: dict[str, Any] = {
+                "approver": approver,
+                "backend": chosen,
+                "location": where,
+                "replaced": current is not None,
+                "by": voucher,
+                "nonce": pysecrets.token_hex(8),
+            }
+            details["mac"] = seal(ws, ENROLLED, enrol_fields(details), ledger)
+            ledger.record_event(ENROLLED, details, subject=approver, timestamp=moment)
+    exports = {**(new_key[1] if new_key else {}), **stored.exports}
+    _alert(
+        ws,
+        f"Approver {approver} enrolled",
+        f"2FA approver {approver!r} was {'re-' if current else ''}enrolled"
+        + (f" (vouched for by {voucher})" if voucher and voucher != approver else "")
+        + f"; secret in {where}. If this was not you, activate the kill switch.",
+    )
+    return Enrolment(approver, stored.uri, stored.secret, chosen, where, exports)
+
+
+def _authorise(
+    ws: Workspace,
+    approver: str,
+    enrolled: dict[str, Enrolled],
+    code: str | None,
+    vouched_by: str | None,
+    now: datetime,
+) -> str | None:
+    """Check the code an enrolment needs; returns whose code it was (None for the first)."""
+    if approver in enrolled:
+        if not code:
             raise UsageError(
                 f"approver {approver!r} is already enrolled: to replace the secret, pass "
                 "--replace --auth-code with a current code from it"
             )
-        verify_code(ws, replace_code, approver, purpose="totp.replace", now=now)
-    elif enrolled:
-        voucher = vouched_by or sorted(enrolled)[0]
-        if voucher not in enrolled:
-            raise AuthorizationError(f"--by {voucher!r} is not an enrolled approver")
-        if not replace_code:
-            raise AuthorizationError(
-                f"approvers are already enrolled ({', '.join(sorted(enrolled))}): adding "
-                f"{approver!r} needs --auth-code with a current code from one of them "
-                "(and --by NAME if it is not the first)"
+        verify_code(ws, code, approver, purpose="totp.replace", now=now)
+        return approver
+    if not enrolled:
+        return None
+    voucher = vouched_by or sorted(enrolled)[0]
+    if voucher not in enrolled:
+        raise AuthorizationError(f"--by {voucher!r} is not an enrolled approver")
+    if not code:
+        raise AuthorizationError(
+            f"approvers are already enrolled ({', '.join(sorted(enrolled))}): adding "
+            f"{approver!r} needs --auth-code with a current code from one of them "
+            "(and --by NAME if it is not the first)"
+        )
+    verify_code(ws, code, voucher, purpose="totp.enrol_new", now=now)
+    return voucher
+
+
+def _refuse_orphan_key(ws: Workspace, lid: str, chosen: str) -> None:
+    """A control key for this ledger id that the ledger does not record: its rows were removed."""
+    own = key_backend(chosen)
+    for place in sorted({own, ws.config.secrets.backend} - {"env"}):
+        try:
+            found = read_key(ws, lid, place) is not None
+        except AuthorizationError:
+            if place == own:
+                raise
+            continue  # the configured backend is not reachable here: the chosen one decides
+        if found:
+            raise LedgerIntegrityError(
+                f"{place} already holds this workspace's control key (control_{lid}), but the "
+                "ledger records no enrolment: its enrolment records were removed; restore the "
+                "ledger from a backup (if a first enrolment failed half-way, delete that key "
+                "from the backend by hand and run `vhc totp setup` again)"
             )
-        verify_code(ws, replace_code, voucher, purpose="totp.enrol_new", now=now)
-    secret = pyotp.random_base32()
-    stored_in = _store_secret(ws, approver, secret, backend)
-    uri = pyotp.TOTP(secret).provisioning_uri(name=f"{approver}@{ws.home.name}", issuer_name=ISSUER)
-    when = (now or datetime.now(UTC)).isoformat()
-    with _locked_state(ws) as state:
-        state["approvers"][approver] = {"enrolled_at": when, "stored_in": stored_in}
-        state["last_step"].pop(approver, None)
-        state["failures"].pop(approver, None)
-    details = {"approver": approver, "stored_in": stored_in, "replaced": existing}
-    record_control_event(ws, "totp.enrolled", details, subject=approver)
-    return Enrolment(approver=approver, uri=uri, secret=secret, stored_in=stored_in)
 
 
-def _store_secret(ws: Workspace, approver: str, secret: str, backend: str | None) -> str:
-    from ccxtkit.secrets import set_secret
-    from ccxtkit.secrets.common import require_backend
+def _record_key(ledger: Ledger, ws: Workspace, lid: str, backend: str, key: bytes) -> None:
+    from .mac import _CACHE
 
-    chosen = require_backend(backend) if backend else ws.config.secrets.backend
-    if chosen == "env":
-        return "env"  # the env backend cannot store: the user exports the variable
-    return str(set_secret(ws, secret_name(approver), secret, chosen).backend)
+    details = {"ledger_id": lid, "backend": backend, "check": check_value(key)}
+    ledger.record_event(KEY_EVENT, details, subject=lid)
+    _CACHE[(str(ledger.path), lid, backend)] = key  # an env key is not exported yet
+
+
+def remove(
+    ws: Workspace,
+    approver: str,
+    code: str,
+    by: str | None = None,
+    now: datetime | None = None,
+) -> None:
+    """Remove an approver, with a code from it or (--by) another one; never the last one."""
+    check_approver(approver)
+    moment = (now or datetime.now(UTC)).astimezone(UTC)
+    voucher = check_approver(by) if by else approver
+    enrolled = enrolled_approvers(ws)
+    if approver not in enrolled:
+        raise UsageError(f"approver {approver!r} is not enrolled (see `vhc totp list`)")
+    if len(enrolled) == 1:
+        raise UsageError(
+            f"{approver!r} is the only enrolled approver: enrol another before removing it "
+            "(with none, anyone could enrol without a code)"
+        )
+    verify_code(ws, code, voucher, purpose=f"totp.remove {approver}", now=moment)
+    with ws.open_ledger() as ledger:
+        if approver not in enrolled_in(ledger, ws):
+            raise UsageError(f"approver {approver!r} is not enrolled (see `vhc totp list`)")
+        details: dict[str, Any] = {
+            "approver": approver,
+            "by": voucher,
+            "nonce": pysecrets.token_hex(8),
+        }
+        details["mac"] = seal(ws, REMOVED, removal_fields(details), ledger)
+        ledger.record_event(REMOVED, details, subject=approver, timestamp=moment)
+    _alert(ws, f"Approver {approver} removed", f"2FA approver {approver!r} removed by {voucher}.")
 
 
 # -- verification ----------------------------------------------------------------------------
-def _matching_step(secret: str, code: str, step: int) -> int | None:
-    import pyotp
-
-    totp = pyotp.TOTP(secret, interval=STEP_SECONDS)
-    found = None
-    for candidate in range(step - VALID_WINDOW, step + VALID_WINDOW + 1):
-        # Compare every candidate (no early exit) so timing does not tell which step matched.
-        if hmac.compare_digest(totp.generate_otp(candidate), code):
-            found = candidate
-    return found
-
-
 def verify_code(
     ws: Workspace,
     code: str,
@@ -218,55 +278,91 @@ def verify_code(
     purpose: str = "",
     now: datetime | None = None,
 ) -> Verified:
-    """Accept a fresh, unused TOTP code of `approver` or raise AuthorizationError (exit 8).
+    """Accept a fresh, unused TOTP code of an enrolled `approver` or raise (exit 8).
 
-    Every attempt is recorded in the ledger (`totp.verified` / `totp.failed`), never the code.
+    Every attempt is recorded in the ledger (`totp.verified` with its step / `totp.failed`),
+    never the code. A busy ledger is exit 7 and the code is not used.
     """
     check_approver(approver)
     moment = (now or datetime.now(UTC)).astimezone(UTC)
-    secret = approver_secret(ws, approver)
+    try:
+        with ws.open_ledger() as ledger:
+            outcome = _check(ledger, ws, code, approver, purpose, moment)
+    except LedgerBusyError as exc:
+        raise LedgerBusyError(
+            f"{exc.message}; the 2FA code was not checked (it cannot be checked for reuse "
+            "without the ledger) and is not used up"
+        ) from None
+    if isinstance(outcome, AuthorizationError):
+        raise outcome
+    return outcome
+
+
+def _check(
+    ledger: Ledger, ws: Workspace, code: str, approver: str, purpose: str, moment: datetime
+) -> Verified | AuthorizationError:
+    details = {"approver": approver, "purpose": purpose}
+
+    def fail(reason: str, message: str) -> AuthorizationError:
+        ledger.record_event(
+            FAILED, {**details, "reason": reason}, subject=approver, timestamp=moment
+        )
+        return AuthorizationError(message)
+
+    enrolled = enrolled_in(ledger, ws)
+    who = enrolled.get(approver)
+    if who is None:
+        return fail(
+            "not_enrolled",
+            f"approver {approver!r} is not enrolled in this workspace: run `vhc totp setup "
+            f"--approver {approver}` (a secret in the environment is not an enrolment)",
+        )
+    recent = recent_failures(ledger, approver, who.seq, moment - LOCKOUT)
+    if len(recent) >= MAX_FAILURES:
+        retry_at = recent[-MAX_FAILURES] + LOCKOUT
+        return fail(
+            "locked_out",
+            f"too many wrong 2FA codes for approver {approver!r}: locked out; "
+            f"try again after {retry_at.strftime('%Y-%m-%d %H:%M:%S %Z').strip()}",
+        )
     text = code.strip().replace(" ", "")
     step = int(moment.timestamp()) // STEP_SECONDS
-    failure: str | None = None
-    matched: int | None = None
-    message = ""
-    with _locked_state(ws) as state:
-        recent = [
-            t
-            for t in state["failures"].get(approver, [])
-            if datetime.fromisoformat(t) > moment - LOCKOUT
-        ]
-        if len(recent) >= MAX_FAILURES:
-            retry_at = datetime.fromisoformat(recent[-MAX_FAILURES]) + LOCKOUT
-            failure = "locked_out"
-            message = (
-                f"too many wrong 2FA codes for approver {approver!r}: locked out; "
-                f"try again after {retry_at.strftime('%Y-%m-%d %H:%M:%S %Z').strip()}"
-            )
-        else:
-            matched = _matching_step(secret, text, step) if _CODE_RE.match(text) else None
-            last = state["last_step"].get(approver)
-            if matched is None:
-                failure = "wrong_code"
-                message = (
-                    f"the 2FA code is not valid for approver {approver!r} "
-                    "(check the authenticator app and the clock)"
-                )
-            elif last is not None and matched <= int(last):
-                failure = "replayed"
-                message = (
-                    f"this 2FA code of approver {approver!r} was already used; "
-                    "wait for the next code (every code is accepted once)"
-                )
-            else:
-                state["last_step"][approver] = matched
-            if failure:
-                recent.append(moment.isoformat())
-        # Lockouts do not extend themselves: a locked-out attempt is recorded but not counted.
-        state["failures"][approver] = recent
-    details = {"approver": approver, "purpose": purpose}
-    if failure:
-        record_control_event(ws, "totp.failed", {**details, "reason": failure}, subject=approver)
-        raise AuthorizationError(message)
-    record_control_event(ws, "totp.verified", details, subject=approver)
-    return Verified(approver=approver, step=matched if matched is not None else step)
+    lid = ledger_id(ledger) or ""
+    try:
+        matched = (
+            backends.check(ws, lid, approver, who.backend, text, step)
+            if _CODE_RE.match(text)
+            else None
+        )
+    except AuthorizationError as exc:
+        return fail("backend_error", exc.message)
+    if matched is None:
+        return fail(
+            "wrong_code",
+            f"the 2FA code is not valid for approver {approver!r} "
+            "(check the authenticator app and the clock)",
+        )
+    last = last_step(ledger, who)
+    if last is not None and matched <= last:
+        return fail(
+            "replayed",
+            f"this 2FA code of approver {approver!r} was already used; "
+            "wait for the next code (every code is accepted once)",
+        )
+    ledger.record_event(
+        VERIFIED,
+        {**details, "step": matched, "backend": who.backend},
+        subject=approver,
+        timestamp=moment,
+    )
+    return Verified(approver=approver, step=matched)
+
+
+def _alert(ws: Workspace, title: str, body: str) -> None:
+    from ccxtkit.alerts import Alert, send_alert
+    from ccxtkit.logs import log
+
+    try:
+        send_alert(ws, Alert("warning", title, body, key=f"totp.{title}"))
+    except Exception as exc:  # noqa: BLE001 - an alert channel failing must not undo enrolment
+        log.warning("alert %r not sent: %s", title, exc)

@@ -38,7 +38,11 @@ def setup(
     ] = "admin",
     backend: Annotated[
         str | None,
-        typer.Option("--backend", help="keyring | vault | aws, or env to export it yourself."),
+        typer.Option(
+            "--backend",
+            help="keyring | vault | vault-engine (Vault checks the codes) | aws | "
+            "env (development only: you export it).",
+        ),
     ] = None,
     replace: Annotated[
         bool, typer.Option("--replace", help="Replace an enrolled secret (needs --auth-code).")
@@ -59,45 +63,76 @@ def setup(
     """Create an approver's TOTP secret, store it, and show it once to scan into an app.
 
     The secret is shown only now (as an otpauth:// URI and a QR code): scan it into an
-    authenticator app, then clear the terminal.
+    authenticator app, then clear the terminal. The enrolment is a sealed ledger event.
+    With --backend vault-engine the key is made inside Vault's TOTP engine, which checks
+    every code: the secret is never stored on this machine.
 
     Adding a second approver needs a code from the first: vhc totp setup --approver bob
     --auth-code 123456 --by admin. Example: vhc totp setup --approver alice
     """
-    from ccxtkit.auth.totp import enrol, enrolled_approvers, env_names
+    from ccxtkit.auth.totp import enrol, enrolled_approvers
 
-    if approver in enrolled_approvers(state(ctx).workspace) and not replace:
+    ws = state(ctx).workspace
+    if approver in enrolled_approvers(ws) and not replace:
         raise UsageError(
             f"approver {approver!r} is already enrolled; to replace its secret add --replace "
             "--auth-code CODE"
         )
     if replace and not auth_code:
         raise UsageError("--replace needs --auth-code with a current code of the old secret")
-    result = enrol(
-        state(ctx).workspace, approver, backend=backend, replace_code=auth_code, vouched_by=by
-    )
-    export = None if result.stored_in != "env" else f"{env_names(approver)[0]}={result.secret}"
+    result = enrol(ws, approver, backend=backend, replace_code=auth_code, vouched_by=by)
+    exports = [f"{k}={v}" for k, v in result.exports.items()]
     if state(ctx).json:
         # Printed raw on purpose: the one moment the secret is shown; redaction would hide it.
-        doc = {"approver": result.approver, "stored_in": result.stored_in, "uri": result.uri}
-        typer.echo(json.dumps(doc if export is None else {**doc, "export": export}, indent=2))
+        doc: dict[str, object] = {
+            "approver": result.approver,
+            "stored_in": result.stored_in,
+            "location": result.location,
+            "uri": result.uri,
+        }
+        if exports:
+            doc["export"] = exports
+        typer.echo(json.dumps(doc, indent=2))
         return
-    typer.echo(f"approver: {result.approver}   secret stored in: {result.stored_in}")
+    typer.echo(f"approver: {result.approver}   secret stored in: {result.location}")
     typer.echo(f"otpauth URI (add it to your authenticator app): {result.uri}")
     if qr:
         text = _qr_text(result.uri)
         if text:
             typer.echo(text)
-    if export is not None:
+    for line in exports:
         typer.echo(
-            f"no secrets backend stored it: put this in the environment of vhc: export {export}"
+            f"no secrets backend stored it: put this in the environment of vhc: export {line}"
         )
     note("this secret is shown once; clear the terminal when the app shows codes")
 
 
+@app.command("remove")
+def remove(
+    ctx: typer.Context,
+    approver: Annotated[str, typer.Option("--approver", help="The approver to remove.")],
+    auth_code: Annotated[str, typer.Option("--auth-code", help="A current code (see --by).")],
+    by: Annotated[
+        str | None,
+        typer.Option("--by", help="Whose code it is (default: the approver removed)."),
+    ] = None,
+) -> None:
+    """Remove an approver (a sealed ledger event); the last one cannot be removed.
+
+    Example: vhc totp remove --approver bob --auth-code 123456 --by admin
+    """
+    from ccxtkit.auth.totp import remove as do_remove
+
+    do_remove(state(ctx).workspace, approver, auth_code, by)
+    if state(ctx).json:
+        print_json({"removed": approver})
+    else:
+        typer.echo(f"approver {approver} removed")
+
+
 @app.command("list")
 def list_(ctx: typer.Context) -> None:
-    """List the enrolled approvers (never their secrets).
+    """List the enrolled approvers, as the ledger records them (never their secrets).
 
     Example: vhc totp list
     """
@@ -107,8 +142,11 @@ def list_(ctx: typer.Context) -> None:
     if state(ctx).json:
         print_json(approvers)
         return
-    rows = [[n, a.get("enrolled_at"), a.get("stored_in")] for n, a in sorted(approvers.items())]
-    console.print(table("approvers", ["approver", "enrolled at", "secret in"], rows))
+    rows = [
+        [n, a.get("enrolled_at"), a.get("stored_in"), a.get("location")]
+        for n, a in sorted(approvers.items())
+    ]
+    console.print(table("approvers", ["approver", "enrolled at", "backend", "secret in"], rows))
 
 
 def register(root: typer.Typer) -> None:

@@ -27,6 +27,10 @@ ApproverOpt = Annotated[
     str, typer.Option("--approver", help="Whose TOTP secret the code is from (default admin).")
 ]
 CodeOpt = Annotated[str, typer.Option("--auth-code", help="A fresh 6-digit TOTP code.")]
+TagOpt = Annotated[
+    str | None,
+    typer.Option("--tag", help="Destination tag / memo; a request's must equal it exactly."),
+]
 NetworkOpt = Annotated[
     str | None,
     typer.Option("--network", help="Chain/network, e.g. ERC20 (as the exchange names it)."),
@@ -40,7 +44,10 @@ def _request_row(r: WithdrawalRequest, now: Any) -> list[Any]:
         r.exchange,
         f"{fmt(r.amount)} {r.asset}",
         fmt(r.usd) if r.usd is not None else "-",
-        r.address + (f" ({r.network})" if r.network else ""),
+        r.address
+        + (f" ({r.network})" if r.network else "")
+        + (f" tag {r.tag}" if r.tag else "")
+        + (f" [{r.label}]" if r.label else ""),
         f"{len(set(r.approvers))}/{r.approvals_needed}" + (" auto" if r.auto else ""),
         f"{r.requested_at:%Y-%m-%d %H:%M}",
         f"{r.expires_at:%Y-%m-%d %H:%M}",
@@ -49,7 +56,8 @@ def _request_row(r: WithdrawalRequest, now: Any) -> list[Any]:
 
 
 _COLUMNS = [
-    "id", "status", "exchange", "amount", "USD", "to", "approvals", "requested (UTC)",
+    "id", "status", "exchange", "amount", "USD", "to (network, tag, [label])", "approvals",
+    "requested (UTC)",
     "expires (UTC)", "exchange id / reason",
 ]  # fmt: skip
 
@@ -223,23 +231,27 @@ def allowlist_add(
         str | None,
         typer.Option("--label", help="The exchange's name for it (Kraken's withdrawal key)."),
     ] = None,
+    tag: TagOpt = None,
     approver: ApproverOpt = "admin",
 ) -> None:
-    """Add an address to the allowlist (2FA); usable after new_address_delay_hours.
+    """Add an address (and its tag/memo) to the allowlist (2FA); usable after the cool-off.
 
-    Example: vhc withdraw allowlist add BTC bc1qexample... --label cold-wallet --auth-code 123456
+    A request to this address must carry exactly this tag (none if the entry has none).
+
+    Example: vhc withdraw allowlist add XRP rEXAMPLE... --tag 12345 --label desk --auth-code 123456
     """
     from ..withdrawals.allowlist import add_entry
     from ..withdrawals.policy import Policy
 
     st = state(ctx)
-    entry = add_entry(st.workspace, asset, address, network, label, auth_code, approver)
+    entry = add_entry(st.workspace, asset, address, network, label, auth_code, approver, tag=tag)
     ready = entry.usable_from(Policy.from_config(st.workspace.config.withdrawals).new_address_delay)
     if st.json:
         print_json({**_entry_doc(entry), "usable_from": ready})
     else:
+        tagged = f" tag {entry.tag}" if entry.tag else ""
         console.print(
-            f"added {entry.asset} {entry.address}; usable from {ready:%Y-%m-%d %H:%M} UTC"
+            f"added {entry.asset} {entry.address}{tagged}; usable from {ready:%Y-%m-%d %H:%M} UTC"
         )
 
 
@@ -250,16 +262,17 @@ def allowlist_remove(
     address: Annotated[str, typer.Argument(help="The address to remove.")],
     auth_code: CodeOpt,
     network: NetworkOpt = None,
+    tag: TagOpt = None,
     approver: ApproverOpt = "admin",
 ) -> None:
-    """Remove an address from the allowlist (2FA).
+    """Remove an address (with --tag, that tag's entry) from the allowlist (2FA).
 
     Example: vhc withdraw allowlist remove BTC bc1qexample... --auth-code 123456
     """
     from ..withdrawals.allowlist import remove_entry
 
     st = state(ctx)
-    entry = remove_entry(st.workspace, asset, address, network, auth_code, approver)
+    entry = remove_entry(st.workspace, asset, address, network, auth_code, approver, tag=tag)
     if st.json:
         print_json(_entry_doc(entry))
     else:
@@ -284,6 +297,7 @@ def allowlist_list(ctx: typer.Context) -> None:
             r.asset or "any",
             r.address,
             r.network or "-",
+            r.tag or "-",
             r.label or "-",
             r.state,
             f"{r.usable_from:%Y-%m-%d %H:%M}" if r.usable_from else "-",
@@ -293,7 +307,7 @@ def allowlist_list(ctx: typer.Context) -> None:
     console.print(
         table(
             "withdrawal allowlist",
-            ["asset", "address", "network", "label", "state", "usable from"],
+            ["asset", "address", "network", "tag", "label", "state", "usable from"],
             cells,
         )
     )
@@ -304,6 +318,7 @@ def _entry_doc(entry: Any) -> dict[str, Any]:
         "asset": entry.asset,
         "address": entry.address,
         "network": entry.network,
+        "tag": entry.tag,
         "label": entry.label,
         "added_at": entry.added_at,
     }

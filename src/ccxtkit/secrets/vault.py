@@ -165,3 +165,70 @@ def write(settings: VaultSettings, ref: SecretRef, fields: dict[str, str]) -> st
     except Exception as exc:  # noqa: BLE001 - mapped to one line
         _fail(exc, vc.url, where_, ref)
     return f"Vault path {where_}"
+
+
+# -- the TOTP secrets engine (`vhc totp setup --backend vault-engine`) -------------------------
+#: Where the TOTP engine is mounted (`bao secrets enable totp`).
+TOTP_MOUNT = "totp"
+
+
+def _engine_fail(exc: Exception, addr: str, what: str) -> NoReturn:
+    """One line for a failed call to the TOTP engine (never a code or a secret)."""
+    import hvac.exceptions as hx
+
+    if isinstance(exc, hx.InvalidPath):
+        raise BackendUnavailableError(
+            f"Vault at {addr} has no TOTP engine at {TOTP_MOUNT}/ ({what}): enable it with "
+            f"`bao secrets enable totp` (or `vault secrets enable totp`)"
+        ) from None
+    ref = SecretRef("generic", what)
+    _fail(exc, addr, f"{TOTP_MOUNT}/{what}", ref)
+
+
+def totp_key_exists(settings: VaultSettings, name: str) -> bool:
+    """Whether the TOTP engine holds a key of this name."""
+    where_ = f"{TOTP_MOUNT}/keys/{name}"
+    vc = client(settings, where_, SecretRef("generic", name))
+    try:
+        return vc.read(where_) is not None
+    except Exception as exc:  # noqa: BLE001 - mapped to one line
+        _engine_fail(exc, vc.url, f"keys/{name}")
+
+
+def totp_key_create(settings: VaultSettings, name: str, issuer: str, account: str) -> str:
+    """Generate a key inside the engine (replacing one of that name); returns its otpauth URL.
+
+    The URL (which holds the secret) is returned once, to be shown once: it is never stored.
+    """
+    where_ = f"{TOTP_MOUNT}/keys/{name}"
+    vc = client(settings, where_, SecretRef("generic", name))
+    data = {"generate": True, "issuer": issuer, "account_name": account, "period": 30}
+    try:
+        response = vc.write_data(where_, data=data)
+    except Exception as exc:  # noqa: BLE001 - mapped to one line
+        _engine_fail(exc, vc.url, f"keys/{name}")
+    url = str(((response or {}).get("data") or {}).get("url") or "")
+    register_secret(url)
+    return url
+
+
+def totp_code_valid(settings: VaultSettings, name: str, code: str) -> bool:
+    """Ask the engine whether `code` is valid for key `name` now (it refuses a reused code)."""
+    import hvac.exceptions as hx
+
+    where_ = f"{TOTP_MOUNT}/code/{name}"
+    vc = client(settings, where_, SecretRef("generic", name))
+    try:
+        response = vc.write_data(where_, data={"code": code})
+    except hx.InvalidRequest as exc:
+        if "already used" in str(exc):
+            return False
+        if "unknown key" in str(exc):
+            raise BackendUnavailableError(
+                f"Vault at {vc.url} has no TOTP key {TOTP_MOUNT}/keys/{name}: the approver's "
+                "key was deleted from the engine; re-enrol the approver"
+            ) from None
+        _engine_fail(exc, vc.url, f"code/{name}")
+    except Exception as exc:  # noqa: BLE001 - mapped to one line
+        _engine_fail(exc, vc.url, f"code/{name}")
+    return bool(((response or {}).get("data") or {}).get("valid"))

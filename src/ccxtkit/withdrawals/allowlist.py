@@ -2,9 +2,14 @@
 
 `vhc withdraw allowlist add|remove` verify a TOTP code and append `allowlist.added` /
 `allowlist.removed` control events (subject `ASSET:ADDRESS`). The entries in force are those
-events replayed. `withdrawals.recipient_allowlist` in the YAML is only a declaration: an entry
-there without a ledger record is refused, with the command that adds it properly, because
-anyone who can edit a file on the laptop could otherwise add an address.
+events replayed. Each added entry (asset, address, network, tag, label, approver and the step
+of the approver's code) is sealed with the control key (auth.mac): a row appended to the
+DuckDB file by anyone else is refused before any entry is used (exit 6, with an alert).
+
+An entry carries its destination tag/memo: a request's tag must equal the entry's exactly, and
+an entry without one refuses a request with one. `withdrawals.recipient_allowlist` in the YAML
+is only a declaration: an entry there without a ledger record is refused, with the command
+that adds it properly, because anyone who can edit a file could otherwise add an address.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from ccxtkit.config import AllowlistEntry, WithdrawalsConfig
-from ccxtkit.errors import AuthorizationError, UsageError
+from ccxtkit.errors import AuthorizationError, LedgerIntegrityError, UsageError
 from ccxtkit.ledger.store import Ledger, default_actor
 from ccxtkit.workspace import Workspace
 
@@ -24,6 +29,8 @@ from .requests import aware
 
 ADDED = "allowlist.added"
 REMOVED = "allowlist.removed"
+#: The MAC kind of an allowlist entry.
+SEAL_KIND = "allowlist.entry"
 _ASSET_RE = re.compile(r"^[A-Z0-9.]{1,20}$")
 
 
@@ -35,10 +42,11 @@ class AllowlistRow:
     address: str
     network: str | None
     label: str | None
-    state: str  # usable | cooling_off | not_recorded
+    state: str  # usable | cooling_off | not_recorded | forged
     added_at: datetime | None
     usable_from: datetime | None
     added_by: str | None
+    tag: str | None = None
 
 
 def norm_asset(asset: str) -> str:
@@ -62,28 +70,73 @@ def norm_network(network: str | None) -> str | None:
     return network.strip() or None if network else None
 
 
+def norm_tag(tag: str | None) -> str | None:
+    """A destination tag/memo as given (blank is none); blanks inside are refused."""
+    if tag is None or not tag.strip():
+        return None
+    text = tag.strip()
+    if any(c.isspace() for c in text) or not text.isprintable():
+        raise UsageError(f"tag {tag!r} is not valid: no spaces or control characters")
+    return text
+
+
 def _subject(asset: str, address: str) -> str:
     return f"{asset}:{address}"
 
 
-def recorded_entries(ledger: Ledger) -> list[AllowedAddress]:
-    """The entries in force: every add replayed, minus the later removes."""
-    entries: dict[tuple[str, str, str], AllowedAddress] = {}
+def seal_fields(d: dict[str, object]) -> dict[str, object]:
+    """What an entry's MAC covers (the approver and step make every MAC unique)."""
+    keys = ("asset", "address", "network", "tag", "label", "approver", "step")
+    return {k: d.get(k) for k in keys}
+
+
+def _replay(ledger: Ledger, ws: Workspace) -> tuple[list[AllowedAddress], list[str]]:
+    """Entries in force (adds minus later removes) and what is wrong with the unsealed ones."""
+    from ccxtkit.auth.mac import verify_seal
+
+    entries: dict[tuple[str, str, str, str], tuple[AllowedAddress, str | None]] = {}
+    seen: set[str] = set()
     rows = ledger.query(
-        "SELECT kind, timestamp, actor, details FROM control_events WHERE kind IN (?, ?) "
+        "SELECT seq, kind, timestamp, actor, details FROM control_events WHERE kind IN (?, ?) "
         "ORDER BY seq",
         [ADDED, REMOVED],
     )
-    for kind, ts, actor, text in rows:
+    for seq, kind, ts, actor, text in rows:
         d = json.loads(text or "{}")
-        key = (d["asset"], d["address"], (d.get("network") or "").upper())
-        if kind == ADDED:
-            entries[key] = AllowedAddress(
-                d["asset"], d["address"], d.get("network"), d.get("label"), aware(ts), actor
-            )
-        else:
+        key = (d["asset"], d["address"], (d.get("network") or "").upper(), d.get("tag") or "")
+        if kind != ADDED:
             entries.pop(key, None)
-    return list(entries.values())
+            continue
+        entry = AllowedAddress(
+            d["asset"], d["address"], d.get("network"), d.get("label"), aware(ts), actor,
+            d.get("tag"),
+        )  # fmt: skip
+        what = f"allowlist entry {d['asset']} {d['address']} (ledger seq {seq})"
+        problem: str | None = None
+        try:
+            verify_seal(ws, SEAL_KIND, seal_fields(d), d.get("mac"), ledger, what=what)
+        except LedgerIntegrityError as exc:
+            problem = exc.message
+        if problem is None and str(d.get("mac")) in seen:
+            problem = f"{what} is a copy of an earlier entry (re-inserted after its removal?)"
+        seen.add(str(d.get("mac")))
+        entries[key] = (entry, problem)
+    forged = [p for _, p in entries.values() if p]
+    return [e for e, p in entries.values() if not p], forged
+
+
+def recorded_entries(ledger: Ledger, ws: Workspace) -> list[AllowedAddress]:
+    """The entries in force, every seal checked: any forged entry is exit 6 (and an alert)."""
+    entries, forged = _replay(ledger, ws)
+    if forged:
+        from ccxtkit.auth.mac import tamper_alert
+
+        exc = LedgerIntegrityError(
+            forged[0] + (f" (and {len(forged) - 1} more)" if forged[1:] else "")
+        )
+        tamper_alert(ws, exc, key="withdraw.allowlist.forged")
+        raise exc
+    return entries
 
 
 def yaml_entries(cfg: WithdrawalsConfig) -> list[AllowlistEntry]:
@@ -91,10 +144,14 @@ def yaml_entries(cfg: WithdrawalsConfig) -> list[AllowlistEntry]:
     return [AllowlistEntry(address=e) if isinstance(e, str) else e for e in cfg.recipient_allowlist]
 
 
-def add_hint(asset: str, address: str, network: str | None) -> str:
+def add_hint(asset: str, address: str, network: str | None, tag: str | None = None) -> str:
     """The command that adds an address properly."""
     net = f" --network {network}" if network else ""
-    return f"`vhc withdraw allowlist add {asset} {address}{net} [--label NAME] --auth-code CODE`"
+    tagged = f" --tag {tag}" if tag else ""
+    return (
+        f"`vhc withdraw allowlist add {asset} {address}{net}{tagged} [--label NAME] "
+        "--auth-code CODE`"
+    )
 
 
 def resolve(
@@ -103,12 +160,23 @@ def resolve(
     asset: str,
     address: str,
     network: str | None,
+    tag: str | None,
 ) -> AllowedAddress:
-    """The recorded entry for this destination, or AuthorizationError (exit 8) saying what to do."""
-    found = find_entry(entries, asset, address, network)
+    """The recorded entry for this destination and tag, or AuthorizationError (exit 8)."""
+    wanted = tag or None
+    found = find_entry([e for e in entries if e.tag == wanted], asset, address, network)
     if found is not None:
         return found
     where = f"{asset} address {address}" + (f" on network {network}" if network else "")
+    other = [e for e in entries if e.asset == asset and e.address == address]
+    if any(find_entry([e], asset, address, network) for e in other):
+        tags = ", ".join(sorted(repr(e.tag) if e.tag else "no tag" for e in other))
+        raise AuthorizationError(
+            f"{where} is allowlisted with {tags}, but this request has "
+            f"{'tag ' + repr(wanted) if wanted else 'no tag'}: a destination tag must equal "
+            f"the entry's exactly; if the tag is right, add it with "
+            f"{add_hint(asset, address, network, wanted)}"
+        )
     in_yaml = [e for e in yaml_entries(cfg) if e.address == address]
     in_yaml = [e for e in in_yaml if e.asset is None or e.asset.upper() == asset]
     if in_yaml:
@@ -126,7 +194,7 @@ def resolve(
         )
     raise AuthorizationError(
         f"{where} is not on the withdrawal allowlist: add it with "
-        f"{add_hint(asset, address, network)} (usable after new_address_delay_hours)"
+        f"{add_hint(asset, address, network, wanted)} (usable after new_address_delay_hours)"
     )
 
 
@@ -139,33 +207,47 @@ def add_entry(
     code: str,
     approver: str = "admin",
     now: datetime | None = None,
+    tag: str | None = None,
 ) -> AllowedAddress:
-    """Add an address after a fresh TOTP code; it is usable once its cool-off has passed."""
+    """Add an address (with its tag) after a fresh TOTP code; usable once its cool-off passed."""
+    from ccxtkit.auth.mac import seal
     from ccxtkit.auth.totp import verify_code
 
     now = now or datetime.now(UTC)
     asset, address, network = norm_asset(asset), norm_address(address), norm_network(network)
+    tag = norm_tag(tag)
     label = label.strip() or None if label else None
     with ws.open_ledger() as ledger:
-        _refuse_duplicate(recorded_entries(ledger), asset, address, network)
-    verify_code(ws, code, approver, purpose="withdraw.allowlist.add", now=now)
-    details = {"asset": asset, "address": address, "network": network, "label": label}
+        _refuse_duplicate(_replay(ledger, ws)[0], asset, address, network, tag)
+    ok = verify_code(ws, code, approver, purpose="withdraw.allowlist.add", now=now)
+    details: dict[str, object] = {
+        "asset": asset,
+        "address": address,
+        "network": network,
+        "tag": tag,
+        "label": label,
+        "approver": approver,
+        "step": ok.step,
+    }
     with ws.open_ledger() as ledger:
-        _refuse_duplicate(recorded_entries(ledger), asset, address, network)
+        _refuse_duplicate(_replay(ledger, ws)[0], asset, address, network, tag)
+        details["mac"] = seal(ws, SEAL_KIND, seal_fields(details), ledger)
         ledger.record_event(
             ADDED,
-            {**details, "approver": approver},
+            details,
             actor=default_actor(),
             subject=_subject(asset, address),
             timestamp=now,
         )
-    entry = AllowedAddress(asset, address, network, label, now, default_actor())
+    entry = AllowedAddress(asset, address, network, label, now, default_actor(), tag)
     ready = entry.usable_from(Policy.from_config(ws.config.withdrawals).new_address_delay)
     _alert(
         ws,
         "Withdrawal allowlist: address added",
         f"{asset} {address}"
         + (f" ({network})" if network else "")
+        + (f" tag {tag}" if tag else " (no tag)")
+        + (f" label {label}" if label else "")
         + f" was added by {default_actor()} (approver {approver}); usable from "
         f"{ready:%Y-%m-%d %H:%M} UTC. If this was not you, activate the kill switch and remove "
         f"it: `vhc withdraw allowlist remove {asset} {address} --auth-code CODE`.",
@@ -174,11 +256,11 @@ def add_entry(
 
 
 def _refuse_duplicate(
-    entries: list[AllowedAddress], asset: str, address: str, network: str | None
+    entries: list[AllowedAddress], asset: str, address: str, network: str | None, tag: str | None
 ) -> None:
     for e in entries:
         same_net = (e.network or "").upper() == (network or "").upper()
-        if e.asset == asset and e.address == address and same_net:
+        if e.asset == asset and e.address == address and same_net and e.tag == tag:
             raise UsageError(f"{asset} {address} is already on the allowlist (since {e.added_at})")
 
 
@@ -190,18 +272,25 @@ def remove_entry(
     code: str,
     approver: str = "admin",
     now: datetime | None = None,
+    tag: str | None = None,
 ) -> AllowedAddress:
-    """Remove an address after a fresh TOTP code."""
+    """Remove an address (and tag) after a fresh TOTP code; a forged entry can be removed too."""
     from ccxtkit.auth.totp import verify_code
 
     now = now or datetime.now(UTC)
     asset, address, network = norm_asset(asset), norm_address(address), norm_network(network)
+    tag = norm_tag(tag)
     with ws.open_ledger() as ledger:
-        entry = _existing(recorded_entries(ledger), asset, address, network)
+        entry = _existing(_in_force(ledger, ws), asset, address, network, tag)
     verify_code(ws, code, approver, purpose="withdraw.allowlist.remove", now=now)
     with ws.open_ledger() as ledger:
-        entry = _existing(recorded_entries(ledger), asset, address, entry.network)
-        details = {"asset": asset, "address": address, "network": entry.network}
+        entry = _existing(_in_force(ledger, ws), asset, address, entry.network, entry.tag)
+        details = {
+            "asset": asset,
+            "address": address,
+            "network": entry.network,
+            "tag": entry.tag,
+        }
         ledger.record_event(
             REMOVED,
             {**details, "approver": approver},
@@ -209,14 +298,54 @@ def remove_entry(
             subject=_subject(asset, address),
             timestamp=now,
         )
-    _alert(ws, "Withdrawal allowlist: address removed", f"{asset} {address} was removed.")
+    _alert(
+        ws,
+        "Withdrawal allowlist: address removed",
+        f"{asset} {address}" + (f" tag {entry.tag}" if entry.tag else "") + " was removed.",
+    )
     return entry
 
 
+def _in_force(ledger: Ledger, ws: Workspace) -> list[AllowedAddress]:
+    """Every entry in force, sealed or not (removing a forged one must stay possible)."""
+    entries, _ = _replay(ledger, ws)
+    return entries + _forged_entries(ledger, ws)
+
+
+def _forged_entries(ledger: Ledger, ws: Workspace) -> list[AllowedAddress]:
+    good = {(e.asset, e.address, e.network, e.tag) for e in _replay(ledger, ws)[0]}
+    rows = ledger.query(
+        "SELECT kind, timestamp, actor, details FROM control_events WHERE kind IN (?, ?) "
+        "ORDER BY seq",
+        [ADDED, REMOVED],
+    )
+    out: dict[tuple[str, str, str, str], AllowedAddress] = {}
+    for kind, ts, actor, text in rows:
+        d = json.loads(text or "{}")
+        key = (d["asset"], d["address"], (d.get("network") or "").upper(), d.get("tag") or "")
+        if kind == REMOVED:
+            out.pop(key, None)
+            continue
+        e = AllowedAddress(
+            d["asset"], d["address"], d.get("network"), d.get("label"), aware(ts), actor,
+            d.get("tag"),
+        )  # fmt: skip
+        if (e.asset, e.address, e.network, e.tag) not in good:
+            out[key] = e
+    return list(out.values())
+
+
 def _existing(
-    entries: list[AllowedAddress], asset: str, address: str, network: str | None
+    entries: list[AllowedAddress],
+    asset: str,
+    address: str,
+    network: str | None,
+    tag: str | None,
 ) -> AllowedAddress:
-    found = find_entry(entries, asset, address, network)
+    tagged = [e for e in entries if e.tag == tag]
+    found = find_entry(tagged, asset, address, network)
+    if found is None and tag is None:
+        found = find_entry(entries, asset, address, network)  # the only entry, whatever its tag
     if found is None:
         raise UsageError(
             f"{asset} {address} is not on the allowlist (or is on several networks: pass "
@@ -230,7 +359,8 @@ def list_entries(ws: Workspace, now: datetime | None = None) -> list[AllowlistRo
     now = now or datetime.now(UTC)
     delay = Policy.from_config(ws.config.withdrawals).new_address_delay
     with ws.open_ledger() as ledger:
-        entries = recorded_entries(ledger)
+        entries, _ = _replay(ledger, ws)
+        forged = _forged_entries(ledger, ws)
     rows = [
         AllowlistRow(
             e.asset,
@@ -241,9 +371,15 @@ def list_entries(ws: Workspace, now: datetime | None = None) -> list[AllowlistRo
             e.added_at,
             e.usable_from(delay),
             e.added_by,
+            e.tag,
         )
         for e in entries
     ]
+    rows += [
+        AllowlistRow(e.asset, e.address, e.network, e.label, "forged", e.added_at, None,
+                     e.added_by, e.tag)
+        for e in forged
+    ]  # fmt: skip
     recorded = {(e.asset, e.address) for e in entries}
     for y in yaml_entries(ws.config.withdrawals):
         asset = y.asset.upper() if y.asset else None

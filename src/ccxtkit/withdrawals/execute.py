@@ -75,7 +75,12 @@ def recheck(
     """The policy again, right before sending: allowlist, cool-off, daily cap."""
     policy = Policy.from_config(ws.config.withdrawals)
     entry = resolve(
-        recorded_entries(ledger), ws.config.withdrawals, req.asset, req.address, req.network
+        recorded_entries(ledger, ws),
+        ws.config.withdrawals,
+        req.asset,
+        req.address,
+        req.network,
+        req.tag,
     )
     check_cool_off(entry, policy, now)
     if usd is None and policy.needs_usd:
@@ -134,6 +139,9 @@ def _send(
     from ccxtkit.risk.killswitch import order_send_guard
 
     try:
+        from ccxtkit.auth.withdrawal_seals import check_before_send
+
+        check_before_send(ws, req)  # seals of the entry and the approvals, right before sending
         with order_send_guard(ws):
             transfer = client.withdraw(
                 req.asset, req.amount, req.address, req.tag, req.network, req.label

@@ -37,6 +37,7 @@ class AllowedAddress:
     label: str | None
     added_at: datetime
     added_by: str | None = None
+    tag: str | None = None  # destination tag / memo: a request's must equal it exactly
 
     def usable_from(self, delay: timedelta) -> datetime:
         """When the cool-off of this entry ends."""

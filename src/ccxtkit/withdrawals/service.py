@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from ccxtkit.auth.withdrawal_seals import approval_seal, auto_seal
 from ccxtkit.errors import AuthorizationError, UsageError, VhcError
 from ccxtkit.ledger.store import default_actor
 from ccxtkit.money import fmt, to_decimal
@@ -85,7 +86,7 @@ def request_withdrawal(
     with ws.open_ledger() as ledger:  # the allowlist first: no exchange call for a refusal
         try:
             entry = resolve(
-                recorded_entries(ledger), ws.config.withdrawals, asset, address, network
+                recorded_entries(ledger, ws), ws.config.withdrawals, asset, address, network, tag
             )
             check_cool_off(entry, policy, now)
             in_doubt = [
@@ -122,7 +123,9 @@ def request_withdrawal(
             with ledger.transaction():
                 record(ledger, "request", rid, details, now)
                 if p.auto:
-                    record(ledger, "approved", rid, {"auto": True, "via": "auto"}, now, "policy")
+                    mac = auto_seal(ws, ledger, get_request(ledger, rid))
+                    auto = {"auto": True, "via": "auto", "mac": mac}
+                    record(ledger, "approved", rid, auto, now, "policy")
             req = get_request(ledger, rid)
         _announce(ws, req, p)
         execution = execute(ws, client, rid, now) if p.auto else None
@@ -140,6 +143,8 @@ def _announce(ws: Workspace, req: WithdrawalRequest, p: Plan) -> None:
         f"{fmt(req.amount)} {req.asset} (~{fmt(req.usd) if req.usd is not None else '?'} USD) "
         f"from {req.exchange} to {req.address}"
         + (f" ({req.network})" if req.network else "")
+        + (f" tag {req.tag}" if req.tag else " (no tag)")
+        + (f" label {req.label}" if req.label else "")
         + f", requested by {req.requested_by}."
     )
     approve = f"Approve: {approve_command(req.id)}"
@@ -228,19 +233,15 @@ def approve(
                 error = exc
         if error is not None:
             raise error
-        verify_code(ws, code, approver, purpose=f"withdraw.approve {request_id}", now=now)
+        ok = verify_code(ws, code, approver, purpose=f"withdraw.approve {request_id}", now=now)
         with ws.open_ledger() as ledger, ledger.transaction():
             req = get_request(ledger, request_id)  # again: another approver may have acted
             _refuse_state(req, now, "approve")
             if approver in req.approvers:
                 raise AuthorizationError(f"approver {approver!r} already approved {request_id}")
-            record(
-                ledger,
-                "approval",
-                req.id,
-                {"approver": approver, "usd": usd, "needed": needed},
-                now,
-            )
+            mac = approval_seal(ws, ledger, req, approver, ok.step)
+            what = {"approver": approver, "usd": usd, "needed": needed, "step": ok.step}
+            record(ledger, "approval", req.id, {**what, "mac": mac}, now)
             approvers = [*req.approvers, approver]
             done = approvals_satisfied(needed, lock, approvers, now)
             if done:

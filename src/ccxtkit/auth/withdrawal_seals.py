@@ -1,0 +1,110 @@
+"""Withdrawal approvals sealed with the control key, and the check made right before a send.
+
+An approval's MAC covers the request id, the approver, the step of the approver's accepted
+code, and what is sent (exchange, asset, amount, address, network, tag); an auto-approval's
+covers the request the same way. `check_before_send` is called just before the exchange call:
+the destination's allowlist entry (tag included) and every approval must carry valid seals,
+and each human approver must be enrolled. A forged row is exit 6 with an alert; nothing is sent.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from ccxtkit.errors import AuthorizationError, LedgerIntegrityError
+from ccxtkit.workspace import Workspace
+
+from .enrolment import enrolled_in
+from .mac import seal, tamper_alert, verify_seal
+
+if TYPE_CHECKING:
+    from ccxtkit.ledger.store import Ledger
+    from ccxtkit.withdrawals.requests import WithdrawalRequest
+
+APPROVAL = "withdraw.approval"
+AUTO = "withdraw.auto"
+
+
+def request_fields(req: WithdrawalRequest) -> dict[str, object]:
+    """What leaves: the fields every approval of the request is bound to."""
+    return {
+        "request_id": req.id,
+        "exchange": req.exchange,
+        "asset": req.asset,
+        "amount": str(req.amount),
+        "address": req.address,
+        "network": req.network,
+        "tag": req.tag,
+    }
+
+
+def approval_seal(
+    ws: Workspace, ledger: Ledger, req: WithdrawalRequest, approver: str, step: int
+) -> str:
+    """The MAC of one approver's approval (with the step of the code they gave)."""
+    return seal(ws, APPROVAL, {**request_fields(req), "approver": approver, "step": step}, ledger)
+
+
+def auto_seal(ws: Workspace, ledger: Ledger, req: WithdrawalRequest) -> str:
+    """The MAC of the policy's auto-approval of a request."""
+    return seal(ws, AUTO, request_fields(req), ledger)
+
+
+def check_before_send(ws: Workspace, req: WithdrawalRequest) -> None:
+    """Refuse unless the entry and the approvals of `req` are sealed (exit 6; exit 8 no key)."""
+    try:
+        with ws.open_ledger() as ledger:
+            _check(ledger, ws, req)
+    except LedgerIntegrityError as exc:
+        tamper_alert(ws, exc, key=f"withdraw.{req.id}.forged")
+        raise
+
+
+def _check(ledger: Ledger, ws: Workspace, req: WithdrawalRequest) -> None:
+    from ccxtkit.withdrawals.allowlist import recorded_entries, resolve
+
+    resolve(
+        recorded_entries(ledger, ws),
+        ws.config.withdrawals,
+        req.asset,
+        req.address,
+        req.network,
+        req.tag,
+    )
+    rows = ledger.query(
+        "SELECT seq, kind, details FROM control_events WHERE subject = ? AND kind IN (?, ?) "
+        "ORDER BY seq",
+        [req.id, "withdraw.approval", "withdraw.approved"],
+    )
+    approved: dict[str, Any] | None = None
+    valid: set[str] = set()
+    enrolled = None
+    for seq, kind, text in rows:
+        d = json.loads(text or "{}")
+        if kind == "withdraw.approved":
+            approved = d
+            continue
+        who = str(d.get("approver"))
+        what = f"approval of withdrawal {req.id} by {who!r} (ledger seq {seq})"
+        fields = {**request_fields(req), "approver": who, "step": d.get("step")}
+        verify_seal(ws, APPROVAL, fields, d.get("mac"), ledger, what=what)
+        enrolled = enrolled if enrolled is not None else enrolled_in(ledger, ws)
+        if who not in enrolled:
+            raise AuthorizationError(
+                f"{what}: approver {who!r} is no longer enrolled; withdrawal not sent"
+            )
+        valid.add(who)
+    if approved is None:
+        raise AuthorizationError(f"withdrawal {req.id} is not approved: not sent")
+    if approved.get("auto"):
+        what = f"auto-approval of withdrawal {req.id}"
+        verify_seal(ws, AUTO, request_fields(req), approved.get("mac"), ledger, what=what)
+        return
+    named = {str(a) for a in approved.get("approvers") or []}
+    if not valid or not named <= valid:
+        raise LedgerIntegrityError(
+            f"withdrawal {req.id} is recorded as approved by {sorted(named) or 'nobody'} but "
+            f"only {sorted(valid) or 'nobody'} approved it with a sealed 2FA code: the ledger "
+            "was edited; not sent"
+        )
