@@ -25,19 +25,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
 
 from ccxtkit.auth.audit import queue_control_event, record_control_event
-from ccxtkit.errors import AuthorizationError, KillSwitchActiveError, UsageError
+from ccxtkit.errors import KillSwitchActiveError, UsageError
 from ccxtkit.filelock import flocked
 from ccxtkit.ledger.store import Ledger, default_actor
 from ccxtkit.logs import log
 from ccxtkit.workspace import Workspace
 
+from .deactivation import deactivate
 from .flatten import AccountResult, sweep_account
 from .switch_state import (
     ACTIVATE,
-    DEACTIVATE,
     DEACTIVATE_HINT,
     MISSING,
     Effective,
@@ -49,6 +48,7 @@ from .switch_state import (
     state_path,
     write_file,
 )
+from .switch_state import alert as _alert
 from .switch_state import check_recorded as _check_recorded
 
 __all__ = [
@@ -169,8 +169,11 @@ def check_recorded(ws: Workspace, ledger: Ledger) -> None:
     if not eff.active:
         return
     if eff.disagreement is None:
-        ensure_trading_allowed(ws)  # the file says active: its own message
-        return
+        s = eff.file  # file and record agree: the switch is simply on
+        raise KillSwitchActiveError(
+            f"the kill switch is active since {s.since} ({s.trigger}: {s.reason}); "
+            f"no orders are sent; {DEACTIVATE_HINT}"
+        )
     _alert(
         ws,
         "critical",
@@ -347,87 +350,3 @@ def activate(
     sweep = {"reason": reason, "trigger": trigger, "ok": ok, "accounts": report}
     recorded_in = record_control_event(ws, "kill_switch.sweep", sweep, actor=who)
     return Activation(state=final, accounts=results, seconds=seconds, recorded_in=recorded_in)
-
-
-def deactivate(
-    ws: Workspace,
-    code: str,
-    approver: str = "admin",
-    actor: str | None = None,
-    now: datetime | None = None,
-) -> KillSwitchState:
-    """Lift the kill switch after a fresh TOTP code; every attempt is an audit event.
-
-    Waits for the ledger (exit 7 if it stays busy): a deactivation is only ever written by the
-    process that checked its code, to the ledger first and then to the file.
-    """
-    from ccxtkit.auth.totp import verify_code
-
-    who = actor or default_actor()
-    before = effective_state(ws)
-    if not before.active and before.record_read:
-        return before.file
-    try:
-        verify_code(ws, code, approver, purpose=DEACTIVATE, now=now)
-    except AuthorizationError as exc:
-        _record_failure(ws, {"approver": approver, "error": exc.message}, who)
-        raise
-    seen = before.file.last_activation.get("started")
-    with ws.open_ledger() as ledger, flocked(lock_path(ws)):
-        # The state file's lock is taken only with the ledger already held, for one insert and
-        # one file write: an activation waits milliseconds for it, never for the ledger lock.
-        current, _ = read_file(ws)
-        if current is not None and current.last_activation.get("started") != seen:
-            error = (
-                f"a new activation ({current.trigger}: {current.reason}) came in at "
-                f"{current.last_activation.get('started')} while the code was checked; it "
-                "stands: look at it, then deactivate again with a new code"
-            )
-            ledger.record_event(
-                f"{DEACTIVATE}_failed", {"approver": approver, "error": error}, actor=who
-            )
-            raise KillSwitchActiveError(error)
-        state = current or before.file
-        last = before.last_event.details if before.last_event else {}
-        was = {
-            "since": state.since or last.get("since"),
-            "reason": state.reason or last.get("reason"),
-            "trigger": state.trigger or last.get("trigger"),
-        }
-        ledger.record_event(DEACTIVATE, {**was, "approver": approver}, actor=who)
-        state.active = False
-        state.since, state.reason, state.trigger = was["since"], was["reason"], was["trigger"]
-        state.deactivated_at, state.deactivated_by = _now_iso(now), f"{who} (approver {approver})"
-        write_file(ws, state)
-    _alert(
-        ws,
-        "warning",
-        "Kill switch deactivated",
-        f"Trading is allowed again (deactivated by {who}, approver {approver}; "
-        f"it was active since {was['since']}: {was['reason']}).",
-        key="kill_switch.deactivate",
-    )
-    return state
-
-
-def _record_failure(ws: Workspace, details: dict[str, str], who: str) -> None:
-    """A failed deactivation on the record; a ledger that cannot take it is only logged."""
-    from ccxtkit.errors import VhcError
-
-    try:
-        with ws.open_ledger() as ledger:
-            ledger.record_event(f"{DEACTIVATE}_failed", details, actor=who)
-    except VhcError as exc:
-        log.warning("failed deactivation not recorded: %s", exc.message)
-
-
-def _alert(
-    ws: Workspace, severity: Literal["info", "warning", "critical"], title: str, body: str, key: str
-) -> None:
-    """Send through the alerting interface; a failing channel is only logged."""
-    from ccxtkit.alerts import Alert, send_alert
-
-    try:
-        send_alert(ws, Alert(severity, title, body, key))  # logs it, and never raises by contract
-    except Exception as exc:  # noqa: BLE001 - belt and braces: an alert must not undo the switch
-        log.warning("alert %r not sent: %s", key, exc)

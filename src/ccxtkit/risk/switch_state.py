@@ -30,7 +30,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ccxtkit.errors import VhcError
 from ccxtkit.filelock import flocked
@@ -269,3 +269,15 @@ def restore_inactive(ws: Workspace, last: RecordedEvent | None) -> None:
             state.deactivated_by = f"(restored from the ledger, {last.where})"
         write_file(ws, state)
     log.info("kill switch state file was missing; written back as inactive from the ledger")
+
+
+def alert(
+    ws: Workspace, severity: Literal["info", "warning", "critical"], title: str, body: str, key: str
+) -> None:
+    """Send through the alerting interface; a failing channel is only logged."""
+    from ccxtkit.alerts import Alert, send_alert
+
+    try:
+        send_alert(ws, Alert(severity, title, body, key))  # logs it, and never raises by contract
+    except Exception as exc:  # noqa: BLE001 - belt and braces: an alert must not undo the switch
+        log.warning("alert %r not sent: %s", key, exc)
