@@ -131,8 +131,8 @@ def test_activation_sweeps_accounts_concurrently(tmp_path, kraken_server, monkey
 
 def test_state_blocks_orders_before_the_sweep_ends(tmp_path):
     ws = make_workspace(tmp_path, {"slow": paper(latency_ms=600)})
-    killswitch.ensure_trading_allowed(ws)  # never activated: allowed
-    assert not killswitch.is_active(ws)
+    assert not killswitch.is_active(ws)  # never activated: allowed, and the state file written
+    killswitch.ensure_trading_allowed(ws)
     started = time.monotonic()
     worker = threading.Thread(target=killswitch.activate, args=(ws, "key leak"))
     worker.start()

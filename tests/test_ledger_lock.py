@@ -153,7 +153,7 @@ def test_outbox_event_recorded_exactly_once(ws: Path, hold: object, tmp_path: Pa
     path = ledger_path(ws)
     holder = hold(path, 1.5)  # type: ignore[operator]
     t0 = time.monotonic()
-    entry = queue_event(path, "killswitch.activate", {"reason": "test"}, actor="ops")
+    entry = queue_event(path, "kill_switch.activate", {"reason": "test"}, actor="ops")
     assert time.monotonic() - t0 < 0.5  # never waits on the ledger lock
     assert holder.poll() is None
     holder.wait(timeout=10)
@@ -166,7 +166,7 @@ def test_outbox_event_recorded_exactly_once(ws: Path, hold: object, tmp_path: Pa
             return [
                 r[0]
                 for r in ledger.query(
-                    "SELECT details FROM control_events WHERE kind = 'killswitch.activate'"
+                    "SELECT details FROM control_events WHERE kind = 'kill_switch.activate'"
                 )
             ]
 
@@ -178,7 +178,7 @@ def test_outbox_event_recorded_exactly_once(ws: Path, hold: object, tmp_path: Pa
     assert recorded() == first
     assert outbox_path(path).stat().st_size == 0
     # A later event still goes through.
-    queue_event(path, "killswitch.activate", {"reason": "again"}, actor="ops")
+    queue_event(path, "kill_switch.activate", {"reason": "again"}, actor="ops")
     assert len(recorded()) == 2
 
 

@@ -86,12 +86,25 @@ def _exchanges(ws: Workspace) -> list[Check]:
 
 
 def _kill_switch(ws: Workspace) -> list[Check]:
-    from .risk.killswitch import read_state
+    """The state file against the ledger's record (read-only): a disagreement is a failure."""
+    from .risk.killswitch import effective_state
 
-    state = read_state(ws)
-    if state.active:
-        return [Check("kill switch", "warn", f"ACTIVE since {state.since}: {state.reason}")]
-    return [Check("kill switch", "ok", "inactive: trading allowed")]
+    eff = effective_state(ws)
+    state = eff.file
+    out = []
+    if eff.disagreement:
+        detail = f"{eff.disagreement}; trading is blocked (it fails closed)"
+        out.append(Check("kill switch", "fail", detail, 6))
+    elif eff.active:
+        out.append(Check("kill switch", "warn", f"ACTIVE since {state.since}: {state.reason}"))
+    elif eff.file_problem:
+        detail = f"inactive per the ledger; the state file is {eff.file_problem} (rewritten at the next trade)"
+        out.append(Check("kill switch", "ok", detail))
+    else:
+        out.append(Check("kill switch", "ok", "inactive: trading allowed"))
+    if eff.ledger_note:
+        out.append(Check("kill switch", "warn", f"ledger record not checked: {eff.ledger_note}"))
+    return out
 
 
 def run_doctor(ws: Workspace, now: datetime) -> list[Check]:

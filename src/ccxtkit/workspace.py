@@ -56,8 +56,11 @@ class Workspace:
     @property
     def ledger_path(self) -> Path:
         """The ledger file (refused if other users can read it)."""
+        from .ledger.outbox import watch
+
         ledger = self.path(self.config.ledger.path)
         check_private(ledger)
+        watch(ledger, self)  # a drain of its outbox alerts through this workspace's channels
         return ledger
 
     def open_ledger(self) -> AbstractContextManager[Ledger]:

@@ -11,7 +11,7 @@ from ccxtkit.errors import ExchangeError, FindingsError, KillSwitchActiveError, 
 from .output import console, note, print_json, state, table
 
 if TYPE_CHECKING:
-    from ccxtkit.risk.killswitch import Activation, KillSwitchState
+    from ccxtkit.risk.killswitch import Activation, Effective
 
 
 def kill_switch(
@@ -68,16 +68,16 @@ def kill_switch(
         _render_activation(st.json, result)
         _fail_if_needed(result)
     elif status:
-        from ccxtkit.risk.killswitch import read_state
+        from ccxtkit.risk.killswitch import effective_state
 
-        _render_state(st.json, read_state(ws))
+        _render_state(st.json, effective_state(ws))
     elif deactivate:
         from ccxtkit.risk.killswitch import deactivate as do_deactivate
-        from ccxtkit.risk.killswitch import read_state
+        from ccxtkit.risk.killswitch import effective_state
 
         if not auth_code:
             raise UsageError("--deactivate needs --auth-code CODE from your authenticator app")
-        was_active = read_state(ws).active
+        was_active = effective_state(ws).active
         after = do_deactivate(ws, auth_code, approver=approver)
         if st.json:
             print_json({"deactivated": was_active, "state": after})
@@ -167,7 +167,10 @@ def _render_activation(as_json: bool, result: Activation) -> None:
     console.print(f"KILL SWITCH ACTIVE since {s.since} ({s.trigger}: {s.reason})")
     rows = _account_rows([a.to_dict() for a in result.accounts])
     console.print(table("accounts swept", _COLUMNS, rows))
-    where = "ledger" if result.recorded_in == "ledger" else "outbox (ledger busy; drained later)"
+    where = {
+        "ledger": "ledger",
+        "outbox": "outbox (the ledger could not be written; moved into it later)",
+    }.get(result.recorded_in, "NOWHERE: neither the ledger nor the outbox could be written")
     console.print(f"done in {result.seconds:.2f} s; recorded in the {where}")
 
 
@@ -183,13 +186,15 @@ def _fail_if_needed(result: Activation) -> None:
         )
 
 
-def _render_state(as_json: bool, s: KillSwitchState) -> None:
+def _render_state(as_json: bool, eff: Effective) -> None:
     if as_json:
-        print_json(s)
+        print_json(eff.to_dict())
         return
-    if s.active:
-        console.print(f"kill switch ACTIVE since {s.since}")
-        console.print(f"  why: {s.reason}  (trigger: {s.trigger}, by {s.actor})")
+    s = eff.file
+    if eff.active:
+        console.print(f"kill switch ACTIVE since {s.since or '(unknown: see below)'}")
+        if s.reason:
+            console.print(f"  why: {s.reason}  (trigger: {s.trigger}, by {s.actor})")
     else:
         console.print("kill switch inactive: trading allowed")
         if s.since:
@@ -197,6 +202,14 @@ def _render_state(as_json: bool, s: KillSwitchState) -> None:
                 f"  last active since {s.since} ({s.trigger}: {s.reason}); "
                 f"deactivated {s.deactivated_at} by {s.deactivated_by}"
             )
+    if eff.disagreement:
+        console.print(f"  STATE PROBLEM: {eff.disagreement}; the switch fails closed")
+    elif eff.file_problem:
+        console.print(f"  note: the state file is {eff.file_problem}; the ledger decides")
+    if eff.last_event:
+        console.print(f"  ledger: last kill-switch event is {eff.last_event.describe()}")
+    if eff.ledger_note:
+        console.print(f"  ledger not checked: {eff.ledger_note}")
     last = s.last_activation
     if last:
         console.print(

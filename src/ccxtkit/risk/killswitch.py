@@ -1,60 +1,76 @@
-"""The kill switch: one small state file that blocks every new order, and the sweep behind it.
+"""The kill switch: a state file that blocks every new order at once, the sweep behind it, and
+its record in the ledger.
 
-`state/kill_switch.json` (0600, atomic writes, flock on `state/kill_switch.lock`) is the single
-source of truth. The trade path reads it right before each send (`ensure_trading_allowed`, or
-`order_send_guard` which also tells an activation that a send is in flight). It never touches the
-ledger lock: activation must work while a long reconcile holds the ledger, so its events go to
-the ledger when it is free within half a second and to the outbox otherwise.
+Where its state lives and how the two sources are reconciled is `switch_state`'s docstring (in
+short: the later of the state file and the ledger's last activate/deactivate event; a missing,
+unreadable or disagreeing file fails closed). This module writes them:
+- activation writes the file first (under `state/kill_switch.lock`, never the ledger lock), then
+  queues its event in the outbox, sweeps, alerts, and only then records the sweep: in the ledger
+  if it can be written within half a second, else in the outbox (busy, damaged, disk full);
+- deactivation checks the code, then, holding the ledger and the state file's lock, writes its
+  ledger event before the file. It waits for the ledger; it never goes through the outbox.
+The trade path reads the file right before each send (`ensure_trading_allowed`, or
+`order_send_guard`, which also tells an activation that a send is in flight) and compares it
+with the record inside the ledger visit that writes the order's intent (`check_recorded`).
 """
 
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
 
 from ccxtkit.auth.audit import queue_control_event, record_control_event
-from ccxtkit.errors import AuthorizationError, KillSwitchActiveError, UsageError
+from ccxtkit.errors import KillSwitchActiveError, UsageError
 from ccxtkit.filelock import flocked
-from ccxtkit.ledger.store import default_actor
+from ccxtkit.ledger.store import Ledger, default_actor
 from ccxtkit.logs import log
-from ccxtkit.workspace import Workspace, write_private
+from ccxtkit.workspace import Workspace
 
+from .deactivation import deactivate
 from .flatten import AccountResult, sweep_account
+from .switch_state import (
+    ACTIVATE,
+    DEACTIVATE_HINT,
+    MISSING,
+    Effective,
+    KillSwitchState,
+    effective_state,
+    lock_path,
+    read_file,
+    restore_inactive,
+    state_path,
+    write_file,
+)
+from .switch_state import alert as _alert
+from .switch_state import check_recorded as _check_recorded
+
+__all__ = [
+    "DEACTIVATE_HINT",
+    "Activation",
+    "Effective",
+    "KillSwitchState",
+    "activate",
+    "check_recorded",
+    "deactivate",
+    "effective_state",
+    "ensure_trading_allowed",
+    "is_active",
+    "order_send_guard",
+    "read_state",
+    "state_path",
+]
 
 #: How long one account's sweep may take before it is reported as failed.
 DEFAULT_TIMEOUT_SECONDS = 30.0
 #: How long activation waits for an order send that was in flight when it began.
 IN_FLIGHT_WAIT_SECONDS = 30.0
-DEACTIVATE_HINT = "deactivate with `vhc kill-switch --deactivate --auth-code CODE`"
-
-
-@dataclass
-class KillSwitchState:
-    """What `state/kill_switch.json` holds."""
-
-    active: bool = False
-    since: str | None = None
-    reason: str | None = None
-    trigger: str | None = None
-    actor: str | None = None
-    deactivated_at: str | None = None
-    deactivated_by: str | None = None
-    last_activation: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> KillSwitchState:
-        """Build from the file's JSON, ignoring keys this version does not know."""
-        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-        return cls(**known)
 
 
 @dataclass
@@ -64,7 +80,7 @@ class Activation:
     state: KillSwitchState
     accounts: list[AccountResult]
     seconds: float
-    recorded_in: str  # "ledger" or "outbox"
+    recorded_in: str  # "ledger", "outbox" or "nowhere" (see audit.record_control_event)
 
     @property
     def ok(self) -> bool:
@@ -74,11 +90,6 @@ class Activation:
     def failed(self) -> list[AccountResult]:
         """The accounts that reported a failure."""
         return [a for a in self.accounts if not a.ok]
-
-
-def state_path(ws: Workspace) -> Path:
-    """Where the kill switch's state lives (the metrics exporter reads `active` here too)."""
-    return ws.state_dir / "kill_switch.json"
 
 
 def _send_lock_path(ws: Workspace) -> Path:
@@ -91,43 +102,89 @@ def _now_iso(now: datetime | None) -> str:
 
 # -- reading: cheap enough for every order ---------------------------------------------------
 def read_state(ws: Workspace) -> KillSwitchState:
-    """The current state; a missing file means never activated.
+    """What the state file says (a missing file: never activated); see `effective_state`.
 
-    An unreadable file fails closed: it raises KillSwitchActiveError, because a switch we cannot
-    read must not let orders through.
+    An unreadable file raises KillSwitchActiveError: a switch we cannot read blocks orders.
     """
-    path = state_path(ws)
-    try:
-        data = json.loads(path.read_bytes())
-        if not isinstance(data, dict) or not isinstance(data.get("active"), bool):
-            raise ValueError("no boolean 'active'")
-    except FileNotFoundError:
+    state, problem = read_file(ws)
+    if state is not None:
+        return state
+    if problem == MISSING:
         return KillSwitchState()
-    except (OSError, ValueError) as exc:
-        raise KillSwitchActiveError(
-            f"the kill switch state {path} is unreadable ({exc}); trading is blocked until "
-            "it is repaired: activate again with `vhc kill-switch --activate --reason ...` "
-            f"and then {DEACTIVATE_HINT}"
-        ) from None
-    return KillSwitchState.from_dict(data)
+    raise _unreadable(ws, problem)
+
+
+def _unreadable(ws: Workspace, problem: str | None) -> KillSwitchActiveError:
+    return KillSwitchActiveError(
+        f"the kill switch state {state_path(ws)} is {problem}; trading is blocked until it is "
+        "repaired: activate again with `vhc kill-switch --activate --reason ...` and then "
+        f"{DEACTIVATE_HINT}"
+    )
 
 
 def is_active(ws: Workspace) -> bool:
-    """True when the kill switch blocks trading (an unreadable state counts as active)."""
-    try:
-        return read_state(ws).active
-    except KillSwitchActiveError:
+    """True when the switch blocks trading: the file and the ledger's record (read-only).
+
+    A file that says active answers at once; otherwise the record decides, and a record that
+    cannot be read (busy, damaged) counts as active. A missing file that the record shows
+    inactive is written back, so the check right before a send lets it through.
+    """
+    state, _ = read_file(ws)
+    if state is not None and state.active:
         return True
+    eff = effective_state(ws)
+    if eff.file_problem == MISSING and not eff.active and eff.record_read:
+        restore_inactive(ws, eff.last_event)  # what the record says, for the pre-send check
+    return eff.active or not eff.record_read
 
 
-def ensure_trading_allowed(ws: Workspace) -> None:
-    """Raise KillSwitchActiveError (exit 4) when the kill switch is active."""
-    state = read_state(ws)
+def ensure_trading_allowed(ws: Workspace, missing_ok: bool = False) -> None:
+    """Raise KillSwitchActiveError (exit 4) unless the state file says inactive.
+
+    The file only, no ledger lock: fast enough for right before a send. A missing file is
+    active, unless `missing_ok` (an early check whose ledger visit will decide, see
+    `check_recorded`).
+    """
+    state, problem = read_file(ws)
+    if state is None:
+        if problem == MISSING:
+            if missing_ok:
+                return
+            raise KillSwitchActiveError(
+                f"the kill switch state {state_path(ws)} is missing; no orders are sent until "
+                "the ledger confirms the switch is off (see `vhc kill-switch --status`)"
+            )
+        raise _unreadable(ws, problem)
     if state.active:
         raise KillSwitchActiveError(
             f"the kill switch is active since {state.since} ({state.trigger}: {state.reason}); "
             f"no orders are sent; {DEACTIVATE_HINT}"
         )
+
+
+def check_recorded(ws: Workspace, ledger: Ledger) -> None:
+    """In a ledger visit before a send: refuse (exit 4) if the record says active, alerting
+    when the file disagrees with it (deleted or edited). Never takes the ledger lock itself."""
+    eff = _check_recorded(ws, ledger)
+    if not eff.active:
+        return
+    if eff.disagreement is None:
+        s = eff.file  # file and record agree: the switch is simply on
+        raise KillSwitchActiveError(
+            f"the kill switch is active since {s.since} ({s.trigger}: {s.reason}); "
+            f"no orders are sent; {DEACTIVATE_HINT}"
+        )
+    _alert(
+        ws,
+        "critical",
+        "Kill switch state file disagrees with the ledger",
+        f"{eff.disagreement}. Trading stays blocked. Someone may have moved or edited "
+        f"{state_path(ws)}; find out who, then {DEACTIVATE_HINT} if trading may resume.",
+        key="kill_switch.state_disagrees",
+    )
+    raise KillSwitchActiveError(
+        f"the kill switch is active: {eff.disagreement}; no orders are sent; {DEACTIVATE_HINT}"
+    )
 
 
 @contextmanager
@@ -146,13 +203,11 @@ def order_send_guard(ws: Workspace) -> Iterator[None]:
 @contextmanager
 def _locked(ws: Workspace) -> Iterator[KillSwitchState]:
     """Read-modify-write the state under its flock; the yielded state is written back."""
-    with flocked(ws.state_dir / "kill_switch.lock"):
-        try:
-            current = read_state(ws)
-        except KillSwitchActiveError:
-            current = KillSwitchState()  # an unreadable state is replaced by this write
+    with flocked(lock_path(ws)):
+        current, _ = read_file(ws)  # a missing or unreadable state is replaced by this write
+        current = current or KillSwitchState()
         yield current
-        write_private(state_path(ws), json.dumps(asdict(current), indent=2, sort_keys=True))
+        write_file(ws, current)
 
 
 def _run_all(
@@ -252,7 +307,7 @@ def activate(
     in_flight = _sends_in_flight(ws)
     # 2. The audit event, durably and without waiting on the ledger lock.
     event = {"reason": reason, "trigger": trigger, "since": state.since, "flatten": flatten}
-    queue_control_event(ws, "kill_switch.activate", event, actor=who)
+    queue_control_event(ws, ACTIVATE, event, actor=who)
     # 3. Every enabled account at once.
     names = sorted(ws.config.enabled_exchanges())
 
@@ -281,9 +336,8 @@ def activate(
             "seconds": round(seconds, 3),
             "accounts": report,
         }
-    sweep = {"reason": reason, "trigger": trigger, "ok": ok, "accounts": report}
-    recorded_in = record_control_event(ws, "kill_switch.sweep", sweep, actor=who)
     failed = [r.account for r in results if not r.ok]
+    # 5. The alert before the record: a broken ledger must not keep anyone from hearing it.
     _alert(
         ws,
         "critical",
@@ -293,51 +347,6 @@ def activate(
         + f" {DEACTIVATE_HINT}.",
         key=f"kill_switch.activate.{trigger}",
     )
+    sweep = {"reason": reason, "trigger": trigger, "ok": ok, "accounts": report}
+    recorded_in = record_control_event(ws, "kill_switch.sweep", sweep, actor=who)
     return Activation(state=final, accounts=results, seconds=seconds, recorded_in=recorded_in)
-
-
-def deactivate(
-    ws: Workspace,
-    code: str,
-    approver: str = "admin",
-    actor: str | None = None,
-    now: datetime | None = None,
-) -> KillSwitchState:
-    """Lift the kill switch after a fresh TOTP code; every attempt is an audit event."""
-    from ccxtkit.auth.totp import verify_code
-
-    who = actor or default_actor()
-    if not read_state(ws).active:
-        return read_state(ws)
-    try:
-        verify_code(ws, code, approver, purpose="kill_switch.deactivate", now=now)
-    except AuthorizationError as exc:
-        details = {"approver": approver, "error": exc.message}
-        record_control_event(ws, "kill_switch.deactivate_failed", details, actor=who)
-        raise
-    with _locked(ws) as state:
-        was = {"since": state.since, "reason": state.reason, "trigger": state.trigger}
-        state.active = False
-        state.deactivated_at, state.deactivated_by = _now_iso(now), f"{who} (approver {approver})"
-    record_control_event(ws, "kill_switch.deactivate", {**was, "approver": approver}, actor=who)
-    _alert(
-        ws,
-        "warning",
-        "Kill switch deactivated",
-        f"Trading is allowed again (deactivated by {who}, approver {approver}; "
-        f"it was active since {was['since']}: {was['reason']}).",
-        key="kill_switch.deactivate",
-    )
-    return state
-
-
-def _alert(
-    ws: Workspace, severity: Literal["info", "warning", "critical"], title: str, body: str, key: str
-) -> None:
-    """Send through the alerting interface; a failing channel is only logged."""
-    from ccxtkit.alerts import Alert, send_alert
-
-    try:
-        send_alert(ws, Alert(severity, title, body, key))  # logs it, and never raises by contract
-    except Exception as exc:  # noqa: BLE001 - belt and braces: an alert must not undo the switch
-        log.warning("alert %r not sent: %s", key, exc)

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ccxtkit.errors import LedgerBusyError
-from ccxtkit.ledger import outbox
 
 if TYPE_CHECKING:
     from ccxtkit.ledger.store import Ledger
@@ -25,8 +24,11 @@ def set_event(name: str, kind: str, backend: str, location: str) -> dict[str, An
 def record_set(
     ledger_path: Path, wait_seconds: float, details: dict[str, Any], now: datetime
 ) -> str:
-    """Record a `secret.set` event; if the ledger is busy, queue it so it is never lost."""
-    from ccxtkit.ledger.store import default_actor, open_ledger
+    """Record a `secret.set` event; a busy ledger leaves it unrecorded (said in the result).
+
+    Not queued in the outbox: that carries kill-switch events only (ledger.outbox).
+    """
+    from ccxtkit.ledger.store import open_ledger
 
     try:
         with open_ledger(ledger_path, wait_seconds) as ledger:
@@ -35,15 +37,7 @@ def record_set(
             )
         return f"ledger seq {seq}"
     except LedgerBusyError:
-        outbox.queue_event(
-            ledger_path,
-            EVENT_KIND,
-            details,
-            actor=default_actor(),
-            subject=str(details["name"]),
-            timestamp=now,
-        )
-        return "queued for the ledger (it was busy)"
+        return "not recorded in the ledger (it was busy): its age may show as unknown"
 
 
 def last_set_times(ledger: Ledger) -> dict[tuple[str, str], datetime]:

@@ -100,7 +100,8 @@ def place_order(ws: Workspace, request: OrderRequest) -> PlaceResult:
     account = ws.config.exchange(request.exchange)
     if not account.enabled:
         raise InputError(f"exchange account {request.exchange!r} is disabled in the config")
-    killswitch.ensure_trading_allowed(ws)
+    # Early and cheap; a missing state file is decided against the ledger in the intent visit.
+    killswitch.ensure_trading_allowed(ws, missing_ok=True)
     client = connect(ws, request.exchange)
     try:
         return _place(ws, client, request, is_live_account(request.exchange, account))
@@ -195,6 +196,8 @@ def _check_and_record_intent(
     held_prices = {a: price for a, price in p.prices.items() if a in p.balances}
     now = now_utc()
     with ws.open_ledger() as ledger:
+        # The state file against the ledger's record, under the lock this visit holds.
+        killswitch.check_recorded(ws, ledger)
         resolved = [r.client_order_id for r in record_resolutions(ledger, p.resolutions)]
         # A fresh whole snapshot keeps the exposure query from summing the entire history.
         record_snapshot(ledger, request.exchange, p.balances, held_prices, p.balances_at, "trade")
