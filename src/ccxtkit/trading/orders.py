@@ -33,7 +33,7 @@ from ..logs import log
 from ..money import is_usd_like, to_decimal
 from ..risk import killswitch
 from ..risk.exposure import build_exposure
-from ..risk.limits import CheckResult, OrderProposal, check_order
+from ..risk.limits import CheckResult, OrderProposal, check_order, order_value_usd
 from ..workspace import Workspace
 from . import inflight, recording
 from .accounts import connect, is_live_account
@@ -150,6 +150,9 @@ def _prepare(ws: Workspace, client: ExchangeClient, request: OrderRequest) -> _P
         price=request.price if request.type == "limit" and request.price else ticker.last,
         quote_usd=Decimal(1) if is_usd_like(market.quote) else prices.get(market.quote),
         fee_rate=_fee_rate(ws, request.exchange),
+        bid=ticker.bid,
+        ask=ticker.ask,
+        base_usd=prices.get(market.base),
     )
     return _Prepared(market.symbol, proposal, balances, balances_at, prices, resolutions)
 
@@ -233,7 +236,7 @@ def _check_and_record_intent(
         type=request.type,
         amount=request.amount,
         price=p.proposal.price,
-        value_usd=_value(p.proposal),
+        value_usd=order_value_usd(p.proposal),
         live=live,
         dry_run=request.dry_run,
         checks=checks,
@@ -368,12 +371,6 @@ def _intent_row(
         "source": "trade",
         "live": live,
     }
-
-
-def _value(p: OrderProposal) -> Decimal | None:
-    if is_usd_like(p.quote):
-        return p.amount * p.price
-    return None if p.quote_usd is None else p.amount * p.price * p.quote_usd
 
 
 def _fee_rate(ws: Workspace, exchange: str) -> Decimal:
