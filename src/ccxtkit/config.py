@@ -57,11 +57,13 @@ class ExchangeConfig(Model):
 
 
 class CircuitBreaker(Model):
-    """N failed or rejected orders within M minutes trip the kill switch."""
+    """N failed or rejected orders within M minutes (mode `window`), or N in a row with no
+    order filling between them (mode `consecutive`), trip the kill switch."""
 
     enabled: bool = True
     max_failures: int = Field(default=10, ge=1)
     window_minutes: int = Field(default=5, ge=1)
+    mode: Literal["window", "consecutive"] = "window"
 
 
 class RiskConfig(Model):
@@ -74,6 +76,7 @@ class RiskConfig(Model):
     kill_switch_enabled: bool = True
     max_open_orders: int = Field(default=50, ge=0)
     max_open_positions: int | None = Field(default=None, ge=0)
+    max_position_pct: Decimal | None = Field(default=None, ge=0, le=100)  # % of portfolio
     daily_loss_limit: Decimal | str | None = None  # USD amount, or "5%" of capital
     circuit_breaker: CircuitBreaker = Field(default_factory=CircuitBreaker)
 

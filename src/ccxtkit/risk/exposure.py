@@ -30,6 +30,11 @@ so a ledger of a million trades costs tens of milliseconds. The rules:
   `order_events` row (by seq) is not terminal, or that have no event yet (an intent whose
   fate is unknown may be live on the exchange). Terminal: event filled, canceled,
   rejected, failed, expired, not_found, or a ccxt status closed/canceled/expired/rejected.
+- **Pending**: what is left to fill of each open order (amount - filled) counts as if it
+  filled: a buy adds remaining x the base's USD price to the base's position, a sell for a
+  non-USD quote adds its proceeds to the quote's position, and every remainder adds its
+  worst-case value (the limit, or the market when higher for a sell, or when it is a market
+  order) to today's volume. A cancelled or expired remainder is terminal and counts no more.
 - **Realised PnL today** (an approximation, no lot matching; only with `with_pnl=True` or
   `realised_pnl_today`, because it reads every buy of the assets sold today): for each
   asset, today's sells' USD proceeds minus amount sold x the asset's average USD buy price
@@ -141,14 +146,23 @@ moves AS (
 SELECT asset, sum(qty) FROM moves GROUP BY asset
 """
 
-_OPEN_ORDERS_SQL = f"""
+#: Every order that is not terminal (or has no event yet: an intent whose fate is unknown may
+#: be live on the exchange), with what is left of it to fill.
+_PENDING_SQL = f"""
 WITH latest AS (
     SELECT exchange, client_order_id, arg_max(event, seq) AS event,
-           arg_max(status, seq) AS status
+           arg_max(status, seq) AS status,
+           arg_max(filled, CASE WHEN filled IS NULL THEN 0 ELSE seq END) AS filled
     FROM order_events GROUP BY exchange, client_order_id
+),
+o AS (
+    SELECT exchange, client_order_id, arg_min(symbol, seq) AS symbol, arg_min(side, seq) AS side,
+           arg_min(type, seq) AS type, arg_min(amount, seq) AS amount,
+           arg_min(price, seq) AS price
+    FROM orders GROUP BY exchange, client_order_id
 )
-SELECT count(*) FROM (SELECT DISTINCT exchange, client_order_id FROM orders) o
-LEFT JOIN latest e USING (exchange, client_order_id)
+SELECT o.symbol, o.side, o.type, o.amount, o.price, coalesce(e.filled, 0)
+FROM o LEFT JOIN latest e USING (exchange, client_order_id)
 WHERE e.event IS NULL
    OR (lower(e.event) NOT IN {_in(TERMINAL_EVENTS)}
        AND coalesce(lower(e.status), '') NOT IN {_in(TERMINAL_STATUSES)})
@@ -333,7 +347,8 @@ def _build(
             continue
         positions[asset] = amount * price
     portfolio = sum(positions.values(), ZERO)
-    ((open_count,),) = ledger.query(_OPEN_ORDERS_SQL)
+    pending = ledger.query(_PENDING_SQL)
+    pend = _pending(pending, prices_usd, unpriced)
     snap_high = _snapshot_high(ledger)
     pnl = _realised(ledger, today.sold, prices_usd) - today.fees_usd if with_pnl else None
     return Exposure(
@@ -341,14 +356,58 @@ def _build(
         positions_usd=positions,
         portfolio_usd=portfolio,
         high_water_usd=portfolio if snap_high is None else max(portfolio, snap_high),
-        open_orders=int(open_count),
+        open_orders=len(pending),
         free_balances=free,
         realised_pnl_today_usd=pnl,
         quantities=qty,
         unpriced=frozenset(unpriced),
-        volume_unpriced=frozenset(today.volume_unpriced),
+        volume_unpriced=frozenset(today.volume_unpriced | pend.volume_unpriced),
         as_of=now,
+        pending_usd=pend.positions,
+        pending_volume_usd=pend.volume,
+        pending_assets=frozenset(pend.positions),
     )
+
+
+@dataclass
+class _Pending:
+    positions: dict[str, Decimal] = field(default_factory=dict)
+    volume: Decimal = ZERO
+    volume_unpriced: set[str] = field(default_factory=set)
+
+
+def _pending(
+    rows: list[tuple[Any, ...]], prices_usd: Mapping[str, Decimal], unpriced: set[str]
+) -> _Pending:
+    """What the open orders' remainders would add to positions and to today's volume."""
+    out = _Pending()
+    for symbol, side, kind, amount, price, filled in rows:
+        base, _, quote = str(symbol).partition("/")
+        quote = quote.split(":")[0]
+        remaining = Decimal(amount) - Decimal(filled or 0)
+        if remaining <= 0:
+            continue
+        base_usd, quote_usd = _price(base, prices_usd), _price(quote, prices_usd)
+        limit_usd = None if price is None or quote_usd is None else Decimal(price) * quote_usd
+        # Worst case for the limits: a buy fills at its limit, a sell at the higher of its
+        # limit and the market, a market order at the market.
+        candidates = [v for v in (limit_usd, base_usd) if v is not None]
+        unit: Decimal | None = max(candidates) if candidates else None
+        if kind == "limit" and side == "buy" and limit_usd is not None:
+            unit = limit_usd
+        if unit is None:
+            out.volume_unpriced.add(base if base_usd is None else quote)
+            if not is_usd_like(base):
+                unpriced.add(base)
+            continue
+        out.volume += remaining * unit
+        acquired = base if side == "buy" else quote
+        if is_usd_like(acquired):
+            continue
+        # The position is valued at the market; a sell's proceeds at its worst fill.
+        add = remaining * (base_usd if side == "buy" and base_usd is not None else unit)
+        out.positions[acquired] = out.positions.get(acquired, ZERO) + add
+    return out
 
 
 def _realised(

@@ -3,23 +3,29 @@
 Flattening sells each spot holding that is not one of the account's `cash_currencies` into
 cash at market, down to the account's `dust`. Errors never escape: each becomes a line of the
 account's result, so one broken account cannot stop the report of the others.
+
+Everything the sweep does is on the record like any other order: each flatten sell goes
+through the trade path's intent -> send once -> outcome -> fills (`trading.orders.
+send_emergency`: client order id, lookup on a lost reply, never resent blindly), and the final
+state (and any fills) of every order it cancelled is recorded against the order's intent. No
+ledger write waits more than half a second: when the ledger is busy, the intents wait in the
+emergency journal and the next writer resolves them against the exchange.
 """
 
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 from typing import TYPE_CHECKING, Any
 
-from ccxtkit.errors import VhcError
+from ccxtkit.errors import LedgerBusyError, OrderOutcomeUnknown, VhcError
 from ccxtkit.logs import log, redact
 from ccxtkit.money import fmt
 
 if TYPE_CHECKING:
     from ccxtkit.config import ExchangeConfig
-    from ccxtkit.exchanges.base import ExchangeClient, Market
+    from ccxtkit.exchanges.base import ExchangeClient, Market, Order
     from ccxtkit.workspace import Workspace
 
 
@@ -68,12 +74,14 @@ def sweep_account(ws: Workspace, name: str, flatten: bool) -> AccountResult:
         from ccxtkit.secrets import resolve_credentials
 
         client = open_exchange(ws, name, resolve_credentials(ws, name))
+        before = client.fetch_open_orders()
         result.cancelled = cancel_everything(client)
         result.still_open = [o.id for o in client.fetch_open_orders()]
         if result.still_open:
             result.errors.append(f"{len(result.still_open)} order(s) still open after cancelling")
+        record_cancelled(ws, name, client, [o for o in before if o.id in result.cancelled])
         if flatten:
-            flatten_account(client, ws.config.exchange(name), result)
+            flatten_account(client, ws.config.exchange(name), result, ws=ws, name=name)
     except Exception as exc:  # noqa: BLE001 - reported per account, never fatal to the sweep
         result.errors.append(_describe(exc))
         log.warning("kill switch sweep of %s failed: %s", name, _describe(exc))
@@ -85,6 +93,42 @@ def sweep_account(ws: Workspace, name: str, flatten: bool) -> AccountResult:
                 log.debug("closing %s: %s", name, exc)
         result.seconds = time.monotonic() - started
     return result
+
+
+def record_cancelled(ws: Workspace, name: str, client: ExchangeClient, orders: list[Order]) -> int:
+    """Record each cancelled order's final state (and fills) against its intent in the ledger.
+
+    Orders vhc did not place have no intent and are left to reconciliation. A busy ledger
+    leaves them pending: the next `trade recover` (or order) looks them up. Returns how many
+    were recorded.
+    """
+    from ccxtkit.trading import emergency, recording
+
+    finals = []
+    for order in orders:
+        try:
+            finals.append(client.fetch_order(order.id, order.symbol))
+        except Exception as exc:  # noqa: BLE001 - recovery will ask again
+            log.warning("final state of cancelled order %s unknown: %s", order.id, _describe(exc))
+    if not finals:
+        return 0
+    recorded = 0
+    try:
+        with emergency.open_briefly(ws) as ledger, ledger.transaction():
+            pending = recording.pending_orders(ledger, name)
+            by_order = {p["order_id"]: p for p in pending if p["order_id"]}
+            by_client = {p["client_order_id"]: p for p in pending}
+            for final in finals:
+                known = by_order.get(final.id) or by_client.get(final.client_order_id or "")
+                if known is None:
+                    continue
+                cid = known["client_order_id"]
+                recording.record_order_state(ledger, name, cid, final, {"via": "kill_switch"})
+                recording.record_fills(ledger, name, final.trades, "kill_switch", cid)
+                recorded += 1
+    except LedgerBusyError:
+        log.warning("ledger busy: %d cancelled order(s) left to `trade recover`", len(finals))
+    return recorded
 
 
 def cancel_everything(client: ExchangeClient) -> list[str]:
@@ -114,8 +158,18 @@ def _floor(amount: Decimal, step: Decimal | None) -> Decimal:
     return (amount / step).to_integral_value(rounding=ROUND_DOWN) * step
 
 
-def flatten_account(client: ExchangeClient, account: ExchangeConfig, result: AccountResult) -> None:
-    """Sell every non-cash holding above dust at market; each outcome goes into `result`."""
+def flatten_account(
+    client: ExchangeClient,
+    account: ExchangeConfig,
+    result: AccountResult,
+    *,
+    ws: Workspace,
+    name: str,
+) -> None:
+    """Sell every non-cash holding above dust at market through the trade path's one record."""
+    from ccxtkit.trading.accounts import is_live_account
+    from ccxtkit.trading.orders import OrderRequest, send_emergency
+
     cash = [c.upper() for c in account.cash_currencies]
     balances = client.fetch_balance()
     markets = client.load_markets()
@@ -127,29 +181,31 @@ def flatten_account(client: ExchangeClient, account: ExchangeConfig, result: Acc
             result.errors.append(f"{asset}: no market to sell {fmt(balance.free)} into cash")
             continue
         amount = _floor(balance.free, market.amount_step)
+        entry = {"asset": asset, "symbol": market.symbol, "amount": fmt(amount)}
         if amount <= 0 or (market.min_amount is not None and amount < market.min_amount):
-            result.closed.append(
-                {
-                    "asset": asset,
-                    "symbol": market.symbol,
-                    "amount": fmt(balance.free),
-                    "status": "below_minimum",
-                }
+            result.closed.append({**entry, "amount": fmt(balance.free), "status": "below_minimum"})
+            continue
+        request = OrderRequest(name, market.symbol, "sell", amount, source="kill_switch")
+        try:
+            cid, order, _ = send_emergency(
+                ws, client, request, market.symbol, is_live_account(name, account)
+            )
+        except OrderOutcomeUnknown as exc:
+            # On the record as unknown: `vhc trade recover` resolves it; never sell again blind.
+            result.closed.append({**entry, "status": "unknown", "note": _describe(exc)})
+            result.errors.append(
+                f"{asset}: the outcome of selling {fmt(amount)} is unknown (recorded; run "
+                "`vhc trade recover`, do not sell again by hand)"
             )
             continue
-        client_id = "ks" + uuid.uuid4().hex[:16]
-        try:
-            order = client.create_order(market.symbol, "sell", "market", amount, None, client_id)
         except Exception as exc:  # noqa: BLE001 - one asset's failure must not stop the others
             result.errors.append(f"{asset}: selling {fmt(amount)} failed: {_describe(exc)}")
             continue
         result.closed.append(
             {
-                "asset": asset,
-                "symbol": market.symbol,
-                "amount": fmt(amount),
-                "order_id": order.id,
-                "client_order_id": client_id,
-                "status": order.status,
+                **entry,
+                "order_id": order.id if order else "",
+                "client_order_id": cid,
+                "status": order.status if order else "unknown",
             }
         )

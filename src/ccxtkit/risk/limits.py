@@ -5,13 +5,21 @@ USD price of the order's quote currency. Every limit passes *at* its value and r
 smallest unit over it. The checks, in the order they are reported:
 
 - valuation: an order whose quote is not USD-like needs `quote_usd`; without it nothing can
-  be valued, so it is refused rather than valued at zero.
-- risk.max_order_value: order value in USD (amount x price x quote_usd).
-- risk.max_daily_volume: today's traded volume across all exchanges + this order.
-- risk.max_position_size: the position in the asset the order *acquires*, after the order
-  (a buy acquires the base; a sell whose quote is not USD-like acquires the quote, e.g.
-  selling ETH for BTC grows the BTC position). Selling into USD-like cash only reduces
-  risk, and USD-like assets are cash, never a position.
+  be valued, so it is refused rather than valued at zero. Every order is valued at the worst
+  price it can fill at (`fill_price`): a market buy at the ask, a limit buy at its limit, a
+  market sell at the bid, a limit sell at max(limit, bid) (a marketable sell fills at the
+  bid, not at its limit).
+- risk.max_order_value: order value in USD (amount x fill price x quote_usd).
+- risk.max_daily_volume: today's traded volume across all exchanges + the remainders of
+  every non-terminal order and unresolved intent (`Exposure.pending_volume_usd`) + this order.
+- risk.max_position_size: the position in the asset the order *acquires*, after the order,
+  counting what non-terminal orders would add (`Exposure.pending_usd`); the position an
+  order creates is valued at the market price (a buy: amount x base_usd; a sell whose quote
+  is not USD-like acquires the quote, e.g. selling ETH for BTC grows the BTC position by its
+  proceeds). Selling into USD-like cash only reduces risk, and USD-like assets are cash,
+  never a position.
+- risk.max_position_pct: the same position as a percentage of the portfolio's value
+  (capital); 0 or unset disables it.
 - risk.max_drawdown_pct: once the portfolio is this far (or further) below its high-water
   mark, orders that add risk are refused. This one limit refuses *at* its value, because
   "stop when the portfolio is this far down" includes "exactly this far", and it matches
@@ -22,6 +30,8 @@ smallest unit over it. The checks, in the order they are reported:
   sell needs base free >= amount. Balances the exchange does not report count as zero
   (ccxt leaves empty balances out).
 - risk.max_open_orders: open orders across all accounts + this order.
+- risk.max_open_positions: a buy that opens a position in an asset not yet held (above the
+  dust) when that many are already held or pending is refused; unset disables it.
 """
 
 from __future__ import annotations
@@ -45,9 +55,11 @@ _PRECISION = 120
 class OrderProposal:
     """An order about to be sent: amounts in base units, `price` in quote per base.
 
-    For a market order `price` is the current ticker price (what it is expected to fill at).
-    `quote_usd` is the USD price of one unit of the quote currency (ignored when the quote is
-    USD-like); `fee_rate` the expected taker fee as a fraction (0.0026 = 0.26 %).
+    For a market order `price` is the current ticker price; for a limit order, its limit.
+    `bid`/`ask` are the book's best prices (None when unknown: `price` stands in), `quote_usd`
+    the USD price of one unit of the quote currency (ignored when the quote is USD-like),
+    `base_usd` the base's USD market price (None: valued through price x quote_usd), and
+    `fee_rate` the expected taker fee as a fraction (0.0026 = 0.26 %).
     """
 
     exchange: str
@@ -60,6 +72,9 @@ class OrderProposal:
     price: Decimal
     quote_usd: Decimal | None = None
     fee_rate: Decimal = ZERO
+    bid: Decimal | None = None
+    ask: Decimal | None = None
+    base_usd: Decimal | None = None
 
     def __post_init__(self) -> None:
         if self.side not in ("buy", "sell"):
@@ -80,7 +95,9 @@ class Exposure:
     quantities: the same holdings in units; unpriced: assets held (or traded today) that
     had no USD price, so they are not in positions_usd / portfolio_usd / daily_volume_usd;
     free_balances: free amount per asset on the order's exchange, as the exchange reported;
-    realised_pnl_today_usd: None unless asked for (it costs a scan; the limits never use it).
+    realised_pnl_today_usd: None unless asked for (it costs a scan; the limits never use it);
+    pending_usd: per asset, what non-terminal orders and unresolved intents would add to its
+    position; pending_volume_usd: their unfilled value (it trades today if they fill).
     """
 
     daily_volume_usd: Decimal
@@ -94,6 +111,9 @@ class Exposure:
     unpriced: frozenset[str] = frozenset()
     volume_unpriced: frozenset[str] = frozenset()
     as_of: datetime | None = None
+    pending_usd: Mapping[str, Decimal] = field(default_factory=dict)
+    pending_volume_usd: Decimal = ZERO
+    pending_assets: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -135,14 +155,47 @@ def _pct(value: Decimal, exact: bool) -> str:
     return f"{value.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP)}%"
 
 
-def order_value_usd(p: OrderProposal) -> Decimal | None:
-    """The order's value in USD, or None when the quote is not USD-like and has no price."""
+def fill_price(p: OrderProposal) -> Decimal:
+    """The worst price (quote per base) the order can fill at, for valuing it."""
+    if p.side == "buy":
+        if p.type == "limit":
+            return p.price
+        return p.ask if p.ask is not None and p.ask > 0 else p.price
+    bid = p.bid if p.bid is not None and p.bid > 0 else None
+    if p.type == "limit":
+        # A limit sell below the bid is marketable: it fills at the bid, not at its limit.
+        return p.price if bid is None else max(p.price, bid)
+    return p.price if bid is None else bid
+
+
+def _quote_rate(p: OrderProposal) -> Decimal | None:
     rate = Decimal(1) if is_usd_like(p.quote) else p.quote_usd
-    if rate is None or rate <= 0:
+    return None if rate is None or rate <= 0 else rate
+
+
+def order_value_usd(p: OrderProposal) -> Decimal | None:
+    """The order's value in USD at its worst fill price; None when its quote has no price."""
+    rate = _quote_rate(p)
+    if rate is None:
         return None
     with localcontext() as ctx:
         ctx.prec = _PRECISION
-        return p.amount * p.price * rate
+        return p.amount * fill_price(p) * rate
+
+
+def position_added_usd(p: OrderProposal) -> Decimal | None:
+    """What the order adds to the position it grows, valued at the market price, in USD."""
+    if acquired_asset(p) is None:
+        return ZERO
+    with localcontext() as ctx:
+        ctx.prec = _PRECISION
+        if p.side == "buy" and p.base_usd is not None and p.base_usd > 0:
+            return p.amount * p.base_usd
+        if p.side == "buy":
+            rate = _quote_rate(p)
+            market = p.ask if p.type == "market" and p.ask else p.price
+            return None if rate is None else p.amount * market * rate
+        return order_value_usd(p)  # a sell for a non-USD quote acquires its proceeds
 
 
 def acquired_asset(p: OrderProposal) -> str | None:
@@ -192,6 +245,11 @@ def _cap(name: str, what: str, used: Decimal, add: Decimal, limit: Decimal) -> C
     return CheckResult(name, ok, total, limit, headroom, message)
 
 
+def held_usd(e: Exposure, asset: str) -> Decimal:
+    """The position in `asset` the limits count: holdings + what pending orders would add."""
+    return max(e.positions_usd.get(asset, ZERO), ZERO) + e.pending_usd.get(asset, ZERO)
+
+
 def _position(p: OrderProposal, e: Exposure, value: Decimal, risk: RiskConfig) -> CheckResult:
     name = "risk.max_position_size"
     limit = risk.max_position_size
@@ -208,7 +266,60 @@ def _position(p: OrderProposal, e: Exposure, value: Decimal, risk: RiskConfig) -
             f"no USD price for {asset}, which is held: cannot check {name} "
             f"(pass a {asset}/USD price when building the exposure)",
         )
-    return _cap(name, f"{asset} position", e.positions_usd.get(asset, ZERO), value, limit)
+    what = f"{asset} position" + (" incl. open orders" if e.pending_usd.get(asset) else "")
+    return _cap(name, what, held_usd(e, asset), value, limit)
+
+
+def _position_pct(p: OrderProposal, e: Exposure, value: Decimal, risk: RiskConfig) -> CheckResult:
+    """risk.max_position_pct: the acquired position after the order as a % of the portfolio."""
+    name = "risk.max_position_pct"
+    limit = risk.max_position_pct or ZERO
+    asset = acquired_asset(p)
+    if limit <= 0:
+        return CheckResult(name, True, ZERO, limit, limit, f"{name} is unset: disabled")
+    if asset is None:
+        return CheckResult(name, True, ZERO, limit, limit, "order reduces risk: no position grows")
+    capital = e.portfolio_usd
+    with localcontext() as ctx:
+        ctx.prec = _PRECISION
+        after = held_usd(e, asset) + value
+        pct = after / capital * HUNDRED if capital > 0 else None
+        cap_usd = capital * limit / HUNDRED if capital > 0 else ZERO
+        headroom = max(cap_usd - held_usd(e, asset), ZERO)
+    if pct is None:
+        message = f"portfolio value is {usd(capital)}: a {asset} position cannot fit {name}"
+        return CheckResult(name, False, after, limit, ZERO, message)
+    ok = pct <= limit
+    verb = "within" if ok else "exceeds"
+    exact = pct != limit and _pct(pct, False) == _pct(limit, False)
+    message = (
+        f"{asset} position {usd(after)} after this order is {_pct(pct, exact)} of the portfolio "
+        f"{usd(capital)}, {verb} {name} {_pct(limit, exact)} (headroom {usd(headroom)})"
+    )
+    return CheckResult(name, ok, pct, limit, headroom, message)
+
+
+def _open_positions(p: OrderProposal, e: Exposure, risk: RiskConfig) -> CheckResult:
+    """risk.max_open_positions: a new position is refused when the maximum is already open."""
+    name = "risk.max_open_positions"
+    maximum = risk.max_open_positions
+    asset = acquired_asset(p)
+    held = held_assets(e)
+    count = Decimal(len(held))
+    if maximum is None:
+        return CheckResult(name, True, count, ZERO, ZERO, f"{name} is unset: disabled")
+    limit = Decimal(maximum)
+    headroom = max(limit - count, ZERO)
+    if asset is None or asset in held:
+        msg = f"{len(held)} open position(s); this order opens no new one ({name} {maximum})"
+        return CheckResult(name, True, count, limit, headroom, msg)
+    ok = count + 1 <= limit
+    verb = "within" if ok else "exceeds"
+    message = (
+        f"open positions {len(held)} + new {asset} position = {len(held) + 1} {verb} {name} "
+        f"{maximum} (headroom {headroom})"
+    )
+    return CheckResult(name, ok, count + 1, limit, headroom, message)
 
 
 def _drawdown(p: OrderProposal, e: Exposure, risk: RiskConfig) -> CheckResult:
@@ -239,7 +350,7 @@ def _balance(p: OrderProposal, e: Exposure) -> CheckResult:
         ctx.prec = _PRECISION
         if p.side == "buy":
             asset = p.quote
-            cost = p.amount * p.price
+            cost = p.amount * fill_price(p)
             fee = cost * p.fee_rate
             need = cost + fee
             detail = f" (cost {_qty(cost)} + est. fee {_qty(fee)})"
@@ -280,7 +391,12 @@ def check_order(p: OrderProposal, e: Exposure, risk: RiskConfig) -> list[CheckRe
             _cap("risk.max_order_value", "order value", ZERO, value, risk.max_order_value)
         )
         results.append(daily_volume_check(e, value, risk))
-        results.append(_position(p, e, value, risk))
+        added = position_added_usd(p)
+        if added is None:
+            added = value
+        results.append(_position(p, e, added, risk))
+        results.append(_position_pct(p, e, added, risk))
+    results.append(_open_positions(p, e, risk))
     results.append(_drawdown(p, e, risk))
     results.append(_balance(p, e))
     results.append(_open_orders(e, risk))
@@ -301,7 +417,9 @@ def daily_volume_check(e: Exposure, value: Decimal, risk: RiskConfig) -> CheckRe
             f"today's trades in {assets} have no USD value: cannot check {name} "
             "(pass a USD price for them when building the exposure)",
         )
-    return _cap(name, "daily volume", e.daily_volume_usd, value, risk.max_daily_volume)
+    used = e.daily_volume_usd + e.pending_volume_usd
+    what = "daily volume incl. open orders" if e.pending_volume_usd else "daily volume"
+    return _cap(name, what, used, value, risk.max_daily_volume)
 
 
 def first_refusal(p: OrderProposal, e: Exposure, risk: RiskConfig) -> RiskLimitError | None:
@@ -322,3 +440,9 @@ def enforce(p: OrderProposal, e: Exposure, risk: RiskConfig) -> None:
 def open_positions(e: Exposure, dust: Decimal = ZERO) -> int:
     """How many non-cash assets are held above `dust` units (risk.max_open_positions)."""
     return sum(1 for a, q in e.quantities.items() if not is_usd_like(a) and q > dust)
+
+
+def held_assets(e: Exposure, dust: Decimal = ZERO) -> frozenset[str]:
+    """Non-cash assets held above `dust`, or that a pending order would acquire."""
+    held = {a for a, q in e.quantities.items() if not is_usd_like(a) and q > dust}
+    return frozenset(held | {a for a in e.pending_assets if not is_usd_like(a)})

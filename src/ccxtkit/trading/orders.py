@@ -8,12 +8,17 @@ The sequence that keeps an order from being lost or doubled:
 4. on a lost reply, look the order up by client order id among open AND closed orders, and
    send again only when the exchange confirms it has no such order;
 5. open the ledger and record the outcome and the fills.
+
+The kill switch's flatten sells take the same path (`send_emergency`): the intent is journalled
+first (`trading.emergency`), the send is not blocked by the switch, and every ledger write
+waits at most half a second; what the ledger was too busy to take, the next writer resolves.
 """
 
 from __future__ import annotations
 
 import uuid
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
@@ -22,6 +27,7 @@ from ..errors import (
     ExchangeError,
     InputError,
     KillSwitchActiveError,
+    LedgerBusyError,
     OrderOutcomeUnknown,
     RiskLimitError,
     VhcError,
@@ -33,9 +39,9 @@ from ..logs import log
 from ..money import is_usd_like, to_decimal
 from ..risk import killswitch
 from ..risk.exposure import build_exposure
-from ..risk.limits import CheckResult, OrderProposal, check_order
+from ..risk.limits import CheckResult, OrderProposal, check_order, order_value_usd
 from ..workspace import Workspace
-from . import inflight, recording
+from . import emergency, inflight, recording
 from .accounts import connect, is_live_account
 from .balances import record_snapshot
 from .pricing import usd_prices
@@ -56,6 +62,7 @@ class OrderRequest:
     strategy: str | None = None
     client_order_id: str | None = None
     dry_run: bool = False
+    source: str = "trade"  # "kill_switch" for the sweep's flatten orders
 
     def validate(self) -> None:
         """Refuse malformed requests before anything touches an exchange or the ledger."""
@@ -134,6 +141,7 @@ def _prepare(ws: Workspace, client: ExchangeClient, request: OrderRequest) -> _P
     balances_at = now_utc()
     balances = client.fetch_balance()
     with ws.open_ledger() as ledger:
+        emergency.adopt(ws, ledger)  # the kill switch's orders the ledger was too busy for
         held = {r[0] for r in ledger.query(_HELD_ASSETS_SQL)}
         pending = recording.pending_orders(ledger, request.exchange)
     resolutions = look_up(ws, client, request.exchange, pending)
@@ -151,6 +159,9 @@ def _prepare(ws: Workspace, client: ExchangeClient, request: OrderRequest) -> _P
         price=request.price if request.type == "limit" and request.price else ticker.last,
         quote_usd=Decimal(1) if is_usd_like(market.quote) else prices.get(market.quote),
         fee_rate=_fee_rate(ws, request.exchange),
+        bid=ticker.bid,
+        ask=ticker.ask,
+        base_usd=prices.get(market.base),
     )
     return _Prepared(market.symbol, proposal, balances, balances_at, prices, resolutions)
 
@@ -236,12 +247,34 @@ def _check_and_record_intent(
         type=request.type,
         amount=request.amount,
         price=p.proposal.price,
-        value_usd=_value(p.proposal),
+        value_usd=order_value_usd(p.proposal),
         live=live,
         dry_run=request.dry_run,
         checks=checks,
         resolved_pending=resolved,
     )
+
+
+def send_emergency(
+    ws: Workspace, client: ExchangeClient, request: OrderRequest, symbol: str, live: bool
+) -> tuple[str, Order | None, int]:
+    """The kill switch's order: journalled intent, sent once, outcome and fills recorded.
+
+    Never blocked by the switch and never waiting on the ledger lock (see the module
+    docstring); returns the client order id, the order (None only if it raised) and the
+    number of fills recorded now.
+    """
+    client_order_id = str(uuid.uuid4())
+    now = now_utc()
+    emergency.journal(ws, _intent_row(request, symbol, client_order_id, live, now))
+    try:
+        with emergency.open_briefly(ws):
+            pass  # the journal's intents (this one too) are now `orders` rows
+    except LedgerBusyError:
+        log.warning("order intent %s: ledger busy, left in the emergency journal", client_order_id)
+    with inflight.claim(ws, client_order_id):
+        order, fills = _send(ws, client, request, symbol, client_order_id, now, emergency=True)
+    return client_order_id, order, fills
 
 
 def _send(
@@ -251,13 +284,15 @@ def _send(
     symbol: str,
     client_order_id: str,
     placed_at: datetime,
+    emergency: bool = False,
 ) -> tuple[Order | None, int]:
     """Send once; on a lost reply, look it up and resend only after the exchange confirms absence."""
     for attempt in (1, 2):
         try:
             # The switch may have been thrown while we were checking limits: the guard checks
-            # it again and makes an activation wait for this send, then sweep it.
-            with killswitch.order_send_guard(ws):
+            # it again and makes an activation wait for this send, then sweep it. The kill
+            # switch's own orders are the sweep: they pass.
+            with nullcontext() if emergency else killswitch.order_send_guard(ws):
                 order = client.create_order(
                     symbol,
                     request.side,
@@ -267,7 +302,9 @@ def _send(
                     client_order_id,
                 )
         except KillSwitchActiveError as exc:
-            _record_outcome(ws, request.exchange, client_order_id, "failed", {"error": exc.message})
+            _record_outcome(
+                ws, request.exchange, client_order_id, "failed", {"error": exc.message}, emergency
+            )
             raise
         except OrderOutcomeUnknown as lost:
             log.warning("order %s: reply lost (%s); looking it up", client_order_id, lost.message)
@@ -280,6 +317,7 @@ def _send(
                     client_order_id,
                     "unknown",
                     {"error": lost.message, "lookup_error": exc.message},
+                    emergency,
                 )
                 raise OrderOutcomeUnknown(
                     f"order {client_order_id} on {request.exchange}: the reply was lost and the "
@@ -293,6 +331,7 @@ def _send(
                     client_order_id,
                     "unknown",
                     {"error": lost.message, "lookup": "absent", "attempt": attempt},
+                    emergency,
                 )
                 if attempt == 1:
                     continue  # the exchange confirmed it has no such order: safe to send once more
@@ -303,10 +342,12 @@ def _send(
             order = found
         except ExchangeError as exc:
             _record_outcome(
-                ws, request.exchange, client_order_id, "rejected", {"error": exc.message}
+                ws, request.exchange, client_order_id, "rejected", {"error": exc.message}, emergency
             )
             raise
-        return order, _record_result(ws, client, request, client_order_id, order, placed_at)
+        return order, _record_result(
+            ws, client, request, client_order_id, order, placed_at, emergency
+        )
     raise AssertionError("unreachable")
 
 
@@ -317,6 +358,7 @@ def _record_result(
     client_order_id: str,
     order: Order,
     placed_at: datetime,
+    emergency: bool = False,
 ) -> int:
     fills: list[Trade] = []
     try:
@@ -324,11 +366,17 @@ def _record_result(
     except ExchangeError as exc:
         # The fills are on the exchange: reconciliation or `trade recover` will add them.
         log.warning("order %s filled but its trades could not be read: %s", order.id, exc.message)
-    with ws.open_ledger() as ledger, ledger.transaction():
-        recording.record_order_state(ledger, request.exchange, client_order_id, order, {})
-        added = recording.record_fills(
-            ledger, request.exchange, fills, "trade", client_order_id, request.strategy
-        )
+    try:
+        with _ledger(ws, emergency) as ledger, ledger.transaction():
+            recording.record_order_state(ledger, request.exchange, client_order_id, order, {})
+            added = recording.record_fills(
+                ledger, request.exchange, fills, request.source, client_order_id, request.strategy
+            )
+    except LedgerBusyError:
+        if not emergency:
+            raise
+        log.warning("order %s: ledger busy, its outcome is left to `trade recover`", order.id)
+        return 0
     log.info(
         "order %s on %s: %s, filled %s of %s, %d fill(s) recorded",
         client_order_id, request.exchange, order.status, order.filled, order.amount, added,
@@ -337,10 +385,27 @@ def _record_result(
 
 
 def _record_outcome(
-    ws: Workspace, exchange: str, client_order_id: str, event: str, details: dict[str, object]
+    ws: Workspace,
+    exchange: str,
+    client_order_id: str,
+    event: str,
+    details: dict[str, object],
+    emergency: bool = False,
 ) -> None:
-    with ws.open_ledger() as ledger:
-        recording.record_event(ledger, exchange, client_order_id, event, details)
+    try:
+        with _ledger(ws, emergency) as ledger:
+            recording.record_event(ledger, exchange, client_order_id, event, details)
+    except LedgerBusyError:
+        if not emergency:
+            raise
+        log.warning("order %s: ledger busy, %s left to `trade recover`", client_order_id, event)
+
+
+@contextmanager
+def _ledger(ws: Workspace, urgent: bool) -> Iterator[Ledger]:
+    """The ledger as the config says, or for the kill switch within half a second."""
+    with emergency.open_briefly(ws) if urgent else ws.open_ledger() as ledger:
+        yield ledger
 
 
 def _check_client_id_unused(ledger: Ledger, exchange: str, client_order_id: str) -> None:
@@ -368,15 +433,9 @@ def _intent_row(
         "amount": request.amount,
         "price": request.price,
         "strategy": request.strategy,
-        "source": "trade",
+        "source": request.source,
         "live": live,
     }
-
-
-def _value(p: OrderProposal) -> Decimal | None:
-    if is_usd_like(p.quote):
-        return p.amount * p.price
-    return None if p.quote_usd is None else p.amount * p.price * p.quote_usd
 
 
 def _fee_rate(ws: Workspace, exchange: str) -> Decimal:

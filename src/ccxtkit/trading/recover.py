@@ -9,7 +9,7 @@ from ..errors import ExchangeError
 from ..exchanges.base import ExchangeClient, Order, Trade
 from ..ledger.store import Ledger
 from ..workspace import Workspace
-from . import inflight, recording
+from . import emergency, inflight, recording
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,7 @@ def record(ledger: Ledger, resolutions: list[Resolution]) -> list[Resolution]:
 def recover_account(ws: Workspace, client: ExchangeClient, exchange: str) -> list[Resolution]:
     """Resolve this account's pending orders: read the ledger, ask the exchange, record."""
     with ws.open_ledger() as ledger:
+        emergency.adopt(ws, ledger)  # the kill switch's orders the ledger was too busy for
         pending = recording.pending_orders(ledger, exchange)
     if not pending:
         return []
