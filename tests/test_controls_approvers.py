@@ -313,3 +313,23 @@ def test_cli_allowlist_add_records_the_tag_sealed(tmp_path, clean_env, capsys):
         row = ledger.rows("SELECT details FROM control_events WHERE kind = 'allowlist.added'")
     details = json.loads(row[0]["details"])
     assert details["tag"] == "42" and len(details["mac"]) == 64
+
+
+def test_deleting_the_enrolment_rows_does_not_reopen_enrolment(
+    tmp_path, clean_env, file_keyring, capsys
+):
+    import duckdb
+
+    ws = write_ws(tmp_path, backend="keyring")
+    enrol(ws, clean_env)
+    setup = ["totp", "setup", "--no-qr"]
+    con = duckdb.connect(str(ws.ledger_path))
+    con.execute("DELETE FROM control_events WHERE kind = 'totp.enrolled'")
+    con.close()
+    code, _, err = run_cli(ws, setup, capsys)
+    assert code == 6 and "enrolment records were removed" in err
+    con = duckdb.connect(str(ws.ledger_path))
+    con.execute("DELETE FROM control_events WHERE kind = 'control_key.created'")
+    con.close()
+    code, _, err = run_cli(ws, setup, capsys)  # the key is still in the keyring: found out
+    assert code == 6 and "already holds this workspace's control key" in err
