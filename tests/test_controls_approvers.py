@@ -333,3 +333,22 @@ def test_deleting_the_enrolment_rows_does_not_reopen_enrolment(
     con.close()
     code, _, err = run_cli(ws, setup, capsys)  # the key is still in the keyring: found out
     assert code == 6 and "already holds this workspace's control key" in err
+
+
+def test_a_forged_auto_approval_never_leaves(tmp_path, clean_env, capsys):
+    ws = write_ws(tmp_path)
+    admin = enrol(ws, clean_env, backend="env")
+    allowlist.add_entry(ws, "USDC", ADDR, None, None, at(admin, PAST), now=PAST)
+    rid = "wr-f0f0f0f0f0"
+    request = {
+        "exchange": "paper", "asset": "USDC", "amount": "4000", "address": ADDR,
+        "network": None, "tag": None, "label": None, "usd": "40", "requested_by": "x",
+        "approvals_needed": 0, "time_lock_until": None, "policy": "auto",
+        "expires_at": (datetime.now(UTC) + timedelta(hours=1)).isoformat(),
+    }  # fmt: skip
+    with open_ledger(ws.ledger_path) as ledger:
+        ledger.record_event("withdraw.request", request, subject=rid)
+        ledger.record_event("withdraw.approved", {"auto": True, "via": "auto"}, subject=rid)
+    code, _, _ = run_cli(ws, ["withdraw", "recover"], capsys)
+    assert code != 0
+    assert paper_withdrawals(ws) == []
