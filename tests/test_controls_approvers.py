@@ -352,3 +352,36 @@ def test_a_forged_auto_approval_never_leaves(tmp_path, clean_env, capsys):
     code, _, _ = run_cli(ws, ["withdraw", "recover"], capsys)
     assert code != 0
     assert paper_withdrawals(ws) == []
+
+
+def test_vhc_secrets_set_cannot_overwrite_a_2fa_secret(tmp_path, clean_env, file_keyring, capsys):
+    ws = write_ws(tmp_path, backend="keyring")
+    enrol(ws, clean_env)
+    with open_ledger(ws.ledger_path) as ledger:
+        lid = ledger_id(ledger)
+    for name in (f"totp_{lid}_admin", f"control_{lid}"):
+        code, _, err = run_cli(ws, ["secrets", "set", name, "--backend", "keyring"], capsys)
+        assert code == 2 and "vhc totp setup" in err
+
+
+def test_moving_the_control_key_record_to_the_environment_is_found(
+    tmp_path, clean_env, file_keyring, capsys
+):
+    import duckdb
+
+    from ccxtkit.auth.mac import check_value
+
+    ws = write_ws(tmp_path, backend="keyring")
+    enrol(ws, clean_env)
+    mine = bytes(range(32))
+    clean_env.setenv("VHC_CONTROL_KEY", mine.hex())
+    con = duckdb.connect(str(ws.ledger_path))
+    row = con.execute(
+        "SELECT seq, details FROM control_events WHERE kind = 'control_key.created'"
+    ).fetchone()
+    moved = {**json.loads(row[1]), "backend": "env", "check": check_value(mine)}
+    con.execute("UPDATE control_events SET details = ? WHERE seq = ?", [json.dumps(moved), row[0]])
+    con.close()
+    killswitch.activate(ws, "drill")
+    code, _, err = run_cli(ws, ["kill-switch", "--deactivate", "--auth-code", "123456"], capsys)
+    assert code == 6 and "record was rewritten" in err
