@@ -385,3 +385,23 @@ def test_moving_the_control_key_record_to_the_environment_is_found(
     killswitch.activate(ws, "drill")
     code, _, err = run_cli(ws, ["kill-switch", "--deactivate", "--auth-code", "123456"], capsys)
     assert code == 6 and "record was rewritten" in err
+
+
+def test_one_real_approval_plus_a_forged_approved_row_never_leaves(tmp_path, clean_env, capsys):
+    """Two approvals are needed; one is real, and a row claims the request is approved."""
+    ws = write_ws(tmp_path)
+    admin = enrol(ws, clean_env, backend="env")
+    allowlist.add_entry(ws, "USDC", ADDR, None, None, at(admin, PAST), now=PAST)
+    request = ["--json", "withdraw", "request", "paper", "USDC", "2000", ADDR]
+    code, out, err = run_cli(ws, request, capsys)
+    assert code == 0, err
+    rid = json.loads(out)["id"]
+    approve = ["withdraw-approve", rid, "--auth-code", pyotp.TOTP(admin).now()]
+    code, out, err = run_cli(ws, approve, capsys)
+    assert code == 0 and "needs another approver" in out, err
+    with open_ledger(ws.ledger_path) as ledger:
+        forged = {"approvers": ["admin"], "via": "approvers"}
+        ledger.record_event("withdraw.approved", forged, subject=rid)
+    code, _, _ = run_cli(ws, ["withdraw", "recover"], capsys)
+    assert code != 0
+    assert paper_withdrawals(ws) == []
