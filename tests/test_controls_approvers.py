@@ -405,3 +405,21 @@ def test_one_real_approval_plus_a_forged_approved_row_never_leaves(tmp_path, cle
     code, _, _ = run_cli(ws, ["withdraw", "recover"], capsys)
     assert code != 0
     assert paper_withdrawals(ws) == []
+
+
+def test_removal_is_sealed_needs_a_code_and_never_removes_the_last(tmp_path, clean_env, capsys):
+    ws = write_ws(tmp_path)
+    admin = enrol(ws, clean_env, backend="env")
+    enrol(ws, clean_env, "alice", backend="env", replace_code=at(admin, PAST), vouched_by="admin")
+    rm = ["totp", "remove", "--approver", "alice", "--by", "admin", "--auth-code"]
+    code, _, err = run_cli(ws, [*rm, wrong(admin)], capsys)
+    assert code == 8 and set(totp.enrolled_approvers(ws)) == {"admin", "alice"}
+    code, _, err = run_cli(ws, [*rm, pyotp.TOTP(admin).now()], capsys)
+    assert code == 0, err
+    assert set(totp.enrolled_approvers(ws)) == {"admin"}
+    with open_ledger(ws.ledger_path) as ledger:
+        row = ledger.rows("SELECT details FROM control_events WHERE kind = 'totp.removed'")
+    assert len(json.loads(row[0]["details"])["mac"]) == 64
+    last = ["totp", "remove", "--approver", "admin", "--auth-code", pyotp.TOTP(admin).now()]
+    code, _, err = run_cli(ws, last, capsys)
+    assert code == 2 and "only enrolled approver" in err
