@@ -313,3 +313,113 @@ def test_cli_allowlist_add_records_the_tag_sealed(tmp_path, clean_env, capsys):
         row = ledger.rows("SELECT details FROM control_events WHERE kind = 'allowlist.added'")
     details = json.loads(row[0]["details"])
     assert details["tag"] == "42" and len(details["mac"]) == 64
+
+
+def test_deleting_the_enrolment_rows_does_not_reopen_enrolment(
+    tmp_path, clean_env, file_keyring, capsys
+):
+    import duckdb
+
+    ws = write_ws(tmp_path, backend="keyring")
+    enrol(ws, clean_env)
+    setup = ["totp", "setup", "--no-qr"]
+    con = duckdb.connect(str(ws.ledger_path))
+    con.execute("DELETE FROM control_events WHERE kind = 'totp.enrolled'")
+    con.close()
+    code, _, err = run_cli(ws, setup, capsys)
+    assert code == 6 and "enrolment records were removed" in err
+    con = duckdb.connect(str(ws.ledger_path))
+    con.execute("DELETE FROM control_events WHERE kind = 'control_key.created'")
+    con.close()
+    code, _, err = run_cli(ws, setup, capsys)  # the key is still in the keyring: found out
+    assert code == 6 and "already holds this workspace's control key" in err
+
+
+def test_a_forged_auto_approval_never_leaves(tmp_path, clean_env, capsys):
+    ws = write_ws(tmp_path)
+    admin = enrol(ws, clean_env, backend="env")
+    allowlist.add_entry(ws, "USDC", ADDR, None, None, at(admin, PAST), now=PAST)
+    rid = "wr-f0f0f0f0f0"
+    request = {
+        "exchange": "paper", "asset": "USDC", "amount": "4000", "address": ADDR,
+        "network": None, "tag": None, "label": None, "usd": "40", "requested_by": "x",
+        "approvals_needed": 0, "time_lock_until": None, "policy": "auto",
+        "expires_at": (datetime.now(UTC) + timedelta(hours=1)).isoformat(),
+    }  # fmt: skip
+    with open_ledger(ws.ledger_path) as ledger:
+        ledger.record_event("withdraw.request", request, subject=rid)
+        ledger.record_event("withdraw.approved", {"auto": True, "via": "auto"}, subject=rid)
+    code, _, _ = run_cli(ws, ["withdraw", "recover"], capsys)
+    assert code != 0
+    assert paper_withdrawals(ws) == []
+
+
+def test_vhc_secrets_set_cannot_overwrite_a_2fa_secret(tmp_path, clean_env, file_keyring, capsys):
+    ws = write_ws(tmp_path, backend="keyring")
+    enrol(ws, clean_env)
+    with open_ledger(ws.ledger_path) as ledger:
+        lid = ledger_id(ledger)
+    for name in (f"totp_{lid}_admin", f"control_{lid}"):
+        code, _, err = run_cli(ws, ["secrets", "set", name, "--backend", "keyring"], capsys)
+        assert code == 2 and "vhc totp setup" in err
+
+
+def test_moving_the_control_key_record_to_the_environment_is_found(
+    tmp_path, clean_env, file_keyring, capsys
+):
+    import duckdb
+
+    from ccxtkit.auth.mac import check_value
+
+    ws = write_ws(tmp_path, backend="keyring")
+    enrol(ws, clean_env)
+    mine = bytes(range(32))
+    clean_env.setenv("VHC_CONTROL_KEY", mine.hex())
+    con = duckdb.connect(str(ws.ledger_path))
+    row = con.execute(
+        "SELECT seq, details FROM control_events WHERE kind = 'control_key.created'"
+    ).fetchone()
+    moved = {**json.loads(row[1]), "backend": "env", "check": check_value(mine)}
+    con.execute("UPDATE control_events SET details = ? WHERE seq = ?", [json.dumps(moved), row[0]])
+    con.close()
+    killswitch.activate(ws, "drill")
+    code, _, err = run_cli(ws, ["kill-switch", "--deactivate", "--auth-code", "123456"], capsys)
+    assert code == 6 and "record was rewritten" in err
+
+
+def test_one_real_approval_plus_a_forged_approved_row_never_leaves(tmp_path, clean_env, capsys):
+    """Two approvals are needed; one is real, and a row claims the request is approved."""
+    ws = write_ws(tmp_path)
+    admin = enrol(ws, clean_env, backend="env")
+    allowlist.add_entry(ws, "USDC", ADDR, None, None, at(admin, PAST), now=PAST)
+    request = ["--json", "withdraw", "request", "paper", "USDC", "2000", ADDR]
+    code, out, err = run_cli(ws, request, capsys)
+    assert code == 0, err
+    rid = json.loads(out)["id"]
+    approve = ["withdraw-approve", rid, "--auth-code", pyotp.TOTP(admin).now()]
+    code, out, err = run_cli(ws, approve, capsys)
+    assert code == 0 and "needs another approver" in out, err
+    with open_ledger(ws.ledger_path) as ledger:
+        forged = {"approvers": ["admin"], "via": "approvers"}
+        ledger.record_event("withdraw.approved", forged, subject=rid)
+    code, _, _ = run_cli(ws, ["withdraw", "recover"], capsys)
+    assert code != 0
+    assert paper_withdrawals(ws) == []
+
+
+def test_removal_is_sealed_needs_a_code_and_never_removes_the_last(tmp_path, clean_env, capsys):
+    ws = write_ws(tmp_path)
+    admin = enrol(ws, clean_env, backend="env")
+    enrol(ws, clean_env, "alice", backend="env", replace_code=at(admin, PAST), vouched_by="admin")
+    rm = ["totp", "remove", "--approver", "alice", "--by", "admin", "--auth-code"]
+    code, _, err = run_cli(ws, [*rm, wrong(admin)], capsys)
+    assert code == 8 and set(totp.enrolled_approvers(ws)) == {"admin", "alice"}
+    code, _, err = run_cli(ws, [*rm, pyotp.TOTP(admin).now()], capsys)
+    assert code == 0, err
+    assert set(totp.enrolled_approvers(ws)) == {"admin"}
+    with open_ledger(ws.ledger_path) as ledger:
+        row = ledger.rows("SELECT details FROM control_events WHERE kind = 'totp.removed'")
+    assert len(json.loads(row[0]["details"])["mac"]) == 64
+    last = ["totp", "remove", "--approver", "admin", "--auth-code", pyotp.TOTP(admin).now()]
+    code, _, err = run_cli(ws, last, capsys)
+    assert code == 2 and "only enrolled approver" in err

@@ -115,3 +115,24 @@ def test_the_engine_is_not_mounted(tmp_path, bao, capsys):
         assert code == 8 and "secrets enable totp" in err
     finally:
         bao.client().sys.enable_secrets_engine("totp", path="totp")
+
+
+def test_kv_backend_names_carry_the_ledger_id_and_vault_down_is_exit_8(tmp_path, bao, capsys):
+    ws = engine_ws(tmp_path / "ws", bao.address)
+    code, out, err = run_cli(ws, ["--json", "totp", "setup", "--backend", "vault"], capsys)
+    assert code == 0, err
+    secret = pyotp.parse_uri(json.loads(out)["uri"]).secret
+    with open_ledger(ws.ledger_path) as ledger:
+        lid = ledger_id(ledger)
+    stored = bao.client().secrets.kv.v2.read_secret_version(
+        path=f"vhc/totp_{lid}_admin", mount_point="secret", raise_on_deleted_version=True
+    )["data"]["data"]
+    assert stored == {"value": secret}
+    killswitch.activate(ws, "drill")
+    down = engine_ws(tmp_path / "ws", f"http://127.0.0.1:{closed_port()}")
+    deactivate = ["kill-switch", "--deactivate", "--auth-code", pyotp.TOTP(secret).now()]
+    code, _, err = run_cli(down, deactivate, capsys)
+    assert code == 8 and "unreachable" in err and killswitch.is_active(down)
+    ws = engine_ws(tmp_path / "ws", bao.address)  # Vault is back
+    code, _, err = run_cli(ws, deactivate, capsys)  # the code was not used up by the failure
+    assert code == 0, err

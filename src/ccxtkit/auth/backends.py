@@ -147,7 +147,7 @@ def store_new(ws: Workspace, lid: str, approver: str, backend: str) -> Stored:
     from ccxtkit.secrets.common import require_backend
 
     try:
-        set_secret(ws, secret_name(lid, approver), secret, require_backend(backend))
+        set_secret(ws, secret_name(lid, approver), secret, require_backend(backend), reserved=True)
     except (SecretsError, ConfigError) as exc:
         raise _refused(backend, exc) from None
     return Stored(uri, secret)

@@ -121,7 +121,7 @@ def create_key(ws: Workspace, lid: str, backend: str) -> tuple[bytes, dict[str, 
     from ccxtkit.secrets.common import require_backend
 
     try:
-        set_secret(ws, key_name(lid), text, require_backend(backend))
+        set_secret(ws, key_name(lid), text, require_backend(backend), reserved=True)
     except (SecretsError, ConfigError) as exc:
         raise AuthorizationError(
             f"the control key cannot be stored in {backend}: {exc.message}"
@@ -164,8 +164,28 @@ def control_key(ws: Workspace, ledger: Ledger | None = None) -> bytes:
                 f"the control key in {where} is not the one this workspace was sealed with: "
                 "restore the right one"
             )
+        if rec.backend == "env":
+            _refuse_moved_key(ws, lid)
         _CACHE[cache_key] = key
     return key
+
+
+def _refuse_moved_key(ws: Workspace, lid: str) -> None:
+    """The record says `env`, yet a real backend holds this ledger's key: the record was moved.
+
+    (Someone who rewrote the ledger to point at a key of their own in the environment.)
+    """
+    for place in sorted({"keyring", ws.config.secrets.backend} - {"env"}):
+        try:
+            found = read_key(ws, lid, place)
+        except AuthorizationError:
+            continue  # that backend is not usable here: nothing to compare with
+        if found is not None:
+            raise LedgerIntegrityError(
+                f"the ledger says the control key is in ${ENV_KEY}, but {place} holds "
+                f"{key_name(lid)}: the key's record was rewritten; restore the ledger from a "
+                "backup"
+            )
 
 
 def _message(lid: str, kind: str, fields: Mapping[str, object]) -> bytes:

@@ -136,6 +136,11 @@ def enrol(
             lid = ensure_ledger_id(ledger)
             enrolled = enrolled_in(ledger, ws)
             has_key = key_record(ledger) is not None
+        if has_key and not enrolled:
+            raise LedgerIntegrityError(
+                "the ledger records this workspace's control key but no approver: its "
+                "enrolment records were removed; restore the ledger from a backup"
+            )
         voucher = _authorise(ws, approver, enrolled, replace_code, vouched_by, moment)
         if not has_key:
             _refuse_orphan_key(ws, lid, chosen)
@@ -293,6 +298,11 @@ def verify_code(
             f"{exc.message}; the 2FA code was not checked (it cannot be checked for reuse "
             "without the ledger) and is not used up"
         ) from None
+    except LedgerIntegrityError as exc:
+        from .mac import tamper_alert
+
+        tamper_alert(ws, exc, key="totp.forged")
+        raise
     if isinstance(outcome, AuthorizationError):
         raise outcome
     return outcome

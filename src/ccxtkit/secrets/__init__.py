@@ -140,8 +140,20 @@ class SetResult:
     recorded: str
 
 
-def target(ws: Workspace, name: str, backend: Backend | None = None) -> tuple[SecretRef, Backend]:
+#: Names only `vhc totp setup` may write: an approver's TOTP secret and the control key.
+RESERVED_PREFIXES = ("totp_", "control_")
+
+
+def target(
+    ws: Workspace, name: str, backend: Backend | None = None, *, reserved: bool = False
+) -> tuple[SecretRef, Backend]:
     """What `set NAME` would store and where; raises before any prompt if it cannot."""
+    if not reserved and check_name(name).startswith(RESERVED_PREFIXES):
+        # Writing one of these would replace an approver's 2FA secret without its code.
+        raise UsageError(
+            f"secret names starting with {' or '.join(RESERVED_PREFIXES)} belong to vhc's 2FA "
+            "and are written only by `vhc totp setup` (with the codes it asks for)"
+        )
     if is_exchange_account(ws, check_name(name)):
         ref = SecretRef("exchange", name)
         chosen = backend or account_backend(ws, name)
@@ -209,12 +221,17 @@ def set_secret(
     value: str,
     backend: Backend | None = None,
     now: datetime | None = None,
+    *,
+    reserved: bool = False,
 ) -> SetResult:
-    """Store a named secret and record when (not what) in the ledger."""
+    """Store a named secret and record when (not what) in the ledger.
+
+    `reserved=True` is for auth.totp only: the 2FA secrets and the control key.
+    """
     register_secret(value)
     if not value:
         raise UsageError(f"an empty value cannot be stored as secret {name!r}")
-    ref, chosen = target(ws, name, backend)
+    ref, chosen = target(ws, name, backend, reserved=reserved)
     if ref.is_exchange:
         raise UsageError(f"{name!r} is an exchange account: store its key with set_credentials")
     where = _store(ws, ref, {"value": value}, chosen)

@@ -14,23 +14,25 @@ that adds it properly, because anyone who can edit a file could otherwise add an
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from ccxtkit.config import AllowlistEntry, WithdrawalsConfig
-from ccxtkit.errors import AuthorizationError, LedgerIntegrityError, UsageError
-from ccxtkit.ledger.store import Ledger, default_actor
+from ccxtkit.errors import AuthorizationError, UsageError
+from ccxtkit.ledger.store import default_actor
 from ccxtkit.workspace import Workspace
 
+from .allowlist_records import ADDED as ADDED
+from .allowlist_records import REMOVED as REMOVED
+from .allowlist_records import SEAL_KIND, in_force, replay, seal_fields
+from .allowlist_records import recorded_entries as recorded_entries
 from .policy import AllowedAddress, Policy, find_entry
-from .requests import aware
 
-ADDED = "allowlist.added"
-REMOVED = "allowlist.removed"
-#: The MAC kind of an allowlist entry.
-SEAL_KIND = "allowlist.entry"
+if TYPE_CHECKING:
+    from ccxtkit.auth.totp import Verified
+
 _ASSET_RE = re.compile(r"^[A-Z0-9.]{1,20}$")
 
 
@@ -82,61 +84,6 @@ def norm_tag(tag: str | None) -> str | None:
 
 def _subject(asset: str, address: str) -> str:
     return f"{asset}:{address}"
-
-
-def seal_fields(d: dict[str, object]) -> dict[str, object]:
-    """What an entry's MAC covers (the approver and step make every MAC unique)."""
-    keys = ("asset", "address", "network", "tag", "label", "approver", "step")
-    return {k: d.get(k) for k in keys}
-
-
-def _replay(ledger: Ledger, ws: Workspace) -> tuple[list[AllowedAddress], list[str]]:
-    """Entries in force (adds minus later removes) and what is wrong with the unsealed ones."""
-    from ccxtkit.auth.mac import verify_seal
-
-    entries: dict[tuple[str, str, str, str], tuple[AllowedAddress, str | None]] = {}
-    seen: set[str] = set()
-    rows = ledger.query(
-        "SELECT seq, kind, timestamp, actor, details FROM control_events WHERE kind IN (?, ?) "
-        "ORDER BY seq",
-        [ADDED, REMOVED],
-    )
-    for seq, kind, ts, actor, text in rows:
-        d = json.loads(text or "{}")
-        key = (d["asset"], d["address"], (d.get("network") or "").upper(), d.get("tag") or "")
-        if kind != ADDED:
-            entries.pop(key, None)
-            continue
-        entry = AllowedAddress(
-            d["asset"], d["address"], d.get("network"), d.get("label"), aware(ts), actor,
-            d.get("tag"),
-        )  # fmt: skip
-        what = f"allowlist entry {d['asset']} {d['address']} (ledger seq {seq})"
-        problem: str | None = None
-        try:
-            verify_seal(ws, SEAL_KIND, seal_fields(d), d.get("mac"), ledger, what=what)
-        except LedgerIntegrityError as exc:
-            problem = exc.message
-        if problem is None and str(d.get("mac")) in seen:
-            problem = f"{what} is a copy of an earlier entry (re-inserted after its removal?)"
-        seen.add(str(d.get("mac")))
-        entries[key] = (entry, problem)
-    forged = [p for _, p in entries.values() if p]
-    return [e for e, p in entries.values() if not p], forged
-
-
-def recorded_entries(ledger: Ledger, ws: Workspace) -> list[AllowedAddress]:
-    """The entries in force, every seal checked: any forged entry is exit 6 (and an alert)."""
-    entries, forged = _replay(ledger, ws)
-    if forged:
-        from ccxtkit.auth.mac import tamper_alert
-
-        exc = LedgerIntegrityError(
-            forged[0] + (f" (and {len(forged) - 1} more)" if forged[1:] else "")
-        )
-        tamper_alert(ws, exc, key="withdraw.allowlist.forged")
-        raise exc
-    return entries
 
 
 def yaml_entries(cfg: WithdrawalsConfig) -> list[AllowlistEntry]:
@@ -210,7 +157,6 @@ def add_entry(
     tag: str | None = None,
 ) -> AllowedAddress:
     """Add an address (with its tag) after a fresh TOTP code; usable once its cool-off passed."""
-    from ccxtkit.auth.mac import seal
     from ccxtkit.auth.totp import verify_code
 
     now = now or datetime.now(UTC)
@@ -218,8 +164,25 @@ def add_entry(
     tag = norm_tag(tag)
     label = label.strip() or None if label else None
     with ws.open_ledger() as ledger:
-        _refuse_duplicate(_replay(ledger, ws)[0], asset, address, network, tag)
-    ok = verify_code(ws, code, approver, purpose="withdraw.allowlist.add", now=now)
+        _refuse_duplicate(replay(ledger, ws)[0], asset, address, network, tag)
+    verified = verify_code(ws, code, approver, purpose="withdraw.allowlist.add", now=now)
+    return record_added(ws, asset, address, network, label, verified, now, tag)
+
+
+def record_added(
+    ws: Workspace,
+    asset: str,
+    address: str,
+    network: str | None,
+    label: str | None,
+    verified: Verified,
+    now: datetime,
+    tag: str | None = None,
+) -> AllowedAddress:
+    """Record one (normalised) entry, sealed, on the strength of a code this process verified."""
+    from ccxtkit.auth.mac import seal
+
+    approver = verified.approver
     details: dict[str, object] = {
         "asset": asset,
         "address": address,
@@ -227,10 +190,10 @@ def add_entry(
         "tag": tag,
         "label": label,
         "approver": approver,
-        "step": ok.step,
+        "step": verified.step,
     }
     with ws.open_ledger() as ledger:
-        _refuse_duplicate(_replay(ledger, ws)[0], asset, address, network, tag)
+        _refuse_duplicate(replay(ledger, ws)[0], asset, address, network, tag)
         details["mac"] = seal(ws, SEAL_KIND, seal_fields(details), ledger)
         ledger.record_event(
             ADDED,
@@ -281,10 +244,10 @@ def remove_entry(
     asset, address, network = norm_asset(asset), norm_address(address), norm_network(network)
     tag = norm_tag(tag)
     with ws.open_ledger() as ledger:
-        entry = _existing(_in_force(ledger, ws), asset, address, network, tag)
+        entry = _existing(in_force(ledger, ws), asset, address, network, tag)
     verify_code(ws, code, approver, purpose="withdraw.allowlist.remove", now=now)
     with ws.open_ledger() as ledger:
-        entry = _existing(_in_force(ledger, ws), asset, address, entry.network, entry.tag)
+        entry = _existing(in_force(ledger, ws), asset, address, entry.network, entry.tag)
         details = {
             "asset": asset,
             "address": address,
@@ -304,35 +267,6 @@ def remove_entry(
         f"{asset} {address}" + (f" tag {entry.tag}" if entry.tag else "") + " was removed.",
     )
     return entry
-
-
-def _in_force(ledger: Ledger, ws: Workspace) -> list[AllowedAddress]:
-    """Every entry in force, sealed or not (removing a forged one must stay possible)."""
-    entries, _ = _replay(ledger, ws)
-    return entries + _forged_entries(ledger, ws)
-
-
-def _forged_entries(ledger: Ledger, ws: Workspace) -> list[AllowedAddress]:
-    good = {(e.asset, e.address, e.network, e.tag) for e in _replay(ledger, ws)[0]}
-    rows = ledger.query(
-        "SELECT kind, timestamp, actor, details FROM control_events WHERE kind IN (?, ?) "
-        "ORDER BY seq",
-        [ADDED, REMOVED],
-    )
-    out: dict[tuple[str, str, str, str], AllowedAddress] = {}
-    for kind, ts, actor, text in rows:
-        d = json.loads(text or "{}")
-        key = (d["asset"], d["address"], (d.get("network") or "").upper(), d.get("tag") or "")
-        if kind == REMOVED:
-            out.pop(key, None)
-            continue
-        e = AllowedAddress(
-            d["asset"], d["address"], d.get("network"), d.get("label"), aware(ts), actor,
-            d.get("tag"),
-        )  # fmt: skip
-        if (e.asset, e.address, e.network, e.tag) not in good:
-            out[key] = e
-    return list(out.values())
 
 
 def _existing(
@@ -359,8 +293,8 @@ def list_entries(ws: Workspace, now: datetime | None = None) -> list[AllowlistRo
     now = now or datetime.now(UTC)
     delay = Policy.from_config(ws.config.withdrawals).new_address_delay
     with ws.open_ledger() as ledger:
-        entries, _ = _replay(ledger, ws)
-        forged = _forged_entries(ledger, ws)
+        entries, bad = replay(ledger, ws)
+    forged = [e for e, _ in bad]
     rows = [
         AllowlistRow(
             e.asset,

@@ -141,7 +141,7 @@ def _send(
     try:
         from ccxtkit.auth.withdrawal_seals import check_before_send
 
-        check_before_send(ws, req)  # seals of the entry and the approvals, right before sending
+        check_before_send(ws, req, now)  # seals of the entry and approvals, right before sending
         with order_send_guard(ws):
             transfer = client.withdraw(
                 req.asset, req.amount, req.address, req.tag, req.network, req.label

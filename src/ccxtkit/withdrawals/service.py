@@ -239,9 +239,10 @@ def approve(
             _refuse_state(req, now, "approve")
             if approver in req.approvers:
                 raise AuthorizationError(f"approver {approver!r} already approved {request_id}")
-            mac = approval_seal(ws, ledger, req, approver, ok.step)
+            until = lock.isoformat() if lock else None
             what = {"approver": approver, "usd": usd, "needed": needed, "step": ok.step}
-            record(ledger, "approval", req.id, {**what, "mac": mac}, now)
+            mac = approval_seal(ws, ledger, req, approver, ok.step, needed, until)
+            record(ledger, "approval", req.id, {**what, "lock": until, "mac": mac}, now)
             approvers = [*req.approvers, approver]
             done = approvals_satisfied(needed, lock, approvers, now)
             if done:
