@@ -230,6 +230,11 @@ def test_activation_under_a_held_ledger_lock_alerts_and_returns(ws, http_capture
     assert "Kill switch activated (manual)" in titles(http_capture)
     with pytest.raises(killswitch.KillSwitchActiveError):
         killswitch.ensure_trading_allowed(ws)
+    started = time.monotonic()
+    doc = status(ws, capsys)  # answers without the ledger, and says so
+    assert time.monotonic() - started < 5
+    assert doc["active"] is True and "in use" in doc["ledger_note"]
+    assert doc["last_event"]["where"] == "outbox"
 
 
 def test_an_unreadable_outbox_fails_closed_and_never_crashes(ws, http_capture, capsys):
