@@ -230,3 +230,28 @@ def test_activation_under_a_held_ledger_lock_alerts_and_returns(ws, http_capture
     assert "Kill switch activated (manual)" in titles(http_capture)
     with pytest.raises(killswitch.KillSwitchActiveError):
         killswitch.ensure_trading_allowed(ws)
+    started = time.monotonic()
+    doc = status(ws, capsys)  # answers without the ledger, and says so
+    assert time.monotonic() - started < 5
+    assert doc["active"] is True and "in use" in doc["ledger_note"]
+    assert doc["last_event"]["where"] == "outbox"
+
+
+def test_an_unreadable_outbox_fails_closed_and_never_crashes(ws, http_capture, capsys):
+    code, _, err = run_cli(ws, BUY, capsys)
+    assert code == 0, err
+    path = outbox_path(ws.ledger_path)
+    path.unlink(missing_ok=True)
+    path.mkdir(mode=0o700)  # not a file: nothing in it can be read
+    http_capture.requests.clear()
+    code, _, err = run_cli(ws, BUY, capsys)
+    assert code == 4 and "unreadable" in err, err  # it may hide an activation
+    assert "Outbox unreadable" in titles(http_capture)
+    doc = status(ws, capsys)
+    assert doc["active"] is True and "unreadable" in doc["last_event"]["where"]
+    for args in (["ledger", "verify"], ["withdraw", "recover"], ["--json", "doctor"]):
+        code, _, err = run_cli(ws, args, capsys)
+        assert code != 70 and "Traceback" not in err, (args, err)
+    path.rmdir()
+    code, _, err = run_cli(ws, BUY, capsys)
+    assert code == 0, err

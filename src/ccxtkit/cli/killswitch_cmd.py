@@ -14,6 +14,10 @@ if TYPE_CHECKING:
     from ccxtkit.risk.killswitch import Activation, Effective
 
 
+#: How long `--status` waits for the ledger before showing the file and outbox alone.
+STATUS_LEDGER_WAIT_SECONDS = 2.0
+
+
 def kill_switch(
     ctx: typer.Context,
     activate: Annotated[
@@ -70,7 +74,10 @@ def kill_switch(
     elif status:
         from ccxtkit.risk.killswitch import effective_state
 
-        _render_state(st.json, effective_state(ws))
+        # A status must answer during a long reconcile: the ledger's record is skipped (and
+        # said so) if it stays busy for a couple of seconds.
+        wait = min(float(ws.config.ledger.lock_wait_seconds), STATUS_LEDGER_WAIT_SECONDS)
+        _render_state(st.json, effective_state(ws, wait_seconds=wait))
     elif deactivate:
         from ccxtkit.risk.killswitch import deactivate as do_deactivate
         from ccxtkit.risk.killswitch import effective_state

@@ -241,10 +241,28 @@ def pending(ledger_path: Path) -> list[Entry]:
 
 
 def drain(ledger: Ledger) -> int:
-    """Move queued events into the chain and quarantine the rest; returns how many moved."""
+    """Move queued events into the chain and quarantine the rest; returns how many moved.
+
+    An outbox that cannot be read at all (not a file, no permission) is alerted and left as
+    it is: the command goes on.
+    """
     path = outbox_path(ledger.path)
-    if not path.exists() or path.stat().st_size == 0:
+    try:
+        if not path.exists() or path.stat().st_size == 0:
+            return 0
+        return _drain(ledger, path)
+    except OSError as exc:
+        _alert(
+            ledger.path,
+            "Outbox unreadable",
+            f"{path} cannot be read ({exc}); kill-switch events waiting in it are not in the "
+            "ledger, and the kill switch counts it as active until it is repaired.",
+            "outbox.unreadable",
+        )
         return 0
+
+
+def _drain(ledger: Ledger, path: Path) -> int:
     with _locked(path) as fd:
         good, bad = split(_read_all(fd))
         kept = _quarantine(ledger.path, bad)
@@ -313,10 +331,15 @@ def _alert_quarantine(ledger_path: Path, bad: list[Rejected], kept: bool) -> Non
         f"{listed}{more}. They are kept in {where}. The outbox only carries kill-switch "
         "events: a line of any other kind may mean someone edited the workspace; find out who."
     )
+    _alert(ledger_path, title, body, "outbox.quarantined")
+
+
+def _alert(ledger_path: Path, title: str, body: str, key: str) -> None:
+    """A critical alert through the workspace's channels (logged only if none is known)."""
     ws = _WORKSPACES.get(ledger_path)
     if ws is None:
-        log.critical("alert CRITICAL [outbox.quarantined]: %s | %s", title, body)
+        log.critical("alert CRITICAL [%s]: %s | %s", key, title, body)
         return
     from ..alerts import Alert, send_alert
 
-    send_alert(ws, Alert("critical", title, body, key="outbox.quarantined"))
+    send_alert(ws, Alert("critical", title, body, key=key))

@@ -163,8 +163,11 @@ def ensure_trading_allowed(ws: Workspace, missing_ok: bool = False) -> None:
 
 
 def check_recorded(ws: Workspace, ledger: Ledger) -> None:
-    """In a ledger visit before a send: refuse (exit 4) if the record says active, alerting
-    when the file disagrees with it (deleted or edited). Never takes the ledger lock itself."""
+    """In the ledger visit before a send: refuse (exit 4) if file or record says active.
+
+    A file that disagrees with the record (moved, deleted, edited) is alerted as well. Uses the
+    caller's open ledger: never takes the ledger lock itself.
+    """
     eff = _check_recorded(ws, ledger)
     if not eff.active:
         return

@@ -184,8 +184,15 @@ def _as_utc(moment: datetime) -> datetime:
 
 
 def _queued_activation(ledger_path: Path, ledger: Ledger | None) -> RecordedEvent | None:
-    """The newest activation waiting in the outbox that is not chained yet (crash leftovers)."""
-    for entry in reversed(outbox.pending(ledger_path)):
+    """The newest activation waiting in the outbox that is not chained yet (crash leftovers).
+
+    An outbox that cannot be read may hide one: it counts as an activation (fails closed).
+    """
+    try:
+        entries = outbox.pending(ledger_path)
+    except OSError as exc:
+        return RecordedEvent(ACTIVATE, datetime.now(UTC), f"outbox, unreadable: {exc}", {})
+    for entry in reversed(entries):
         if entry.kind != ACTIVATE:
             continue
         if ledger is not None and ledger.query(
