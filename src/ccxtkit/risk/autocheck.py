@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from ccxtkit.logs import log
-from ccxtkit.money import USD_LIKE, is_usd_like
+from ccxtkit.money import is_usd_like
 
 from . import triggers
 from .killswitch import Activation, activate, read_state
@@ -57,13 +57,10 @@ def failure_times(ledger: Ledger, now: datetime, window_minutes: int) -> list[da
 
 
 def ledger_prices(ledger: Ledger) -> dict[str, Decimal]:
-    """The latest USD(-like) price of every asset in the ledger's `prices` table."""
-    quotes = ", ".join(f"'{q}'" for q in sorted(USD_LIKE))
-    rows = ledger.query(
-        f"SELECT asset, arg_max(price, timestamp) FROM prices "
-        f"WHERE upper(quote) IN ({quotes}) GROUP BY asset"
-    )
-    return {str(a): Decimal(p) for a, p in rows}
+    """The latest USD(-like) price of every asset in the ledger (`risk.figures`' rule)."""
+    from .figures import latest_prices
+
+    return latest_prices(ledger)
 
 
 def ticker_prices(ws: Workspace, assets: set[str]) -> dict[str, Decimal]:
@@ -97,10 +94,12 @@ def inputs_from_exposure(
     exposure: Exposure, failures: list[datetime], dust: Decimal = Decimal(0)
 ) -> tuple[triggers.TriggerInputs, list[str]]:
     """Trigger inputs from an exposure snapshot; notes name the rules left unevaluated."""
-    from .limits import drawdown_pct, open_positions
+    from .figures import figures_of
+    from .limits import open_positions
 
     notes: list[str] = []
-    held_unpriced = sorted(a for a in exposure.unpriced if not is_usd_like(a))
+    figures = figures_of(exposure, {})
+    held_unpriced = list(figures.unpriced_held)
     if held_unpriced:
         notes.append(
             f"drawdown and daily loss not evaluated: no USD price for {', '.join(held_unpriced)} "
@@ -108,8 +107,8 @@ def inputs_from_exposure(
         )
         drawdown = pnl = capital = None
     else:
-        drawdown = drawdown_pct(exposure.portfolio_usd, exposure.high_water_usd)
-        pnl = exposure.realised_pnl_today_usd  # None unless built with_pnl=True
+        drawdown = figures.drawdown_pct
+        pnl = figures.pnl_today_usd  # None unless built with_pnl=True
         # Capital as it stood before today's realised result, so a loss does not shrink its base.
         capital = None if pnl is None else exposure.portfolio_usd - pnl
     inputs = triggers.TriggerInputs(
@@ -148,7 +147,7 @@ def gather_inputs(
     """Read the ledger (and, for missing prices, the tickers) into trigger inputs."""
     from ccxtkit.ledger.store import open_ledger
 
-    from .exposure import build_exposure
+    from .figures import compute
 
     wait = ws.config.ledger.lock_wait_seconds
     window = ws.config.risk.circuit_breaker.window_minutes
@@ -156,15 +155,15 @@ def gather_inputs(
         return triggers.TriggerInputs(), ["no ledger yet: nothing to evaluate"]
     prices = dict(prices_usd or {})
     with open_ledger(ws.ledger_path, wait_seconds=wait, read_only=True) as ledger:
-        prices = {**ledger_prices(ledger), **prices}
-        exposure = build_exposure(ledger, prices, now, ws.config.timezone, with_pnl=True)
+        figures = compute(ledger, now, ws.config.timezone, prices)
+        exposure, prices = figures.exposure, dict(figures.prices)
         failures = failure_times(ledger, now, window)
     missing = {a for a in exposure.unpriced if not is_usd_like(a)}
     if missing:
         # Talk to exchanges with the ledger closed, then read it again with the new prices.
         prices.update(ticker_prices(ws, missing))
         with open_ledger(ws.ledger_path, wait_seconds=wait, read_only=True) as ledger:
-            exposure = build_exposure(ledger, prices, now, ws.config.timezone, with_pnl=True)
+            exposure = compute(ledger, now, ws.config.timezone, prices).exposure
     return inputs_from_exposure(exposure, failures)
 
 

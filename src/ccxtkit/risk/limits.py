@@ -107,6 +107,7 @@ class Exposure:
     open_orders: int
     free_balances: Mapping[str, Decimal] = field(default_factory=dict)
     realised_pnl_today_usd: Decimal | None = None
+    realised_pnl_by_exchange: Mapping[str, Decimal] = field(default_factory=dict)
     quantities: Mapping[str, Decimal] = field(default_factory=dict)
     unpriced: frozenset[str] = frozenset()
     volume_unpriced: frozenset[str] = frozenset()
