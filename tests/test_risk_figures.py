@@ -113,3 +113,28 @@ def test_pnl_and_prices_are_one_figure(tmp_path: Path, capsys: pytest.CaptureFix
     assert metric == pytest.approx(float(computed.pnl_by_exchange["paper"]))
     status = figures.status_figures(ws, now)
     assert status is not None and D(str(status["pnl_today_usd"])) == computed.pnl_today_usd
+
+
+def test_max_drawdown_trips_the_switch_and_cancels_resting_orders(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ccxtkit.exchanges.factory import open_exchange
+
+    home = workspace(tmp_path, risk={"max_drawdown_pct": "15"})
+    ws = Workspace.locate(str(home))
+    code, _, err = run(
+        capsys, home, "trade", "buy", "BTC/USD", "0.1", "--type", "limit", "--price", "50000"
+    )
+    assert code == 0, err
+    code, out, _ = run(capsys, home, "--json", "kill-switch", "--check")
+    assert code == 0 and json.loads(out)["fired"] == []
+    _snapshot(ws, datetime.now(UTC) + timedelta(seconds=1), "84000")  # 16 % below the high
+    code, out, err = run(capsys, home, "--json", "kill-switch", "--check")
+    assert code == 1, out + err
+    doc = json.loads(out)
+    assert [f["trigger"] for f in doc["fired"]] == ["max_drawdown"]
+    assert len(doc["activation"]["accounts"][0]["cancelled"]) == 1
+    assert killswitch.read_state(ws).active
+    assert open_exchange(ws, "paper").fetch_open_orders() == []
+    code, out, _ = run(capsys, home, "--json", "trade", "orders")
+    assert json.loads(out) == []  # the cancel is on the record
