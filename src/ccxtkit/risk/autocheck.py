@@ -56,6 +56,27 @@ def failure_times(ledger: Ledger, now: datetime, window_minutes: int) -> list[da
     return [r[0].replace(tzinfo=UTC) for r in rows]
 
 
+#: order_events rows that show the exchange accepted an order (they end a run of failures).
+ACCEPTED_EVENTS = ("open", "partially_filled", "filled")
+
+
+def consecutive_failures(ledger: Ledger, limit: int) -> int:
+    """How many of the latest order outcomes, newest first, are failures in a row (<= limit)."""
+    kinds = (*FAILURE_EVENTS, *ACCEPTED_EVENTS)
+    marks = ", ".join("?" for _ in kinds)
+    rows = ledger.query(
+        f"SELECT lower(event) FROM order_events WHERE lower(event) IN ({marks}) "
+        "ORDER BY seq DESC LIMIT ?",
+        [*kinds, limit],
+    )
+    run = 0
+    for (event,) in rows:
+        if event not in FAILURE_EVENTS:
+            break
+        run += 1
+    return run
+
+
 def ledger_prices(ledger: Ledger) -> dict[str, Decimal]:
     """The latest USD(-like) price of every asset in the ledger (`risk.figures`' rule)."""
     from .figures import latest_prices
@@ -91,7 +112,10 @@ def ticker_prices(ws: Workspace, assets: set[str]) -> dict[str, Decimal]:
 
 
 def inputs_from_exposure(
-    exposure: Exposure, failures: list[datetime], dust: Decimal = Decimal(0)
+    exposure: Exposure,
+    failures: list[datetime],
+    dust: Decimal = Decimal(0),
+    consecutive: int | None = None,
 ) -> tuple[triggers.TriggerInputs, list[str]]:
     """Trigger inputs from an exposure snapshot; notes name the rules left unevaluated."""
     from .figures import figures_of
@@ -117,6 +141,7 @@ def inputs_from_exposure(
         capital_usd=capital,
         open_positions=open_positions(exposure, dust),
         failure_times=tuple(failures),
+        consecutive_failures=consecutive,
     )
     return inputs, notes
 
@@ -138,6 +163,7 @@ def fired_triggers(
         window_minutes=breaker.window_minutes,
         breaker_enabled=breaker.enabled,
         max_positions=risk.max_open_positions,
+        breaker_mode=breaker.mode,
     )
 
 
@@ -158,13 +184,14 @@ def gather_inputs(
         figures = compute(ledger, now, ws.config.timezone, prices)
         exposure, prices = figures.exposure, dict(figures.prices)
         failures = failure_times(ledger, now, window)
+        run = consecutive_failures(ledger, ws.config.risk.circuit_breaker.max_failures)
     missing = {a for a in exposure.unpriced if not is_usd_like(a)}
     if missing:
         # Talk to exchanges with the ledger closed, then read it again with the new prices.
         prices.update(ticker_prices(ws, missing))
         with open_ledger(ws.ledger_path, wait_seconds=wait, read_only=True) as ledger:
             exposure = compute(ledger, now, ws.config.timezone, prices).exposure
-    return inputs_from_exposure(exposure, failures)
+    return inputs_from_exposure(exposure, failures, consecutive=run)
 
 
 def check(
