@@ -1,11 +1,15 @@
 """Time vhc's pre-trade risk work (exposure query + every limit) on a 1,000,000-trade ledger.
 
-Usage: python bench/bench_risk.py [--trades N] [--runs R] [--keep DIR]
+Usage: python bench/bench_risk.py [--trades N] [--runs R] [--keep DIR] [--check]
 
 Builds the ledger in a temporary folder with `Ledger.append` in chunks of 100,000 (the store
 goes through Arrow for big appends), plus a year of daily balance snapshots and prices on
 three exchanges, some orders and order events. Then runs `build_exposure` + `check_order`
 R times and prints the median and p95. Exchange latency is not part of this figure.
+
+With `--check` the ledger is a workspace's, and what is timed is the whole `vhc kill-switch
+--check` process (launch to exit: imports, config, ledger open, every trigger), as cron runs it
+every minute.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import os
 import platform
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -187,9 +192,17 @@ def main() -> None:
         action="store_true",
         help="worst case: no balance snapshots, so holdings sum every trade",
     )
+    ap.add_argument("--check", action="store_true", help="time `vhc kill-switch --check`")
     args = ap.parse_args()
     folder = args.keep or Path(tempfile.mkdtemp(prefix="vhc-bench-risk-"))
     path = folder / "bench.duckdb"
+    if args.check:
+        from ccxtkit.workspace import init_workspace
+
+        home = folder / "ws"
+        if not home.exists():
+            init_workspace(home)
+        path = home / "ledger" / "vhc.duckdb"
     with open_ledger(path) as ledger:
         if not ledger.query("SELECT count(*) FROM trades")[0][0]:
             t0 = time.perf_counter()
@@ -198,8 +211,48 @@ def main() -> None:
                 f"built {args.trades:,} trades in {time.perf_counter() - t0:.1f} s", file=sys.stderr
             )
         n = ledger.query("SELECT count(*) FROM trades")[0][0]
-        measure(ledger, 3)  # warm DuckDB's caches, as a long-lived ledger file would be
-        wall, cpu = measure(ledger, args.runs)
+        if not args.check:
+            measure(ledger, 3)  # warm DuckDB's caches, as a long-lived ledger file would be
+            wall, cpu = measure(ledger, args.runs)
+    if args.check:
+        check_process(path.parent.parent, n, args.runs)
+    else:
+        report(wall, cpu, n, args)
+    if not args.keep:
+        import shutil
+
+        shutil.rmtree(folder)
+
+
+def check_process(home: Path, n: int, runs: int) -> None:
+    """Time the whole `vhc kill-switch --check` process, as cron runs it."""
+    vhc = str(Path(sys.executable).with_name("vhc"))
+    command = [vhc, "--home", str(home), "kill-switch", "--check"]
+    wall, cpu = [], []
+    for i in range(runs + 2):
+        before = os.times()
+        t0 = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        elapsed = (time.perf_counter() - t0) * 1000
+        after = os.times()
+        assert done.returncode == 0, done.stderr
+        if i >= 2:  # two warm-up runs: the OS page cache holds the file, as every minute
+            wall.append(elapsed)
+            cpu.append((after.children_user + after.children_system) * 1000
+                       - (before.children_user + before.children_system) * 1000)  # fmt: skip
+    times = sorted(wall)
+    p95 = times[min(len(times) - 1, int(len(times) * 0.95))]
+    print(
+        f"vhc kill-switch --check, whole process, {n:,} trades, {runs} runs: "
+        f"median {statistics.median(times):.0f} ms, p95 {p95:.0f} ms, max {times[-1]:.0f} ms; "
+        f"CPU median {statistics.median(cpu):.0f} ms "
+        f"(nproc {os.cpu_count()}, load {os.getloadavg()[0]:.1f}, "
+        f"Python {platform.python_version()})"
+    )
+
+
+def report(wall: list[float], cpu: list[float], n: int, args: argparse.Namespace) -> None:
+    """Print the exposure + checks figures."""
     times = sorted(wall)
     p95 = times[min(len(times) - 1, int(len(times) * 0.95))]
     load = os.getloadavg()[0]
@@ -210,10 +263,6 @@ def main() -> None:
         f"CPU median {statistics.median(cpu):.1f} ms "
         f"(nproc {os.cpu_count()}, load {load:.1f}, Python {platform.python_version()})"
     )
-    if not args.keep:
-        for f in folder.iterdir():
-            f.unlink()
-        folder.rmdir()
 
 
 if __name__ == "__main__":

@@ -144,7 +144,7 @@ def test_alert_rules_name_only_exported_metrics(exported: set[str]) -> None:
 
 def test_systemd_units_and_crontab_run_real_commands() -> None:
     units = {p.name: p for p in (DEPLOY / "systemd").iterdir()}
-    for name in ("vhc-reconcile", "vhc-verify"):
+    for name in ("vhc-reconcile", "vhc-verify", "vhc-killswitch-check"):
         timer = configparser.ConfigParser(strict=False, interpolation=None)
         timer.read(units[f"{name}.timer"])
         assert timer["Timer"]["OnCalendar"] and timer["Timer"]["Persistent"] == "true"
@@ -170,8 +170,31 @@ def test_systemd_units_and_crontab_run_real_commands() -> None:
         if group == "metrics":
             assert words[2] in metrics_commands, command
         else:
-            assert " ".join(words[1:3]) in {"reconcile --date", "ledger verify", "ledger digest"}
+            assert " ".join(words[1:3]) in {
+                "reconcile --date",
+                "ledger verify",
+                "ledger digest",
+                "kill-switch --check",
+            }
 
 
 def _group(name: str):  # type: ignore[no-untyped-def]
     return next(g.typer_instance for g in app.registered_groups if g.name == name)
+
+
+def test_kill_switch_check_is_scheduled_every_minute() -> None:
+    timer = configparser.ConfigParser(strict=False, interpolation=None)
+    timer.read(DEPLOY / "systemd" / "vhc-killswitch-check.timer")
+    assert timer["Timer"]["OnCalendar"] == "*-*-* *:*:00"
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.read(DEPLOY / "systemd" / "vhc-killswitch-check.service")
+    assert unit["Service"]["ExecStart"].endswith("vhc kill-switch --check")
+    assert set(unit["Service"]["SuccessExitStatus"].split()) == {"1", "4"}
+    cron = [
+        line
+        for line in (DEPLOY / "cron" / "vhc.crontab").read_text().splitlines()
+        if line.strip() and not line.startswith("#") and "kill-switch --check" in line
+    ]
+    assert [line.split(None, 5)[:5] for line in cron] == [["*", "*", "*", "*", "*"]]
+    readme = (DEPLOY.parent / "README.md").read_text()
+    assert "kill-switch --check" in readme and "vhc-killswitch-check.timer" in readme

@@ -102,3 +102,13 @@ def test_evaluate_returns_every_fired_rule_in_fixed_order():
         max_positions=4,
     )
     assert quiet == []
+
+
+def test_consecutive_breaker_fires_at_n_in_a_row():
+    from ccxtkit.risk.triggers import consecutive_breaker
+
+    assert consecutive_breaker(2, 3) is None
+    fired = consecutive_breaker(3, 3)
+    assert fired is not None and fired.name == "circuit_breaker" and "in a row" in fired.reason
+    assert consecutive_breaker(5, 3, enabled=False) is None
+    assert consecutive_breaker(None, 3) is None

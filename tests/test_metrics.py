@@ -128,11 +128,13 @@ def test_textfile_holds_values_derived_from_the_ledger(tmp_path: Path) -> None:
     assert value(m, "trading_balance_usd", exchange="kraken") == 320
     assert value(m, "trading_balance_usd", exchange="coinbase") == 50.5
     assert value(m, "trading_position_usd", exchange="kraken", asset="BTC") == 220
-    # today: buy 1 @100 fee 1 -> +9 at mark 110; sell 0.5 @120 fee 0.5 -> +4.5
-    assert value(m, "trading_pnl_daily_usd", exchange="kraken") == 13.5
+    # today realised (risk.figures): sold 0.5 BTC for 60 against an average cost of 109/10
+    # -> 54.55, minus today's fees 1 + 0.5
+    assert value(m, "trading_pnl_daily_usd", exchange="kraken") == 53.05
     assert value(m, "trading_volume_daily_usd", exchange="kraken") == 160
-    # portfolio: 2x200+100 = 500 (DOGE unpriced), then 320+50.5 = 370.5: 25.9% below the high
-    assert value(m, "trading_drawdown_pct") == pytest.approx(25.9)
+    # high: 2x200+100 = 500 (DOGE unpriced then); now (risk.figures): the latest snapshots plus
+    # today's trades, 2.5 BTC x 110 + 58.5 USD + 50.5 USDC = 384: 23.2% below the high
+    assert value(m, "trading_drawdown_pct") == pytest.approx(23.2)
     assert value(m, "trading_reconciliation_discrepancy_usd", exchange="kraken") == 250.5
     assert value(m, "trading_reconciliation_discrepancy_usd", exchange="coinbase") == 0
     last_ok = (NOW - dt.timedelta(hours=1)).timestamp()

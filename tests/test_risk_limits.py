@@ -335,3 +335,64 @@ def test_refusals_always_name_a_limit_and_never_show_negative_headroom(
     # The order-value verdict is exactly value <= limit, whatever the other limits say.
     value_ok = next(r for r in results if r.name == "risk.max_order_value").ok
     assert value_ok == (amount * price <= RISK.max_order_value)
+
+
+# -- worst fill price (issue 13, finding 1) ---------------------------------------------------
+def _priced(side: str, kind: str, price: str, **kw: D) -> OrderProposal:
+    return OrderProposal(
+        "kraken",
+        "BTC/USD",
+        "BTC",
+        "USD",
+        side,
+        kind,
+        D("1"),
+        D(price),
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize(
+    ("side", "kind", "price", "expected"),
+    [
+        ("buy", "market", "60000", D("60030")),  # at the ask
+        ("buy", "limit", "59000", D("59000")),  # at its limit
+        ("buy", "limit", "70000", D("70000")),  # the limit is the worst it can pay
+        ("sell", "market", "60000", D("59970")),  # at the bid
+        ("sell", "limit", "0.01", D("59970")),  # marketable: fills at the bid, not its limit
+        ("sell", "limit", "65000", D("65000")),  # resting above the bid: at its limit
+    ],
+)
+def test_orders_are_valued_at_their_worst_fill_price(
+    side: str, kind: str, price: str, expected: D
+) -> None:
+    from ccxtkit.risk.limits import fill_price
+
+    p = _priced(side, kind, price, bid=D("59970"), ask=D("60030"))
+    assert fill_price(p) == expected
+    assert order_value_usd(p) == expected
+
+
+def test_a_buy_creates_a_position_valued_at_the_market() -> None:
+    from ccxtkit.risk.limits import position_added_usd
+
+    p = _priced("buy", "limit", "90000", base_usd=D("60000"))
+    assert order_value_usd(p) == D("90000") and position_added_usd(p) == D("60000")
+    eth_for_btc = OrderProposal(
+        "kraken", "ETH/BTC", "ETH", "BTC", "sell", "limit", D("1"), D("0.00001"),
+        quote_usd=D("60000"), bid=D("0.05"),
+    )  # fmt: skip
+    assert position_added_usd(eth_for_btc) == D("3000")  # the BTC it acquires, at the bid
+
+
+def test_pending_orders_count_against_position_and_volume() -> None:
+    e = exposure(
+        positions_usd={"BTC": D("10000")},
+        pending_usd={"BTC": D("15000")},
+        pending_volume_usd=D("40000"),
+    )
+    refusal = first_refusal(order("1", "1"), e, RISK)  # $1: position 25,001 > 25,000
+    assert refusal is not None and "max_position_size" in refusal.message
+    e = exposure(pending_volume_usd=D("49999.5"))
+    refusal = first_refusal(order("1", "1"), e, RISK)
+    assert refusal is not None and "max_daily_volume" in refusal.message

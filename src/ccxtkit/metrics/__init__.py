@@ -58,7 +58,7 @@ def _families(ws: Workspace, now: datetime, wait_seconds: float | Decimal | None
         wait = ws.config.ledger.lock_wait_seconds if wait_seconds is None else wait_seconds
         try:
             with open_ledger(ledger_path, wait, read_only=True) as ledger:
-                facts = read_facts(ledger, now, _day_start(ws, now), _ttl(ws))
+                facts = read_facts(ledger, now, _day_start(ws, now), _ttl(ws), ws.config.timezone)
             families += ledger_families(facts)
             health = facts.exchange_health
             readable = 1

@@ -8,13 +8,11 @@ Everything here is derived from rows already in the ledger, so any process (a cr
   `rejected` or `failed`.
 - balance: per exchange, the rows of its latest `balance_snapshots` timestamp, valued with each
   asset's latest `prices` row quoted in a USD-like currency (USD and stablecoins count as 1).
-- daily P&L: the profit of *today's trades* marked at the latest price: for a buy,
-  amount x mark - cost - fee; for a sell, cost - amount x mark - fee (all in USD). Price moves of
-  positions held at the start of the day are not included. "Today" is the config's time zone
-  (UTC when unset).
-- drawdown: portfolio value over time from every balance snapshot (each exchange's latest
-  snapshot at or before each snapshot time, valued with the price known at that time), against
-  its running maximum. Deposits and withdrawals move it too: read it next to the transfers.
+- daily P&L, drawdown and prices: exactly the figures the risk limits and the kill switch's
+  triggers use (`risk.figures`): today's *realised* PnL per exchange (sells against the average
+  cost basis, minus fees; "today" in the config's time zone), the drawdown of the portfolio
+  against its flow-adjusted high-water mark (a withdrawal is not a drawdown), absent when a
+  held asset has no USD price, and each asset's latest price by timestamp.
 - withdrawals pending: `withdraw.request` events whose subject (the request id) has no later
   `withdraw.approved|rejected|executed|expired|failed` event and is younger than
   `withdrawals.request_ttl_hours`.
@@ -23,7 +21,6 @@ Everything here is derived from rows already in the ledger, so any process (a cr
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -60,17 +57,29 @@ class LedgerFacts:
 
 
 def read_facts(
-    ledger: Ledger, now: datetime, day_start: datetime, request_ttl: timedelta
+    ledger: Ledger,
+    now: datetime,
+    day_start: datetime,
+    request_ttl: timedelta,
+    tz: str | None = None,
 ) -> LedgerFacts:
     """Compute every ledger-derived value; `day_start` is the start of "today" in UTC."""
+    from ccxtkit.risk.figures import compute
+
     facts = LedgerFacts(head_seq=ledger.head().seq)
     _orders(ledger, facts)
     prices = latest_prices(ledger)
     _balances(ledger, facts, prices)
     _today(ledger, facts, prices, _naive(day_start))
-    facts.drawdown_pct = drawdown_pct(ledger)
+    figures = compute(ledger, _aware_utc(now), tz, with_pnl=True)
+    facts.pnl_daily_usd = dict(figures.pnl_by_exchange)
+    facts.drawdown_pct = figures.drawdown_pct
     _control(ledger, facts, _naive(now), request_ttl)
     return facts
+
+
+def _aware_utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _naive(value: datetime) -> datetime:
@@ -84,8 +93,14 @@ def aware(value: datetime) -> datetime:
 
 
 def _orders(ledger: Ledger, facts: LedgerFacts) -> None:
+    """Orders created, filled, and rejected: by the exchange, or failed, or refused by a limit."""
     for exchange, n in ledger.query("SELECT exchange, count(*) FROM orders GROUP BY exchange"):
         facts.orders_total[exchange] = int(n)
+    refused = ledger.query(
+        "SELECT subject, count(*) FROM control_events WHERE kind = 'order.refused' "
+        "AND coalesce(json_extract_string(details, '$.dry_run'), 'false') <> 'true' "
+        "GROUP BY subject"
+    )
     rows = ledger.query(
         "SELECT exchange, "
         "count(DISTINCT CASE WHEN event = 'filled' THEN client_order_id END), "
@@ -95,15 +110,17 @@ def _orders(ledger: Ledger, facts: LedgerFacts) -> None:
     for exchange, filled, rejected in rows:
         facts.orders_filled[exchange] = int(filled)
         facts.orders_rejected[exchange] = int(rejected)
+    for exchange, n in refused:  # a risk refusal is a rejected order that never left vhc
+        if exchange:
+            name = str(exchange)
+            facts.orders_rejected[name] = facts.orders_rejected.get(name, 0) + int(n)
 
 
 def latest_prices(ledger: Ledger) -> dict[str, Decimal]:
-    """Each asset's latest USD price (quotes in stablecoins count as USD)."""
-    rows = ledger.query(
-        "SELECT upper(asset), arg_max(price, seq) FROM prices "
-        f"WHERE upper(quote) IN ({_USD_LIST}) GROUP BY upper(asset)"
-    )
-    return {asset: to_decimal(price) for asset, price in rows}
+    """Each asset's latest USD price (quotes in stablecoins count as USD): `risk.figures`."""
+    from ccxtkit.risk.figures import latest_prices as figures_prices
+
+    return figures_prices(ledger)
 
 
 def usd_price(asset: str, prices: dict[str, Decimal]) -> Decimal | None:
@@ -134,31 +151,18 @@ def _balances(ledger: Ledger, facts: LedgerFacts, prices: dict[str, Decimal]) ->
 
 
 def _today(ledger: Ledger, facts: LedgerFacts, prices: dict[str, Decimal], since: datetime) -> None:
+    """Today's traded volume in USD per exchange (a trade with no USD value counts unpriced)."""
     trades = ledger.rows(
-        "SELECT exchange, upper(asset) AS asset, upper(quote) AS quote, side, amount, price, "
-        "cost, fee, upper(fee_currency) AS fee_currency, total_usd "
+        "SELECT exchange, upper(quote) AS quote, cost, total_usd "
         "FROM trades WHERE timestamp >= ? ORDER BY seq",
         [since],
     )
-    marks = dict(prices)
-    for t in trades:  # a traded asset without a price row is marked at its latest trade price
-        quote_usd = usd_price(t["quote"], prices)
-        if t["asset"] not in prices and quote_usd is not None:
-            marks[t["asset"]] = to_decimal(t["price"]) * quote_usd
     for t in trades:
         exchange = t["exchange"]
-        cost_usd = _cost_usd(t, marks)
-        mark = marks.get(t["asset"])
-        if cost_usd is None or mark is None:
+        cost_usd = _cost_usd(t, prices)
+        if cost_usd is None:
             facts.unpriced_assets[exchange] = facts.unpriced_assets.get(exchange, 0) + 1
             continue
-        fee_usd = ZERO
-        if t["fee"] is not None and t["fee_currency"]:
-            fee_price = usd_price(t["fee_currency"], marks)
-            fee_usd = to_decimal(t["fee"]) * (fee_price or ZERO)
-        held = to_decimal(t["amount"]) * mark
-        pnl = held - cost_usd if t["side"] == "buy" else cost_usd - held
-        facts.pnl_daily_usd[exchange] = facts.pnl_daily_usd.get(exchange, ZERO) + pnl - fee_usd
         facts.volume_daily_usd[exchange] = facts.volume_daily_usd.get(exchange, ZERO) + cost_usd
 
 
@@ -167,40 +171,6 @@ def _cost_usd(trade: dict[str, Any], marks: dict[str, Decimal]) -> Decimal | Non
         return to_decimal(trade["total_usd"])
     quote_usd = usd_price(trade["quote"], marks)
     return None if quote_usd is None else to_decimal(trade["cost"]) * quote_usd
-
-
-def drawdown_pct(ledger: Ledger) -> Decimal | None:
-    """Percent below the high-water mark of portfolio value over all balance snapshots."""
-    rows = ledger.query(
-        "SELECT b.timestamp, b.exchange, upper(b.asset), b.total, p.price "
-        "FROM balance_snapshots b ASOF LEFT JOIN "
-        f"(SELECT upper(asset) AS asset, timestamp, price FROM prices "
-        f" WHERE upper(quote) IN ({_USD_LIST})) p "
-        "ON upper(b.asset) = p.asset AND b.timestamp >= p.timestamp "
-        "ORDER BY b.timestamp, b.exchange"
-    )
-    if not rows:
-        return None
-    fallback = latest_prices(ledger)
-    # value of each (time, exchange) snapshot
-    snapshots: dict[tuple[datetime, str], Decimal] = defaultdict(lambda: ZERO)
-    for ts, exchange, asset, total, price in rows:
-        unit = Decimal(1) if is_usd_like(asset) else price
-        if unit is None:
-            unit = fallback.get(asset, ZERO)
-        snapshots[(ts, exchange)] += to_decimal(total) * to_decimal(unit)
-    by_time: dict[datetime, dict[str, Decimal]] = defaultdict(dict)
-    for (ts, exchange), value in snapshots.items():
-        by_time[ts][exchange] = value
-    latest: dict[str, Decimal] = {}
-    high = current = ZERO
-    for ts in sorted(by_time):  # all exchanges snapshotted at one time move together
-        latest.update(by_time[ts])
-        current = sum(latest.values(), ZERO)
-        high = max(high, current)
-    if high <= 0:
-        return None
-    return (high - current) / high * 100
 
 
 def _details(text: str | None) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from ccxtkit.logs import log
-from ccxtkit.money import USD_LIKE, is_usd_like
+from ccxtkit.money import is_usd_like
 
 from . import triggers
 from .killswitch import Activation, activate, read_state
@@ -56,14 +56,32 @@ def failure_times(ledger: Ledger, now: datetime, window_minutes: int) -> list[da
     return [r[0].replace(tzinfo=UTC) for r in rows]
 
 
-def ledger_prices(ledger: Ledger) -> dict[str, Decimal]:
-    """The latest USD(-like) price of every asset in the ledger's `prices` table."""
-    quotes = ", ".join(f"'{q}'" for q in sorted(USD_LIKE))
+#: order_events rows that show the exchange accepted an order (they end a run of failures).
+ACCEPTED_EVENTS = ("open", "partially_filled", "filled")
+
+
+def consecutive_failures(ledger: Ledger, limit: int) -> int:
+    """How many of the latest order outcomes, newest first, are failures in a row (<= limit)."""
+    kinds = (*FAILURE_EVENTS, *ACCEPTED_EVENTS)
+    marks = ", ".join("?" for _ in kinds)
     rows = ledger.query(
-        f"SELECT asset, arg_max(price, timestamp) FROM prices "
-        f"WHERE upper(quote) IN ({quotes}) GROUP BY asset"
+        f"SELECT lower(event) FROM order_events WHERE lower(event) IN ({marks}) "
+        "ORDER BY seq DESC LIMIT ?",
+        [*kinds, limit],
     )
-    return {str(a): Decimal(p) for a, p in rows}
+    run = 0
+    for (event,) in rows:
+        if event not in FAILURE_EVENTS:
+            break
+        run += 1
+    return run
+
+
+def ledger_prices(ledger: Ledger) -> dict[str, Decimal]:
+    """The latest USD(-like) price of every asset in the ledger (`risk.figures`' rule)."""
+    from .figures import latest_prices
+
+    return latest_prices(ledger)
 
 
 def ticker_prices(ws: Workspace, assets: set[str]) -> dict[str, Decimal]:
@@ -94,13 +112,18 @@ def ticker_prices(ws: Workspace, assets: set[str]) -> dict[str, Decimal]:
 
 
 def inputs_from_exposure(
-    exposure: Exposure, failures: list[datetime], dust: Decimal = Decimal(0)
+    exposure: Exposure,
+    failures: list[datetime],
+    dust: Decimal = Decimal(0),
+    consecutive: int | None = None,
 ) -> tuple[triggers.TriggerInputs, list[str]]:
     """Trigger inputs from an exposure snapshot; notes name the rules left unevaluated."""
-    from .limits import drawdown_pct, open_positions
+    from .figures import figures_of
+    from .limits import open_positions
 
     notes: list[str] = []
-    held_unpriced = sorted(a for a in exposure.unpriced if not is_usd_like(a))
+    figures = figures_of(exposure, {})
+    held_unpriced = list(figures.unpriced_held)
     if held_unpriced:
         notes.append(
             f"drawdown and daily loss not evaluated: no USD price for {', '.join(held_unpriced)} "
@@ -108,8 +131,8 @@ def inputs_from_exposure(
         )
         drawdown = pnl = capital = None
     else:
-        drawdown = drawdown_pct(exposure.portfolio_usd, exposure.high_water_usd)
-        pnl = exposure.realised_pnl_today_usd  # None unless built with_pnl=True
+        drawdown = figures.drawdown_pct
+        pnl = figures.pnl_today_usd  # None unless built with_pnl=True
         # Capital as it stood before today's realised result, so a loss does not shrink its base.
         capital = None if pnl is None else exposure.portfolio_usd - pnl
     inputs = triggers.TriggerInputs(
@@ -118,6 +141,7 @@ def inputs_from_exposure(
         capital_usd=capital,
         open_positions=open_positions(exposure, dust),
         failure_times=tuple(failures),
+        consecutive_failures=consecutive,
     )
     return inputs, notes
 
@@ -139,6 +163,7 @@ def fired_triggers(
         window_minutes=breaker.window_minutes,
         breaker_enabled=breaker.enabled,
         max_positions=risk.max_open_positions,
+        breaker_mode=breaker.mode,
     )
 
 
@@ -148,7 +173,7 @@ def gather_inputs(
     """Read the ledger (and, for missing prices, the tickers) into trigger inputs."""
     from ccxtkit.ledger.store import open_ledger
 
-    from .exposure import build_exposure
+    from .figures import compute
 
     wait = ws.config.ledger.lock_wait_seconds
     window = ws.config.risk.circuit_breaker.window_minutes
@@ -156,16 +181,17 @@ def gather_inputs(
         return triggers.TriggerInputs(), ["no ledger yet: nothing to evaluate"]
     prices = dict(prices_usd or {})
     with open_ledger(ws.ledger_path, wait_seconds=wait, read_only=True) as ledger:
-        prices = {**ledger_prices(ledger), **prices}
-        exposure = build_exposure(ledger, prices, now, ws.config.timezone, with_pnl=True)
+        figures = compute(ledger, now, ws.config.timezone, prices)
+        exposure, prices = figures.exposure, dict(figures.prices)
         failures = failure_times(ledger, now, window)
+        run = consecutive_failures(ledger, ws.config.risk.circuit_breaker.max_failures)
     missing = {a for a in exposure.unpriced if not is_usd_like(a)}
     if missing:
         # Talk to exchanges with the ledger closed, then read it again with the new prices.
         prices.update(ticker_prices(ws, missing))
         with open_ledger(ws.ledger_path, wait_seconds=wait, read_only=True) as ledger:
-            exposure = build_exposure(ledger, prices, now, ws.config.timezone, with_pnl=True)
-    return inputs_from_exposure(exposure, failures)
+            exposure = compute(ledger, now, ws.config.timezone, prices).exposure
+    return inputs_from_exposure(exposure, failures, consecutive=run)
 
 
 def check(

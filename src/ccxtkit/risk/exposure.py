@@ -60,17 +60,12 @@ from zoneinfo import ZoneInfo
 from ccxtkit.ledger.store import Ledger
 from ccxtkit.money import USD_LIKE, is_usd_like
 from ccxtkit.risk.limits import Exposure
+from ccxtkit.risk.pending import PENDING_SQL, pending_exposure
+from ccxtkit.risk.pending import sql_in as _in
 
 ZERO = Decimal(0)
-TERMINAL_EVENTS = ("filled", "canceled", "rejected", "failed", "expired", "not_found")
-TERMINAL_STATUSES = ("closed", "canceled", "expired", "rejected")
 FAILED_TRANSFERS = ("failed", "canceled", "cancelled", "rejected")
 _USD_LIKE = tuple(sorted(USD_LIKE))
-
-
-def _in(values: tuple[str, ...]) -> str:
-    """A SQL IN list of literals from our own constants (never user input)."""
-    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
 
 
 def day_start_utc(now: datetime, tz: str | None = None) -> datetime:
@@ -116,8 +111,8 @@ FROM trades {where} GROUP BY ALL
 """
 
 _TODAY_SQL = f"""
-SELECT asset, quote, fee_currency, side, sum(amount), sum({_TRADE_USD}), {_COST_UNVALUED},
-       sum(fee)
+SELECT exchange, asset, quote, fee_currency, side, sum(amount), sum({_TRADE_USD}),
+       {_COST_UNVALUED}, sum(fee)
 FROM trades WHERE timestamp >= ? AND timestamp < ? GROUP BY ALL
 """
 
@@ -146,27 +141,6 @@ moves AS (
 SELECT asset, sum(qty) FROM moves GROUP BY asset
 """
 
-#: Every order that is not terminal (or has no event yet: an intent whose fate is unknown may
-#: be live on the exchange), with what is left of it to fill.
-_PENDING_SQL = f"""
-WITH latest AS (
-    SELECT exchange, client_order_id, arg_max(event, seq) AS event,
-           arg_max(status, seq) AS status,
-           arg_max(filled, CASE WHEN filled IS NULL THEN 0 ELSE seq END) AS filled
-    FROM order_events GROUP BY exchange, client_order_id
-),
-o AS (
-    SELECT exchange, client_order_id, arg_min(symbol, seq) AS symbol, arg_min(side, seq) AS side,
-           arg_min(type, seq) AS type, arg_min(amount, seq) AS amount,
-           arg_min(price, seq) AS price
-    FROM orders GROUP BY exchange, client_order_id
-)
-SELECT o.symbol, o.side, o.type, o.amount, o.price, coalesce(e.filled, 0)
-FROM o LEFT JOIN latest e USING (exchange, client_order_id)
-WHERE e.event IS NULL
-   OR (lower(e.event) NOT IN {_in(TERMINAL_EVENTS)}
-       AND coalesce(lower(e.status), '') NOT IN {_in(TERMINAL_STATUSES)})
-"""
 
 # DECIMAL(38,18) x DECIMAL(38,18) overflows DuckDB's 128-bit decimals, so SQL only pairs each
 # snapshot row and transfer with its as-of USD price; Python multiplies (a few rows per day).
@@ -265,8 +239,17 @@ def realised_pnl_today(
     day = day_bounds_utc(now, tz)
     with localcontext() as ctx:
         ctx.prec = 120
-        today = _today(ledger, prices_usd, day)
-        return _realised(ledger, today.sold, prices_usd) - today.fees_usd
+        by_exchange = _pnl_by_exchange(ledger, _today(ledger, prices_usd, day), prices_usd)
+        return sum(by_exchange.values(), ZERO)
+
+
+def _pnl_by_exchange(
+    ledger: Ledger, today: _Today, prices_usd: Mapping[str, Decimal]
+) -> dict[str, Decimal]:
+    """Today's realised PnL per exchange: its sells' realised result minus its fees."""
+    realised = _realised(ledger, today.sold, prices_usd)
+    names = sorted(set(realised) | set(today.fees_usd))
+    return {n: realised.get(n, ZERO) - today.fees_usd.get(n, ZERO) for n in names}
 
 
 def _holdings(ledger: Ledger) -> dict[str, Decimal]:
@@ -299,9 +282,10 @@ def _holdings(ledger: Ledger) -> dict[str, Decimal]:
 @dataclass
 class _Today:
     volume_usd: Decimal = ZERO
-    fees_usd: Decimal = ZERO
+    fees_usd: dict[str, Decimal] = field(default_factory=dict)  # per exchange
     volume_unpriced: set[str] = field(default_factory=set)
-    sold: dict[str, tuple[Decimal, Decimal]] = field(default_factory=dict)  # amount, USD
+    #: (exchange, asset) -> (amount sold, USD proceeds)
+    sold: dict[tuple[str, str], tuple[Decimal, Decimal]] = field(default_factory=dict)
 
 
 def _today(
@@ -309,7 +293,7 @@ def _today(
 ) -> _Today:
     """Today's volume in USD, fees in USD, and what was sold (for the PnL approximation)."""
     out = _Today()
-    for asset, quote, fee_cur, side, amount, known_usd, cost_x, fee in ledger.query(
+    for exchange, asset, quote, fee_cur, side, amount, known_usd, cost_x, fee in ledger.query(
         _TODAY_SQL, list(day)
     ):
         quote_price = _price(quote, prices_usd)
@@ -319,11 +303,11 @@ def _today(
         value = (known_usd or ZERO) + (cost_x or ZERO) * (quote_price or ZERO)
         out.volume_usd += value
         if side == "sell":
-            prev_amount, prev_usd = out.sold.get(asset, (ZERO, ZERO))
-            out.sold[asset] = (prev_amount + amount, prev_usd + value)
+            prev_amount, prev_usd = out.sold.get((exchange, asset), (ZERO, ZERO))
+            out.sold[(exchange, asset)] = (prev_amount + amount, prev_usd + value)
         fee_price = _price(fee_cur, prices_usd)
         if fee and fee_price is not None:
-            out.fees_usd += fee * fee_price
+            out.fees_usd[exchange] = out.fees_usd.get(exchange, ZERO) + fee * fee_price
     return out
 
 
@@ -347,10 +331,11 @@ def _build(
             continue
         positions[asset] = amount * price
     portfolio = sum(positions.values(), ZERO)
-    pending = ledger.query(_PENDING_SQL)
-    pend = _pending(pending, prices_usd, unpriced)
+    pending = ledger.query(PENDING_SQL)
+    pend = pending_exposure(pending, prices_usd, unpriced)
     snap_high = _snapshot_high(ledger)
-    pnl = _realised(ledger, today.sold, prices_usd) - today.fees_usd if with_pnl else None
+    pnl_by = _pnl_by_exchange(ledger, today, prices_usd) if with_pnl else None
+    pnl = None if pnl_by is None else sum(pnl_by.values(), ZERO)
     return Exposure(
         daily_volume_usd=today.volume_usd,
         positions_usd=positions,
@@ -359,6 +344,7 @@ def _build(
         open_orders=len(pending),
         free_balances=free,
         realised_pnl_today_usd=pnl,
+        realised_pnl_by_exchange=pnl_by or {},
         quantities=qty,
         unpriced=frozenset(unpriced),
         volume_unpriced=frozenset(today.volume_unpriced | pend.volume_unpriced),
@@ -369,63 +355,26 @@ def _build(
     )
 
 
-@dataclass
-class _Pending:
-    positions: dict[str, Decimal] = field(default_factory=dict)
-    volume: Decimal = ZERO
-    volume_unpriced: set[str] = field(default_factory=set)
-
-
-def _pending(
-    rows: list[tuple[Any, ...]], prices_usd: Mapping[str, Decimal], unpriced: set[str]
-) -> _Pending:
-    """What the open orders' remainders would add to positions and to today's volume."""
-    out = _Pending()
-    for symbol, side, kind, amount, price, filled in rows:
-        base, _, quote = str(symbol).partition("/")
-        quote = quote.split(":")[0]
-        remaining = Decimal(amount) - Decimal(filled or 0)
-        if remaining <= 0:
-            continue
-        base_usd, quote_usd = _price(base, prices_usd), _price(quote, prices_usd)
-        limit_usd = None if price is None or quote_usd is None else Decimal(price) * quote_usd
-        # Worst case for the limits: a buy fills at its limit, a sell at the higher of its
-        # limit and the market, a market order at the market.
-        candidates = [v for v in (limit_usd, base_usd) if v is not None]
-        unit: Decimal | None = max(candidates) if candidates else None
-        if kind == "limit" and side == "buy" and limit_usd is not None:
-            unit = limit_usd
-        if unit is None:
-            out.volume_unpriced.add(base if base_usd is None else quote)
-            if not is_usd_like(base):
-                unpriced.add(base)
-            continue
-        out.volume += remaining * unit
-        acquired = base if side == "buy" else quote
-        if is_usd_like(acquired):
-            continue
-        # The position is valued at the market; a sell's proceeds at its worst fill.
-        add = remaining * (base_usd if side == "buy" and base_usd is not None else unit)
-        out.positions[acquired] = out.positions.get(acquired, ZERO) + add
-    return out
-
-
 def _realised(
-    ledger: Ledger, sold: Mapping[str, tuple[Decimal, Decimal]], prices_usd: Mapping[str, Decimal]
-) -> Decimal:
-    """Proceeds of today's sells minus amount x all-time average USD buy price, per asset."""
+    ledger: Ledger,
+    sold: Mapping[tuple[str, str], tuple[Decimal, Decimal]],
+    prices_usd: Mapping[str, Decimal],
+) -> dict[str, Decimal]:
+    """Per exchange: its sells' proceeds minus amount x the asset's all-time average USD buy
+    price (across every account: one cost basis per asset, as the firm holds it)."""
     if not sold:
-        return ZERO
+        return {}
+    assets = sorted({a for _, a in sold})
     bought: dict[str, tuple[Decimal, Decimal]] = {}
-    sql = _BUYS_SQL.format(marks=", ".join("?" for _ in sold))
-    for asset, quote, amount, known_usd, cost_x in ledger.query(sql, list(sold)):
+    sql = _BUYS_SQL.format(marks=", ".join("?" for _ in assets))
+    for asset, quote, amount, known_usd, cost_x in ledger.query(sql, assets):
         rate = _price(quote, prices_usd) or ZERO
         prev_amount, prev_usd = bought.get(asset, (ZERO, ZERO))
         value = (known_usd or ZERO) + (cost_x or ZERO) * rate
         bought[asset] = (prev_amount + amount, prev_usd + value)
-    pnl = ZERO
-    for asset, (amount, proceeds) in sold.items():
+    pnl: dict[str, Decimal] = {}
+    for (exchange, asset), (amount, proceeds) in sold.items():
         b_amount, b_usd = bought.get(asset, (ZERO, ZERO))
         average = b_usd / b_amount if b_amount else ZERO
-        pnl += proceeds - amount * average
+        pnl[exchange] = pnl.get(exchange, ZERO) + proceeds - amount * average
     return pnl

@@ -25,7 +25,7 @@ from ccxtkit.money import fmt
 
 if TYPE_CHECKING:
     from ccxtkit.config import ExchangeConfig
-    from ccxtkit.exchanges.base import ExchangeClient, Market, Order
+    from ccxtkit.exchanges.base import ExchangeClient, Market, Order, Trade
     from ccxtkit.workspace import Workspace
 
 
@@ -74,12 +74,11 @@ def sweep_account(ws: Workspace, name: str, flatten: bool) -> AccountResult:
         from ccxtkit.secrets import resolve_credentials
 
         client = open_exchange(ws, name, resolve_credentials(ws, name))
-        before = client.fetch_open_orders()
         result.cancelled = cancel_everything(client)
         result.still_open = [o.id for o in client.fetch_open_orders()]
         if result.still_open:
             result.errors.append(f"{len(result.still_open)} order(s) still open after cancelling")
-        record_cancelled(ws, name, client, [o for o in before if o.id in result.cancelled])
+        record_cancelled(ws, name, client, result.cancelled)
         if flatten:
             flatten_account(client, ws.config.exchange(name), result, ws=ws, name=name)
     except Exception as exc:  # noqa: BLE001 - reported per account, never fatal to the sweep
@@ -95,40 +94,43 @@ def sweep_account(ws: Workspace, name: str, flatten: bool) -> AccountResult:
     return result
 
 
-def record_cancelled(ws: Workspace, name: str, client: ExchangeClient, orders: list[Order]) -> int:
+def record_cancelled(ws: Workspace, name: str, client: ExchangeClient, cancelled: list[str]) -> int:
     """Record each cancelled order's final state (and fills) against its intent in the ledger.
 
-    Orders vhc did not place have no intent and are left to reconciliation. A busy ledger
-    leaves them pending: the next `trade recover` (or order) looks them up. Returns how many
-    were recorded.
+    After the cancels (an emergency never waits for the books): the ledger says which of the
+    cancelled ids are vhc's orders, the exchange their final state. Orders vhc did not place
+    have no intent and are left to reconciliation. A busy ledger leaves them pending: the next
+    `trade recover` (or order) looks them up. Returns how many were recorded.
     """
     from ccxtkit.trading import emergency, recording
 
-    finals = []
-    for order in orders:
-        try:
-            finals.append(client.fetch_order(order.id, order.symbol))
-        except Exception as exc:  # noqa: BLE001 - recovery will ask again
-            log.warning("final state of cancelled order %s unknown: %s", order.id, _describe(exc))
-    if not finals:
+    if not cancelled:
         return 0
-    recorded = 0
     try:
-        with emergency.open_briefly(ws) as ledger, ledger.transaction():
+        with emergency.open_briefly(ws) as ledger:
             pending = recording.pending_orders(ledger, name)
-            by_order = {p["order_id"]: p for p in pending if p["order_id"]}
-            by_client = {p["client_order_id"]: p for p in pending}
-            for final in finals:
-                known = by_order.get(final.id) or by_client.get(final.client_order_id or "")
-                if known is None:
-                    continue
-                cid = known["client_order_id"]
+        ours = {p["order_id"]: p for p in pending if p["order_id"] in cancelled}
+        finals: list[tuple[str, Order, list[Trade]]] = []
+        for order_id, known in ours.items():
+            try:
+                final = client.fetch_order(order_id, known["symbol"])
+                fills = recording.fills_of(client, final, known["timestamp"])
+            except Exception as exc:  # noqa: BLE001 - recovery will ask again
+                log.warning(
+                    "final state of cancelled order %s unknown: %s", order_id, _describe(exc)
+                )
+                continue
+            finals.append((known["client_order_id"], final, fills))
+        if not finals:
+            return 0
+        with emergency.open_briefly(ws) as ledger, ledger.transaction():
+            for cid, final, fills in finals:
                 recording.record_order_state(ledger, name, cid, final, {"via": "kill_switch"})
-                recording.record_fills(ledger, name, final.trades, "kill_switch", cid)
-                recorded += 1
+                recording.record_fills(ledger, name, fills, "kill_switch", cid)
+        return len(finals)
     except LedgerBusyError:
-        log.warning("ledger busy: %d cancelled order(s) left to `trade recover`", len(finals))
-    return recorded
+        log.warning("ledger busy: %d cancelled order(s) left to `trade recover`", len(cancelled))
+        return 0
 
 
 def cancel_everything(client: ExchangeClient) -> list[str]:

@@ -39,11 +39,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal, localcontext
+from decimal import Decimal, localcontext
 
 from ccxtkit.config import RiskConfig
 from ccxtkit.errors import InputError, RiskLimitError
-from ccxtkit.money import cents, fmt, is_usd_like
+from ccxtkit.money import fmt, is_usd_like
+
+from .texts import pct, qty, same_cents, usd
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
@@ -107,6 +109,7 @@ class Exposure:
     open_orders: int
     free_balances: Mapping[str, Decimal] = field(default_factory=dict)
     realised_pnl_today_usd: Decimal | None = None
+    realised_pnl_by_exchange: Mapping[str, Decimal] = field(default_factory=dict)
     quantities: Mapping[str, Decimal] = field(default_factory=dict)
     unpriced: frozenset[str] = frozenset()
     volume_unpriced: frozenset[str] = frozenset()
@@ -126,33 +129,6 @@ class CheckResult:
     limit: Decimal
     headroom: Decimal
     message: str
-
-
-def usd(value: Decimal, exact: bool = False) -> str:
-    """'$12,000.00'; with exact=True every digit is kept so near-boundary values differ."""
-    if exact and value != cents(value):
-        whole, _, frac = fmt(value).partition(".")
-        return f"${int(whole):,}.{frac}" if whole != "-0" else f"-$0.{frac}"
-    return f"${cents(value):,.2f}"
-
-
-def _qty(value: Decimal) -> str:
-    """An asset amount for people: thousands separators, trailing zeros dropped."""
-    text = fmt(value)
-    whole, dot, frac = text.partition(".")
-    sign = "-" if whole.startswith("-") else ""
-    return f"{sign}{int(whole.lstrip('-')):,}{dot}{frac}"
-
-
-def _close(a: Decimal, b: Decimal) -> bool:
-    """True when two USD amounts print alike at cents, so the message must show all digits."""
-    return cents(a) == cents(b)
-
-
-def _pct(value: Decimal, exact: bool) -> str:
-    if exact:
-        return f"{fmt(value)}%"
-    return f"{value.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP)}%"
 
 
 def fill_price(p: OrderProposal) -> Decimal:
@@ -235,7 +211,7 @@ def _cap(name: str, what: str, used: Decimal, add: Decimal, limit: Decimal) -> C
         total = used + add
         headroom = max(limit - used, ZERO)
     ok = total <= limit
-    exact = _close(total, limit) or _close(headroom, ZERO)
+    exact = same_cents(total, limit) or same_cents(headroom, ZERO)
     if used == 0 and what == "order value":
         text = f"{what} {usd(total, exact)}"
     else:
@@ -283,20 +259,20 @@ def _position_pct(p: OrderProposal, e: Exposure, value: Decimal, risk: RiskConfi
     with localcontext() as ctx:
         ctx.prec = _PRECISION
         after = held_usd(e, asset) + value
-        pct = after / capital * HUNDRED if capital > 0 else None
+        share = after / capital * HUNDRED if capital > 0 else None
         cap_usd = capital * limit / HUNDRED if capital > 0 else ZERO
         headroom = max(cap_usd - held_usd(e, asset), ZERO)
-    if pct is None:
+    if share is None:
         message = f"portfolio value is {usd(capital)}: a {asset} position cannot fit {name}"
         return CheckResult(name, False, after, limit, ZERO, message)
-    ok = pct <= limit
+    ok = share <= limit
     verb = "within" if ok else "exceeds"
-    exact = pct != limit and _pct(pct, False) == _pct(limit, False)
+    exact = share != limit and pct(share, False) == pct(limit, False)
     message = (
-        f"{asset} position {usd(after)} after this order is {_pct(pct, exact)} of the portfolio "
-        f"{usd(capital)}, {verb} {name} {_pct(limit, exact)} (headroom {usd(headroom)})"
+        f"{asset} position {usd(after)} after this order is {pct(share, exact)} of the portfolio "
+        f"{usd(capital)}, {verb} {name} {pct(limit, exact)} (headroom {usd(headroom)})"
     )
-    return CheckResult(name, ok, pct, limit, headroom, message)
+    return CheckResult(name, ok, share, limit, headroom, message)
 
 
 def _open_positions(p: OrderProposal, e: Exposure, risk: RiskConfig) -> CheckResult:
@@ -330,15 +306,15 @@ def _drawdown(p: OrderProposal, e: Exposure, risk: RiskConfig) -> CheckResult:
     if limit <= 0:
         return CheckResult(name, True, dd, limit, headroom, f"{name} is 0: disabled")
     if dd < limit:
-        msg = f"drawdown {_pct(dd, False)} within {name} {_pct(limit, False)}"
+        msg = f"drawdown {pct(dd, False)} within {name} {pct(limit, False)}"
         return CheckResult(name, True, dd, limit, headroom, msg)
     if acquired_asset(p) is None and p.side == "sell":
-        msg = f"drawdown {_pct(dd, False)} at {name}, but this sell only reduces a position"
+        msg = f"drawdown {pct(dd, False)} at {name}, but this sell only reduces a position"
         return CheckResult(name, True, dd, limit, headroom, msg)
-    exact = dd != limit and _pct(dd, False) == _pct(limit, False)
+    exact = dd != limit and pct(dd, False) == pct(limit, False)
     message = (
-        f"portfolio {usd(e.portfolio_usd)} is {_pct(dd, exact)} below its high-water mark "
-        f"{usd(e.high_water_usd)}, at or over {name} {_pct(limit, exact)} (headroom 0%): "
+        f"portfolio {usd(e.portfolio_usd)} is {pct(dd, exact)} below its high-water mark "
+        f"{usd(e.high_water_usd)}, at or over {name} {pct(limit, exact)} (headroom 0%): "
         "only sells that reduce a position are allowed until the portfolio recovers"
     )
     return CheckResult(name, False, dd, limit, ZERO, message)
@@ -353,15 +329,15 @@ def _balance(p: OrderProposal, e: Exposure) -> CheckResult:
             cost = p.amount * fill_price(p)
             fee = cost * p.fee_rate
             need = cost + fee
-            detail = f" (cost {_qty(cost)} + est. fee {_qty(fee)})"
+            detail = f" (cost {qty(cost)} + est. fee {qty(fee)})"
         else:
             asset, need, detail = p.base, p.amount, ""
     free = max(e.free_balances.get(asset, ZERO), ZERO)
     ok = need <= free
     verb = "is within" if ok else "exceeds"
     message = (
-        f"{p.side} needs {_qty(need)} {asset}{detail}, which {verb} the {name} of "
-        f"{_qty(free)} {asset} on {p.exchange} (headroom {_qty(free)} {asset})"
+        f"{p.side} needs {qty(need)} {asset}{detail}, which {verb} the {name} of "
+        f"{qty(free)} {asset} on {p.exchange} (headroom {qty(free)} {asset})"
     )
     return CheckResult(name, ok, need, free, free, message)
 

@@ -7,8 +7,10 @@ boundaries are plain unit tests. Boundaries, stated once:
 - max drawdown: fires when the drawdown REACHES the limit (15 % down with a 15 % limit stops
   trading, as the pre-trade check refuses at the limit);
 - daily realised loss: fires when today's loss is OVER the limit (a loss equal to it is allowed);
-- circuit breaker: fires when N or more failed/rejected orders fall within the last M minutes
-  (a failure exactly M minutes old has left the window);
+- circuit breaker: in mode `window`, fires when N or more failed/rejected orders fall within
+  the last M minutes (a failure exactly M minutes old has left the window); in mode
+  `consecutive`, fires when the N latest order outcomes were all failures (an order the
+  exchange accepted, open or filled, resets the run);
 - max open positions: fires when the count is OVER the maximum.
 """
 
@@ -42,6 +44,7 @@ class TriggerInputs:
     capital_usd: Decimal | None = None  # the base of a percentage daily loss limit
     open_positions: int | None = None
     failure_times: Sequence[datetime] = ()  # failed or rejected orders, UTC
+    consecutive_failures: int | None = None  # failures since the last accepted order
 
 
 def max_drawdown(drawdown_pct: Decimal | None, limit_pct: Decimal | None) -> Trigger | None:
@@ -119,6 +122,21 @@ def circuit_breaker(
     return None
 
 
+def consecutive_breaker(
+    consecutive: int | None, max_failures: int, enabled: bool = True
+) -> Trigger | None:
+    """Fires when the last `max_failures` orders in a row failed or were rejected."""
+    if not enabled or consecutive is None:
+        return None
+    if consecutive >= max_failures:
+        return Trigger(
+            "circuit_breaker",
+            f"{consecutive} failed or rejected orders in a row "
+            f"(limit {max_failures}, risk.circuit_breaker mode consecutive)",
+        )
+    return None
+
+
 def max_open_positions(open_positions: int | None, maximum: int | None) -> Trigger | None:
     """Fires when more positions are open than `risk.max_open_positions` allows."""
     if open_positions is None or maximum is None:
@@ -142,12 +160,19 @@ def evaluate(
     window_minutes: int,
     breaker_enabled: bool,
     max_positions: int | None,
+    breaker_mode: str = "window",
 ) -> list[Trigger]:
     """Every rule that fires, in a fixed order (the first one names the activation)."""
+    if breaker_mode == "consecutive":
+        breaker = consecutive_breaker(inputs.consecutive_failures, max_failures, breaker_enabled)
+    else:
+        breaker = circuit_breaker(
+            inputs.failure_times, now, max_failures, window_minutes, breaker_enabled
+        )
     fired = [
         max_drawdown(inputs.drawdown_pct, max_drawdown_pct),
         daily_loss(inputs.realised_pnl_today, daily_loss_limit, inputs.capital_usd),
-        circuit_breaker(inputs.failure_times, now, max_failures, window_minutes, breaker_enabled),
+        breaker,
         max_open_positions(inputs.open_positions, max_positions),
     ]
     return [t for t in fired if t is not None]

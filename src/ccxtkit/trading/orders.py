@@ -37,8 +37,7 @@ from ..ledger.chain import now_utc
 from ..ledger.store import Ledger
 from ..logs import log
 from ..money import is_usd_like, to_decimal
-from ..risk import killswitch
-from ..risk.exposure import build_exposure
+from ..risk import figures, killswitch
 from ..risk.limits import CheckResult, OrderProposal, check_order, order_value_usd
 from ..workspace import Workspace
 from . import emergency, inflight, recording
@@ -212,7 +211,9 @@ def _check_and_record_intent(
         resolved = [r.client_order_id for r in record_resolutions(ledger, p.resolutions)]
         # A fresh whole snapshot keeps the exposure query from summing the entire history.
         record_snapshot(ledger, request.exchange, p.balances, held_prices, p.balances_at, "trade")
-        exposure = build_exposure(ledger, p.prices, now, ws.config.timezone, free)
+        exposure = figures.compute(
+            ledger, now, ws.config.timezone, p.prices, free, with_pnl=False
+        ).exposure
         checks = check_order(p.proposal, exposure, ws.config.risk)
         refusal = next((c for c in checks if not c.ok), None)
         if refusal is not None:
