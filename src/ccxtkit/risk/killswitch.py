@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from ccxtkit import crashpoints
 from ccxtkit.auth.audit import queue_control_event, record_control_event
 from ccxtkit.errors import AuthorizationError, KillSwitchActiveError, UsageError
 from ccxtkit.filelock import flocked
@@ -249,6 +250,7 @@ def activate(
             "flatten": flatten,
             "accounts": {},
         }
+    crashpoints.reach("killswitch.state_written")
     in_flight = _sends_in_flight(ws)
     # 2. The audit event, durably and without waiting on the ledger lock.
     event = {"reason": reason, "trigger": trigger, "since": state.since, "flatten": flatten}
@@ -282,6 +284,7 @@ def activate(
             "accounts": report,
         }
     sweep = {"reason": reason, "trigger": trigger, "ok": ok, "accounts": report}
+    crashpoints.reach("killswitch.before_sweep_event")
     recorded_in = record_control_event(ws, "kill_switch.sweep", sweep, actor=who)
     failed = [r.account for r in results if not r.ok]
     _alert(
