@@ -124,7 +124,7 @@ def test_crash_points_do_nothing_without_the_harness(home: Path) -> None:
 ORDER_POINTS = ["order.intent_recorded", "order.sent", "order.outcome_recorded"]
 
 
-@pytest.mark.parametrize("exchange", ["kraken", "paper"])
+@pytest.mark.parametrize("exchange", ["kraken", pytest.param("paper", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("point", ORDER_POINTS)
 def test_order_crash_then_recover(
     point: str,
@@ -373,7 +373,7 @@ def trades_csv(path: Path, rows: int, padded: bool) -> Path:
     return path
 
 
-@pytest.mark.parametrize("path_kind", ["bulk", "row_by_row"])
+@pytest.mark.parametrize("path_kind", ["bulk", pytest.param("row_by_row", marks=pytest.mark.slow)])
 def test_import_crash_mid_batch_then_import_again(
     path_kind: str, home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
