@@ -91,7 +91,7 @@ def view(home: Path, exchange: str, server: KrakenServer):  # type: ignore[no-un
 
 
 # -- the points are placed, and only the test harness can make them do anything ------------
-def test_every_crash_point_is_placed_once_and_covered() -> None:
+def test_every_crash_point_is_placed_and_covered() -> None:
     calls = re.findall(r'crashpoints\.reach\("([^"]+)"\)', "".join(
         p.read_text() for p in SRC.rglob("*.py")
     ))  # fmt: skip
@@ -335,7 +335,7 @@ def test_kill_switch_crash_then_sweep_again(
     activation_queued = point != "killswitch.state_written"
     assert outbox_kinds(home) == (["kill_switch.activate"] if activation_queued else [])
     assert control_events(home, "kill_switch.") == []  # nothing reached the chain yet
-    code, _, err = cli(capsys, home, *["trade", "buy", "BTC/USD", "0.01"], "--exchange", "paper")
+    code, _, err = cli(capsys, home, "trade", "buy", "BTC/USD", "0.01", "--exchange", "paper")
     assert code == 4, err  # blocked already
 
     # 2. Recovery: --status shows how far the sweep got; the next activation sweeps again.
@@ -397,4 +397,44 @@ def test_import_crash_mid_batch_then_import_again(
     ids = [r[0] for r in ledger_rows(home, "SELECT trade_id FROM trades ORDER BY seq")]
     assert ids == [f"T-{i}" for i in range(120)]
     assert [k for k, _ in control_events(home, "ledger.import")] == ["ledger.import"] * 2
+    assert_verifies(capsys, home)
+
+
+# -- reconcile --auto-sync: what the exchange has and the ledger lacks, appended once ---------
+def test_sync_crash_mid_batch_then_sync_again(
+    home: Path, kraken_server: KrakenServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ccxtkit.exchanges.factory import open_exchange
+    from ccxtkit.secrets import resolve_credentials
+
+    # Trades made outside vhc (on the exchange's website, say): --auto-sync appends them.
+    ws = Workspace.locate(str(home))
+    client = open_exchange(ws, "kraken", resolve_credentials(ws, "kraken"))
+    try:
+        for i in range(3):
+            client.create_order("BTC/USD", "buy", "market", D("0.01"), None, f"web{i}")
+    finally:
+        client.close()
+    on_exchange = {t.txid for t in kraken_server.trades}
+    sync = ["--json", "reconcile", "--date", "today", "--exchange", "kraken", "--auto-sync"]
+    run = run_vhc(home, sync, crash_at="reconcile.sync.mid_batch")
+    # 1. It crashed there, with the trades appended but not committed: none is on the record.
+    assert run.crashed, (run.code, run.err)
+    assert ledger_rows(home, "SELECT count(*) FROM trades") == [(0,)]
+    assert control_events(home, "reconcile") == []
+    assert_verifies(capsys, home)
+
+    # 2. Recovery is the same command again: every trade appended once.
+    code, out, err = cli(capsys, home, *sync)
+    assert code in (0, 1), out + err  # 1: the synced trades are findings a person should see
+    trades = [r[0] for r in ledger_rows(home, "SELECT trade_id FROM trades")]
+    assert sorted(trades) == sorted(on_exchange)
+    # 3. The next reconcile finds the ledger and the exchange in agreement.
+    code, out, err = cli(
+        capsys, home, "--json", "reconcile", "--date", "today", "--exchange", "kraken"
+    )
+    assert code == 0, out + err
+    assert json.loads(out)["accounts"]["kraken"]["findings"] == []
+    assert len(ledger_rows(home, "SELECT trade_id FROM trades")) == len(on_exchange)
+    assert len(kraken_server.requests_to("AddOrder")) == 3  # reconcile never sends
     assert_verifies(capsys, home)

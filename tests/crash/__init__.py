@@ -28,6 +28,7 @@ POINTS = (
     "killswitch.swept_account",
     "killswitch.before_sweep_event",
     "ledger.import.mid_batch",
+    "reconcile.sync.mid_batch",
 )
 
 
