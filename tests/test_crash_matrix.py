@@ -314,7 +314,7 @@ def test_kill_switch_crash_then_sweep_again(
     sends = len(kraken_server.requests_to("AddOrder"))
     assert open_orders(home, kraken_server) == {"kraken": 3, "paper": 3}
     # Kraken answers slowly, so the paper account is the one swept when the crash comes.
-    kraken_server.latency = 0.3 if point == "killswitch.swept_account" else 0
+    kraken_server.latency = 0.5 if point == "killswitch.swept_account" else 0
     activate = ["kill-switch", "--activate", "--reason", "crash matrix"]
     run = run_vhc(home, activate, crash_at=point)
     kraken_server.latency = 0
