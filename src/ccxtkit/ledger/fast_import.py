@@ -14,6 +14,7 @@ from decimal import Decimal, localcontext
 from pathlib import Path
 from typing import Any
 
+from .. import crashpoints
 from ..logs import log
 from ..money import LEDGER_CONTEXT, USD_LIKE
 from .chain import FORMAT_TAG, _field, _sql_field, _sql_text, encode_value, now_utc
@@ -224,5 +225,6 @@ def _chain_and_insert(ledger: Ledger, con: Any) -> list[int]:
         )
     finally:
         con.unregister("_vhc_chain")
+    crashpoints.reach("ledger.import.mid_batch")  # rows inserted, transaction not committed
     ledger.set_head(Head(seq, prev))
     return seqs

@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from .. import crashpoints
 from ..errors import InputError, VhcError
 from ..money import LEDGER_CONTEXT, SCALE, is_usd_like, to_ledger_decimal
 from .store import Ledger
@@ -213,6 +214,7 @@ def _import_row_by_row(ledger: Ledger, path: Path, source: str) -> ImportResult:
     fresh = [r for r in unique if (r["exchange"], r["trade_id"]) not in existing]
     with ledger.transaction():
         seqs = ledger.append("trades", fresh)
+        crashpoints.reach("ledger.import.mid_batch")  # rows inserted, transaction not committed
         ledger.record_event(
             "ledger.import",
             {"file": path.name, "rows": len(parsed), "imported": len(fresh)},

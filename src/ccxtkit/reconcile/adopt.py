@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from ccxtkit import crashpoints
 from ccxtkit.exchanges.base import Transfer
 from ccxtkit.ledger.store import Ledger
 from ccxtkit.trading.recording import record_fills
@@ -81,6 +82,7 @@ def sync_findings(ledger: Ledger, exchange: str, findings: Sequence[Finding]) ->
     recorded = 0
     for i in range(0, len(trades), _CHUNK):
         recorded += record_fills(ledger, exchange, trades[i : i + _CHUNK], SOURCE)
+        crashpoints.reach("reconcile.sync.mid_batch")  # rows appended, transaction open
     transfers = [
         f.transfer
         for f in findings

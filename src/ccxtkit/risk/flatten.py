@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 from typing import TYPE_CHECKING, Any
 
+from ccxtkit import crashpoints
 from ccxtkit.errors import LedgerBusyError, OrderOutcomeUnknown, VhcError
 from ccxtkit.logs import log, redact
 from ccxtkit.money import fmt
@@ -75,6 +76,7 @@ def sweep_account(ws: Workspace, name: str, flatten: bool) -> AccountResult:
 
         client = open_exchange(ws, name, resolve_credentials(ws, name))
         result.cancelled = cancel_everything(client)
+        crashpoints.reach("killswitch.swept_account")
         result.still_open = [o.id for o in client.fetch_open_orders()]
         if result.still_open:
             result.errors.append(f"{len(result.still_open)} order(s) still open after cancelling")

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ccxtkit import crashpoints
 from ccxtkit.auth.audit import queue_control_event, record_control_event
 from ccxtkit.errors import KillSwitchActiveError, UsageError
 from ccxtkit.filelock import flocked
@@ -307,6 +308,7 @@ def activate(
             "flatten": flatten,
             "accounts": {},
         }
+    crashpoints.reach("killswitch.state_written")
     in_flight = _sends_in_flight(ws)
     # 2. The audit event, durably and without waiting on the ledger lock.
     event = {"reason": reason, "trigger": trigger, "since": state.since, "flatten": flatten}
@@ -351,5 +353,6 @@ def activate(
         key=f"kill_switch.activate.{trigger}",
     )
     sweep = {"reason": reason, "trigger": trigger, "ok": ok, "accounts": report}
+    crashpoints.reach("killswitch.before_sweep_event")
     recorded_in = record_control_event(ws, "kill_switch.sweep", sweep, actor=who)
     return Activation(state=final, accounts=results, seconds=seconds, recorded_in=recorded_in)

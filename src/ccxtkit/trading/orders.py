@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 
+from .. import crashpoints
 from ..errors import (
     ExchangeError,
     InputError,
@@ -176,6 +177,7 @@ def _place(ws: Workspace, client: ExchangeClient, request: OrderRequest, live: b
         result = _check_and_record_intent(ws, request, prepared, client_order_id, live)
         if request.dry_run:
             return result
+        crashpoints.reach("order.intent_recorded")
         try:
             order, fills = _send(ws, client, request, prepared.symbol, client_order_id, now_utc())
         finally:
@@ -346,6 +348,7 @@ def _send(
                 ws, request.exchange, client_order_id, "rejected", {"error": exc.message}, emergency
             )
             raise
+        crashpoints.reach("order.sent")
         return order, _record_result(
             ws, client, request, client_order_id, order, placed_at, emergency
         )
@@ -370,6 +373,7 @@ def _record_result(
     try:
         with _ledger(ws, emergency) as ledger, ledger.transaction():
             recording.record_order_state(ledger, request.exchange, client_order_id, order, {})
+            crashpoints.reach("order.outcome_recorded")  # one transaction: fills follow, or neither
             added = recording.record_fills(
                 ledger, request.exchange, fills, request.source, client_order_id, request.strategy
             )

@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from ccxtkit import crashpoints
 from ccxtkit.errors import (
     AuthorizationError,
     ExchangeError,
@@ -130,6 +131,7 @@ def execute(
                 req = get_request(ledger, request_id)
     if error is not None:
         raise error
+    crashpoints.reach("withdraw.claimed")
     return _send(ws, client, req, now)
 
 
@@ -181,9 +183,11 @@ def _send(
     except VhcError as exc:  # refused by the gateway before anything was sent
         _write(ws, "failed", req.id, {"reason": exc.message}, now)
         raise
+    crashpoints.reach("withdraw.sent")
     if transfer.fee is None or not transfer.txid:
         transfer = _enrich(client, transfer, now)
     done = record_executed(ws, req, transfer, "reply", now)
+    crashpoints.reach("withdraw.recorded")
     _alert_done(ws, req, transfer)
     return done
 
