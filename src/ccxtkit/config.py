@@ -102,18 +102,37 @@ class AllowlistEntry(Model):
     label: str | None = None
 
 
+#: Without `daily_auto_approve_cap_usd`, auto-approvals stop at this many times the threshold.
+AUTO_CAP_MULTIPLE = Decimal("5")
+
+
 class WithdrawalsConfig(Model):
     """Withdrawal policy: approvals, allowlist, caps."""
 
     auto_approve_under: Decimal = Field(default=Decimal("0"), ge=0)
-    approval_method: Literal["email", "sms", "manual", "totp"] = "manual"
+    # Where the approval request goes: the email or sms alert channel, or nowhere (manual).
+    approval_method: Literal["email", "sms", "manual"] = "manual"
     recipient_allowlist: list[str | AllowlistEntry] = Field(default_factory=list)
     new_address_delay_hours: Decimal = Field(default=Decimal("24"), ge=0)
     require_two_approvals_over: Decimal | None = Field(default=None, ge=0)
     time_lock_hours: Decimal | None = Field(default=None, ge=0)
     daily_limit_usd: Decimal | None = Field(default=None, ge=0)
-    daily_auto_approve_cap_usd: Decimal = Field(default=Decimal("0"), ge=0)
+    # Unset: AUTO_CAP_MULTIPLE x auto_approve_under; 0 turns auto-approval off.
+    daily_auto_approve_cap_usd: Decimal | None = Field(default=None, ge=0)
     request_ttl_hours: Decimal = Field(default=Decimal("24"), gt=0)
+
+    @field_validator("approval_method", mode="before")
+    @classmethod
+    def _lower_method(cls, v: Any) -> Any:
+        # The seed spells it "SMS"; the values are case-insensitive.
+        return v.strip().lower() if isinstance(v, str) else v
+
+    @property
+    def auto_cap_usd(self) -> Decimal:
+        """The rolling 24 h cap on auto-approved withdrawals, the default filled in."""
+        if self.daily_auto_approve_cap_usd is not None:
+            return self.daily_auto_approve_cap_usd
+        return self.auto_approve_under * AUTO_CAP_MULTIPLE
 
 
 class LoggingConfig(Model):

@@ -89,6 +89,7 @@ def request(
         doc = req.to_dict(req.requested_at)
         doc["policy"] = outcome.note
         doc["approve_command"] = None if req.auto else approve_command(req.id)
+        doc["notice"] = outcome.notice or None
         if outcome.execution is not None:
             doc["status"] = outcome.execution.status
             t = outcome.execution.transfer
@@ -104,6 +105,8 @@ def request(
     else:
         console.print(f"approve with: {approve_command(req.id)}")
         console.print(f"expires {req.expires_at:%Y-%m-%d %H:%M} UTC")
+        if outcome.notice:
+            console.print(outcome.notice, markup=False)
 
 
 @app.command("list")
