@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -180,6 +181,30 @@ class TelegramChannel(Model):
     api_base: str = "https://api.telegram.org"
 
 
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
+
+class SmsChannel(Model):
+    """SMS through Twilio's REST API; the auth token comes from the secrets backend."""
+
+    account_sid: str  # Twilio's account id (AC...), not a secret
+    from_number: str  # a Twilio number, E.164 (+15550001111)
+    to_numbers: list[str] = Field(min_length=1)
+    token_secret: str = "twilio_auth_token"  # noqa: S105 - a name, not a secret
+    api_base: str = "https://api.twilio.com"
+
+    @field_validator("from_number", "to_numbers", mode="before")
+    @classmethod
+    def _e164(cls, v: Any) -> Any:
+        for number in v if isinstance(v, list) else [v]:
+            if not isinstance(number, str) or not _E164.match(number):
+                raise ValueError(
+                    f"{number!r} is not a phone number in E.164 form: write it quoted, like "
+                    "'+15550002222' (unquoted, YAML reads it as a number)"
+                )
+        return v
+
+
 class AlertsConfig(Model):
     """Where alerts go, and how long a repeated alert is held back."""
 
@@ -187,6 +212,7 @@ class AlertsConfig(Model):
     slack: WebhookChannel | None = None
     webhook: WebhookChannel | None = None
     telegram: TelegramChannel | None = None
+    sms: SmsChannel | None = None
     dedup_minutes: int = Field(default=60, ge=0)
     min_severity: Literal["info", "warning", "critical"] = "info"
 
