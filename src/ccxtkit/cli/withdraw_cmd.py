@@ -269,6 +269,42 @@ def allowlist_remove(
         console.print(f"removed {entry.asset} {entry.address}")
 
 
+@allowlist_app.command("import-config")
+def allowlist_import_config(
+    ctx: typer.Context, auth_code: CodeOpt, approver: ApproverOpt = "admin"
+) -> None:
+    """Adopt the config's withdrawals.recipient_allowlist with one 2FA code.
+
+    Each pending entry is recorded as `allowlist add` records one, with its cool-off. Entries
+    that name no asset cannot be adopted (exit 1 names them); nothing to adopt: exit 2.
+
+    Example: vhc withdraw allowlist import-config --auth-code 123456
+    """
+    from ..withdrawals.allowlist_import import import_config
+
+    st = state(ctx)
+    outcome = import_config(st.workspace, auth_code, approver)
+    skipped = [
+        {"address": p.address, "asset": p.asset, "network": p.network, "problem": p.problem}
+        for p in outcome.skipped
+    ]
+    if st.json:
+        added = [{**_entry_doc(e), "usable_from": outcome.usable_from} for e in outcome.added]
+        print_json({"added": added, "skipped": skipped})
+    else:
+        for e in outcome.added:
+            net = f" ({e.network})" if e.network else ""
+            console.print(
+                f"added {e.asset} {e.address}{net}; usable from "
+                f"{outcome.usable_from:%Y-%m-%d %H:%M} UTC",
+                markup=False,
+            )
+        for p in skipped:
+            console.print(f"not adopted: {p['address']}: {p['problem']}", markup=False)
+    if skipped:
+        raise FindingsError(f"{len(skipped)} recipient_allowlist entry(ies) could not be adopted")
+
+
 @allowlist_app.command("list")
 def allowlist_list(ctx: typer.Context) -> None:
     """Show the allowlist: recorded entries and YAML entries that lack a ledger record.

@@ -13,6 +13,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from ccxtkit.config import AllowlistEntry, WithdrawalsConfig
 from ccxtkit.errors import AuthorizationError, UsageError
@@ -21,6 +22,9 @@ from ccxtkit.workspace import Workspace
 
 from .policy import AllowedAddress, Policy, find_entry
 from .requests import aware
+
+if TYPE_CHECKING:
+    from ccxtkit.auth.totp import Verified
 
 ADDED = "allowlist.added"
 REMOVED = "allowlist.removed"
@@ -148,7 +152,21 @@ def add_entry(
     label = label.strip() or None if label else None
     with ws.open_ledger() as ledger:
         _refuse_duplicate(recorded_entries(ledger), asset, address, network)
-    verify_code(ws, code, approver, purpose="withdraw.allowlist.add", now=now)
+    verified = verify_code(ws, code, approver, purpose="withdraw.allowlist.add", now=now)
+    return record_added(ws, asset, address, network, label, verified, now)
+
+
+def record_added(
+    ws: Workspace,
+    asset: str,
+    address: str,
+    network: str | None,
+    label: str | None,
+    verified: Verified,
+    now: datetime,
+) -> AllowedAddress:
+    """Record one entry (normalised) on the strength of a code this process just verified."""
+    approver = verified.approver
     details = {"asset": asset, "address": address, "network": network, "label": label}
     with ws.open_ledger() as ledger:
         _refuse_duplicate(recorded_entries(ledger), asset, address, network)
