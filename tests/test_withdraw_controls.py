@@ -208,3 +208,59 @@ def test_recover_resolves_a_lost_reply_and_still_sends_nothing_new(
     (sent,) = kraken_server.requests_to("Withdraw")
     assert sent.params["amount"] == "0.2"
     assert kraken_server.balance("BTC") == D("0.8")
+
+
+def test_two_concurrent_approvals_never_exceed_the_daily_limit(make_ws: Make) -> None:
+    ws = make_ws(latency_ms=150, addresses=tuple(SIX[:2]), daily_limit_usd=1000)
+    rids = [
+        service.request_withdrawal(ws, "paper", "USDC", "600", address).request.id
+        for address in SIX[:2]
+    ]
+    env = {**os.environ, "VHC_HOME": str(ws.home)}
+    now = datetime.now(UTC)
+    procs = [
+        subprocess.Popen(  # noqa: S603 - our own CLI
+            [
+                sys.executable,
+                "-m",
+                "ccxtkit",
+                "withdraw-approve",
+                rid,
+                "--auth-code",
+                code(ws, who, now),
+                "--approver",
+                who,
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for rid, who in zip(rids, ("admin", "alice"), strict=True)
+    ]
+    results = [(p.wait(timeout=120), p.communicate()[1]) for p in procs]
+    assert sorted(rc for rc, _ in results) == [0, 3], results
+    assert any("daily_limit_usd" in err for rc, err in results if rc == 3), results
+    assert paper_sent(ws) == [D("600")]
+
+
+def test_the_claim_refuses_an_authority_this_process_does_not_hold(make_ws: Make) -> None:
+    from ccxtkit.errors import AuthorizationError
+    from ccxtkit.withdrawals.authority import Authority
+    from ccxtkit.withdrawals.execute import execute
+
+    ws = make_ws(auto_approve_under=100)
+    rid = service.request_withdrawal(ws, "paper", "USDC", "500", ADDR).request.id
+    forge(ws, "withdraw.approved", rid, {"approvers": ["alice"], "via": "approvers"})
+    client = open_exchange(ws, "paper")
+    try:
+        with pytest.raises(AuthorizationError, match="not auto-approved"):
+            execute(ws, client, rid, Authority.auto(rid))  # it was never auto-approved
+        with pytest.raises(AuthorizationError, match="lacks its approvals"):
+            execute(ws, client, rid, Authority(rid, "alice"))  # no approval row of alice's
+        with pytest.raises(AuthorizationError, match="not approved by this command"):
+            execute(ws, client, rid, Authority.auto("wr-someother"))
+    finally:
+        client.close()
+    assert paper_sent(ws) == []
+    assert "withdraw.executing" not in kinds(ws, rid)
