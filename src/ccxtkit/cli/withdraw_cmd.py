@@ -159,10 +159,11 @@ def reject(
 
 @app.command("recover")
 def recover(ctx: typer.Context) -> None:
-    """Resolve requests left in between: lost replies, expiries, ended time locks, unsent approvals.
+    """Resolve withdrawals already sent (lost replies, crashes) and expiries; never sends one.
 
-    A withdrawal whose reply was lost is looked up on the exchange, never sent again. Exit 1
-    when something still needs a person.
+    A withdrawal whose reply was lost is looked up on the exchange, never sent again. Approved
+    requests not yet sent, and ended time locks, are named with the `withdraw-approve` command
+    that sends them. Exit 1 when something still needs a person.
 
     Example: vhc withdraw recover
     """
@@ -193,7 +194,8 @@ def approve(
     """Approve a withdrawal with a fresh 2FA code; it is sent once the policy is satisfied.
 
     Above `require_two_approvals_over` a second, different approver is needed (or, with
-    `time_lock_hours`, the lock must end). Bad, reused or same-approver codes: exit 8; an
+    `time_lock_hours`, the lock must end). An approved request that was not sent (kill switch,
+    ended time lock) is sent by this command, with any enrolled approver's code. Bad, reused or same-approver codes: exit 8; an
     expired request: exit 8; kill switch: exit 4; policy caps: exit 3.
 
     Example: vhc withdraw-approve wr-0123456789 --auth-code 123456 --approver alice
