@@ -149,3 +149,24 @@ def test_sms_method_without_an_sms_channel_says_the_request_was_not_sent(
     rc, out, err = run_cli(ws, ["withdraw", "request", "paper", "USDC", "250", ADDR], capsys)
     assert rc == 0, err
     assert "approval request NOT sent" in out and "monitoring.alerts.sms" in out
+
+
+def test_the_message_shows_tag_and_label_and_the_time_lock() -> None:
+    from decimal import Decimal
+
+    from ccxtkit.withdrawals.notify import request_lines
+    from ccxtkit.withdrawals.requests import WithdrawalRequest
+
+    t = datetime(2026, 1, 2, 3, 4, tzinfo=UTC)
+    req = WithdrawalRequest(
+        id="wr-0123456789", exchange="kraken", asset="XRP", amount=Decimal("120.5"),
+        address="rEXAMPLE", network=None, tag="4242", label="exchange-b", usd=Decimal("61"),
+        requested_at=t, requested_by="ops", approvals_needed=2,
+        time_lock_until=t + timedelta(hours=12), expires_at=t + timedelta(hours=36),
+    )  # fmt: skip
+    lines = request_lines(req)
+    assert "Tag/memo: 4242" in lines and "Label: exchange-b" in lines
+    assert "Amount: 120.5 XRP (~61 USD) from kraken" in lines
+    assert "Needs: 2 approval(s), or one after the time lock ends 2026-01-02 15:04 UTC" in lines
+    assert "Expires: 2026-01-03 15:04 UTC" in lines
+    assert "Approve: vhc withdraw-approve wr-0123456789 --auth-code CODE --approver NAME" in lines

@@ -2,7 +2,9 @@
 
 The message carries what an approver must see to decide (amount, exchange, address, network,
 tag, label, expiry) and the exact command to approve; never a secret, a code or a token.
-`manual` sends nothing: approvers find the request with `vhc withdraw list`. A time-locked
+It goes straight to that one channel (not held back by `min_severity` or de-duplication: each
+request is asked once). `manual` sends nothing: approvers find it with `vhc withdraw list`. A
+time-locked
 request also raises the critical veto-window alert on every alert channel, whatever the method,
 because the time lock relies on someone being able to veto it.
 """
