@@ -264,3 +264,33 @@ def test_the_claim_refuses_an_authority_this_process_does_not_hold(make_ws: Make
         client.close()
     assert paper_sent(ws) == []
     assert "withdraw.executing" not in kinds(ws, rid)
+
+
+# -- the pure rules behind the claim ----------------------------------------------------------
+
+
+def test_rules_count_later_stamped_sends_and_never_need_fewer_approvals() -> None:
+    from ccxtkit.withdrawals.policy import (
+        Policy,
+        Sent,
+        auto_refusal,
+        required_approvals,
+        window_total,
+    )
+
+    t0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+    h = timedelta(hours=1)
+    # A send stamped after this process read the clock (another process, later) still counts.
+    later = [Sent("USDC", D("400"), t0 + timedelta(seconds=2), auto=True)]
+    assert window_total(later, t0, auto_only=True) == D("400")
+    policy = Policy(auto_approve_under=D("500"), auto_cap_usd=D("700"), two_approvals_over=D("1000"),
+                    time_lock=12 * h)  # fmt: skip
+    assert auto_refusal(policy, D("300"), later, t0) == ""
+    assert "headroom 300 USD" in auto_refusal(policy, D("301"), later, t0)
+    assert "not under auto_approve_under" in auto_refusal(policy, D("500"), [], t0)
+    # A row that asks for less than the policy is raised to the policy; the later lock wins.
+    assert required_approvals(policy, 1, None, t0, D("1500")) == (2, t0 + 12 * h)
+    assert required_approvals(policy, 2, t0 + h, t0, D("1500")) == (2, t0 + 12 * h)
+    no_lock = Policy(two_approvals_over=D("1000"))
+    assert required_approvals(no_lock, 2, t0 + h, t0, D("1500")) == (2, None)
+    assert required_approvals(no_lock, 1, None, t0, D("999")) == (1, None)

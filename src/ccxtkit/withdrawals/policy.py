@@ -202,12 +202,21 @@ def required_approvals(
     requested_at: datetime,
     usd: Decimal | None,
 ) -> tuple[int, datetime | None]:
-    """The approvals a request needs now: two once its value has risen past the threshold."""
+    """The approvals a request needs now: never fewer than its row or the policy asks.
+
+    Over `require_two_approvals_over` (its value may have risen since the request) two are
+    needed; a time lock lets one suffice only when both the row and the policy have one, and
+    only from the later of their ends.
+    """
     over = policy.two_approvals_over
-    if usd is not None and over is not None and usd > over and needed < 2:
-        lock = requested_at + policy.time_lock if policy.time_lock else None
-        return 2, lock
-    return needed, time_lock_until
+    if usd is None or over is None or usd <= over:
+        return needed, time_lock_until
+    policy_lock = requested_at + policy.time_lock if policy.time_lock else None
+    if needed < 2:
+        return 2, policy_lock
+    if time_lock_until is None or policy_lock is None:
+        return needed, None
+    return needed, max(time_lock_until, policy_lock)
 
 
 def check_no_unconfirmed(
