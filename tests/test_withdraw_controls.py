@@ -121,6 +121,8 @@ def test_six_concurrent_auto_approved_requests_never_exceed_the_daily_auto_cap(
         docs.append(json.loads(out))
     sent = paper_sent(ws)
     assert sum(sent) <= D("1500"), sent
+    auto = [r for r in service.list_requests(ws, "all") if r.auto]
+    assert sum(r.amount for r in auto) <= D("1500"), auto  # approved, not only sent
     executed = [D(d["amount"]) for d in docs if d["status"] == "executed"]
     assert sorted(executed) == sorted(sent) and sent  # at least one went, all recorded
     # Those not auto-approved wait for a person, with the cap named.
