@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from ccxtkit.errors import AuthorizationError, UsageError, VhcError
-from ccxtkit.ledger.store import default_actor
+from ccxtkit.ledger.store import Ledger, default_actor
 from ccxtkit.money import fmt, to_decimal
 from ccxtkit.workspace import Workspace
 
@@ -45,6 +46,9 @@ from .requests import (
     new_request_id,
     record,
 )
+
+if TYPE_CHECKING:
+    from ccxtkit.auth.totp import Verified
 
 #: `approve_command` is re-exported for the CLI.
 __all__ = ["approve", "approve_command", "list_requests", "reject", "request_withdrawal"]
@@ -210,40 +214,11 @@ def approve(
         )
         _refuse_repeat(req, approver, needed, lock, now)
         _recheck_or_refuse(ws, req, usd, now)  # before the code: a refusal never burns one
-        verified = verify_code(
-            ws, code, approver, purpose=f"withdraw.approve {request_id}", now=now
-        )
-        # Under one ledger lock: the state again, the caps against every committed withdrawal,
-        # and the approval recorded (another approver or request may have acted meanwhile).
-        refusal: VhcError | None = None
+        ok = verify_code(ws, code, approver, purpose=f"withdraw.approve {request_id}", now=now)
         with ws.open_ledger() as ledger:
-            with ledger.transaction():
-                req = get_request(ledger, request_id)
-                _refuse_state(req, now, "approve")
-                _refuse_repeat(req, approver, needed, lock, now)
-                approvers = (
-                    req.approvers if approver in req.approvers else [*req.approvers, approver]
-                )
-                done = approvals_satisfied(needed, lock, approvers, now)
-                try:
-                    if done:
-                        recheck(ledger, ws, req, usd, now)
-                except VhcError as exc:
-                    refusal = exc
-                else:
-                    if approver not in req.approvers:
-                        details = {"approver": approver, "usd": usd, "needed": needed}
-                        record(ledger, "approval", req.id, details, now)
-                    if done and req.status == "pending":
-                        via = "approvers" if len(set(approvers)) >= needed else "time_lock"
-                        record(
-                            ledger, "approved", req.id, {"approvers": approvers, "via": via}, now
-                        )
-            if refusal is not None:
-                record(
-                    ledger, "refused", None, {"request_id": req.id, "error": refusal.message}, now
-                )
-            req = get_request(ledger, request_id)
+            req, approvers, done, refusal = _record_approval(
+                ledger, ws, request_id, approver, ok, needed, lock, usd, now
+            )
         if refusal is not None:
             raise refusal
         if not done:
@@ -254,12 +229,50 @@ def approve(
                     "(then one approver's code sends it)"
                 )
             return ApproveOutcome(req, False, waiting)
-        execution = execute(ws, client, request_id, Authority.verified(request_id, verified), now)
+        execution = execute(ws, client, request_id, Authority.verified(request_id, ok), now)
     finally:
         client.close()
     with ws.open_ledger() as ledger:
         req = get_request(ledger, request_id)
     return ApproveOutcome(req, True, "", execution)
+
+
+def _record_approval(
+    ledger: Ledger,
+    ws: Workspace,
+    request_id: str,
+    approver: str,
+    ok: Verified,
+    needed: int,
+    lock: datetime | None,
+    usd: Decimal | None,
+    now: datetime,
+) -> tuple[WithdrawalRequest, list[str], bool, VhcError | None]:
+    """Under the ledger lock: the state again, the caps against every committed withdrawal,
+    and the approval recorded (another approver or request may have acted meanwhile)."""
+    refusal: VhcError | None = None
+    with ledger.transaction():
+        req = get_request(ledger, request_id)
+        _refuse_state(req, now, "approve")
+        _refuse_repeat(req, approver, needed, lock, now)
+        approvers = req.approvers if approver in req.approvers else [*req.approvers, approver]
+        done = approvals_satisfied(needed, lock, approvers, now)
+        try:
+            if done:
+                recheck(ledger, ws, req, usd, now)
+        except VhcError as exc:
+            refusal = exc
+        else:
+            if approver not in req.approvers:
+                until = lock.isoformat() if lock else None
+                what = {"approver": approver, "usd": usd, "needed": needed, "step": ok.step}
+                record(ledger, "approval", req.id, {**what, "lock": until}, now)
+            if done and req.status == "pending":
+                via = "approvers" if len(set(approvers)) >= needed else "time_lock"
+                record(ledger, "approved", req.id, {"approvers": approvers, "via": via}, now)
+    if refusal is not None:
+        record(ledger, "refused", None, {"request_id": req.id, "error": refusal.message}, now)
+    return get_request(ledger, request_id), approvers, done, refusal
 
 
 def _recheck_or_refuse(
