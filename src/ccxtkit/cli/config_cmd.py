@@ -52,9 +52,7 @@ def _warnings(ctx: typer.Context, text: str, source: str) -> list[str]:
     from ..config import parse_config
     from ..withdrawals.config_notes import withdrawal_notes
 
-    cfg = parse_config(text, source)
-    ws = state(ctx).workspace
-    return withdrawal_notes(cfg, ws.path(cfg.ledger.path))
+    return withdrawal_notes(parse_config(text, source), state(ctx).workspace)
 
 
 @app.command("show")

@@ -7,11 +7,10 @@ is declared but not in force (allowlist entries not adopted, a method without it
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from ccxtkit.config import AUTO_CAP_MULTIPLE, TradingConfig
 from ccxtkit.errors import VhcError
 from ccxtkit.money import fmt
+from ccxtkit.workspace import Workspace
 
 from .allowlist import recorded_entries
 from .allowlist_import import pending_entries
@@ -20,24 +19,25 @@ from .policy import AllowedAddress
 IMPORT_HINT = "`vhc withdraw allowlist import-config --auth-code CODE`"
 
 
-def _recorded(ledger_path: Path | None) -> tuple[list[AllowedAddress], str]:
+def _recorded(ws: Workspace, cfg: TradingConfig) -> tuple[list[AllowedAddress], str]:
     """The ledger's allowlist (read-only), or none and why it could not be read."""
-    if ledger_path is None or not ledger_path.exists():
+    path = ws.path(cfg.ledger.path)
+    if not path.exists():
         return [], ""
     from ccxtkit.ledger.store import open_ledger
 
     try:
-        with open_ledger(ledger_path, wait_seconds=2, read_only=True) as ledger:
+        with open_ledger(path, wait_seconds=2, read_only=True) as ledger:
             return recorded_entries(ledger), ""
     except VhcError as exc:
         return [], f" (the ledger could not be read to check: {exc.message})"
 
 
-def withdrawal_notes(cfg: TradingConfig, ledger_path: Path | None) -> list[str]:
-    """One line per place the withdrawals section does not do what it may seem to."""
+def withdrawal_notes(cfg: TradingConfig, ws: Workspace) -> list[str]:
+    """One line per place the withdrawals section `cfg` does not do what it may seem to."""
     w = cfg.withdrawals
     notes: list[str] = []
-    recorded, unread = _recorded(ledger_path) if w.recipient_allowlist else ([], "")
+    recorded, unread = _recorded(ws, cfg) if w.recipient_allowlist else ([], "")
     for p in pending_entries(w, recorded):
         what = f"{p.asset} {p.address}" if p.asset else p.address
         if p.problem:
