@@ -39,7 +39,7 @@ def validate(ctx: typer.Context) -> None:
     elif not problems:
         console.print(f"{path}: valid")
         for warning in warnings:
-            console.print(f"warning: {warning}", markup=False)
+            console.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     if problems:
         if not state(ctx).json:
             for problem in problems[1:]:
