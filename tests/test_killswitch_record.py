@@ -58,7 +58,7 @@ def doctor_kill_switch(ws: Workspace, capsys) -> tuple[int, list[dict]]:
 
 @pytest.fixture
 def ws(tmp_path, http_capture, monkeypatch):
-    for name in ("VHC_TOTP_SECRET", "VHC_TOTP_ADMIN"):
+    for name in ("VHC_TOTP_SECRET", "VHC_TOTP_ADMIN", "VHC_CONTROL_KEY"):
         monkeypatch.delenv(name, raising=False)
     return alerting_workspace(tmp_path, f"{http_capture.url}/hook")
 
@@ -125,7 +125,9 @@ def enrol_admin(ws: Workspace, monkeypatch) -> str:
     from ccxtkit.auth import totp
 
     result = totp.enrol(ws, "admin", backend="env")
-    monkeypatch.setenv(totp.env_names("admin")[0], result.secret)
+    for name, value in result.exports.items():  # VHC_TOTP_SECRET and VHC_CONTROL_KEY
+        monkeypatch.setenv(name, value)
+    assert result.secret is not None
     return result.secret
 
 

@@ -137,9 +137,10 @@ def test_full_life_is_in_the_ledger_log_and_verifies(
     doc = json.loads(out)
     rid = doc["id"]
     assert doc["status"] == "pending" and doc["approvals_needed"] == 1 and doc["usd"] == "500"
-    # The approvers were told, with the exact command.
-    bodies = [b["body"] for b in webhook[1]]
-    assert any(f"vhc withdraw-approve {rid} --auth-code CODE" in b for b in bodies), bodies
+    # approval_method manual (the default): no approval request goes out on any channel;
+    # `withdraw list` is where approvers find it (email/sms: tests/test_withdraw_notify.py).
+    assert "manual" in doc["notice"]
+    assert not any(rid in b["body"] for b in webhook[1]), webhook[1]
     rc, out, _ = run_cli(ws, ["--json", "withdraw", "list"], capsys)
     assert rc == 0 and [r["id"] for r in json.loads(out)] == [rid]
     rc, out, err = run_cli(
@@ -281,7 +282,7 @@ def test_expired_request_is_refused_exit_8_and_recorded(
     assert len(paper_withdrawals(ws)) == 1
 
 
-def test_kill_switch_blocks_an_approved_request_until_recover(
+def test_kill_switch_blocks_an_approved_request_until_an_approver_sends_it(
     make_ws: Make, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ws = make_ws()
@@ -298,12 +299,22 @@ def test_kill_switch_blocks_an_approved_request_until_recover(
     with pytest.raises(KillSwitchActiveError):
         service.approve(ws, rid, alice, "alice")
     rc, _, _ = run_cli(ws, ["withdraw", "recover"], capsys)
-    assert rc == 1  # the approved one still needs the switch lifted
+    assert rc == 1  # the approved one still needs a person
     assert paper_withdrawals(ws) == []
     killswitch.deactivate(ws, code(ws, "admin", datetime.now(UTC)), "admin")
+    # recover never sends: it names the command that does, and exits 1.
     rc, out, err = run_cli(ws, ["withdraw", "recover"], capsys)
-    assert rc == 0, err
-    assert auto["id"] in out and "approved -> executed" in out
+    assert rc == 1 and auto["id"] in out and "approved -> approved" in out
+    assert "withdraw-approve" in out
+    assert paper_withdrawals(ws) == []
+    # An approver's code, verified by the process that sends, sends the auto-approved one.
+    rc, out, err = run_cli(
+        ws,
+        ["withdraw-approve", auto["id"], "--auth-code", code(ws, "bob", datetime.now(UTC)),
+         "--approver", "bob"],
+        capsys,
+    )  # fmt: skip
+    assert rc == 0 and "SENT" in out, err
     assert service.approve(ws, rid, alice, "alice").request.status == "executed"
     assert sorted(w.amount for w in paper_withdrawals(ws)) == [D("50"), D("500")]
     assert len(transfers(ws)) == 2
@@ -338,10 +349,15 @@ def test_time_lock_veto_and_single_approver_after_the_lock(make_ws: Make) -> Non
     one = service.approve(ws, rid, code(ws, "admin", t1), "admin", now=t1)
     assert not one.approved and "time lock" in one.waiting
     assert recover.recover(ws, now=t0 + timedelta(hours=11)) == []
+    with pytest.raises(AuthorizationError, match="already approved"):  # lock still running
+        service.approve(ws, rid, code(ws, "admin", t1 + timedelta(hours=9)), "admin", now=t1)
     assert paper_withdrawals(ws) == []
-    done = recover.recover(ws, now=t0 + timedelta(hours=12))
-    assert [(r.before, r.after) for r in done] == [
-        ("pending", "approved"),
-        ("approved", "executed"),
-    ]
+    # After the lock recover says so, and sends nothing: the approver's code sends it.
+    t2 = t0 + timedelta(hours=12)
+    (told,) = recover.recover(ws, now=t2)
+    assert (told.before, told.after, told.needs_attention) == ("pending", "pending", True)
+    assert paper_withdrawals(ws) == []
+    done = service.approve(ws, rid, code(ws, "admin", t2), "admin", now=t2)
+    assert done.approved and done.request.status == "executed"
+    assert done.request.approvers == ["admin"]
     assert [w.amount for w in paper_withdrawals(ws)] == [D("2000")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -107,18 +108,37 @@ class AllowlistEntry(Model):
     label: str | None = None
 
 
+#: Without `daily_auto_approve_cap_usd`, auto-approvals stop at this many times the threshold.
+AUTO_CAP_MULTIPLE = Decimal("5")
+
+
 class WithdrawalsConfig(Model):
     """Withdrawal policy: approvals, allowlist, caps."""
 
     auto_approve_under: Decimal = Field(default=Decimal("0"), ge=0)
-    approval_method: Literal["email", "sms", "manual", "totp"] = "manual"
+    # Where the approval request goes: the email or sms alert channel, or nowhere (manual).
+    approval_method: Literal["email", "sms", "manual"] = "manual"
     recipient_allowlist: list[str | AllowlistEntry] = Field(default_factory=list)
     new_address_delay_hours: Decimal = Field(default=Decimal("24"), ge=0)
     require_two_approvals_over: Decimal | None = Field(default=None, ge=0)
     time_lock_hours: Decimal | None = Field(default=None, ge=0)
     daily_limit_usd: Decimal | None = Field(default=None, ge=0)
-    daily_auto_approve_cap_usd: Decimal = Field(default=Decimal("0"), ge=0)
+    # Unset: AUTO_CAP_MULTIPLE x auto_approve_under; 0 turns auto-approval off.
+    daily_auto_approve_cap_usd: Decimal | None = Field(default=None, ge=0)
     request_ttl_hours: Decimal = Field(default=Decimal("24"), gt=0)
+
+    @field_validator("approval_method", mode="before")
+    @classmethod
+    def _lower_method(cls, v: Any) -> Any:
+        # The seed spells it "SMS"; the values are case-insensitive.
+        return v.strip().lower() if isinstance(v, str) else v
+
+    @property
+    def auto_cap_usd(self) -> Decimal:
+        """The rolling 24 h cap on auto-approved withdrawals, the default filled in."""
+        if self.daily_auto_approve_cap_usd is not None:
+            return self.daily_auto_approve_cap_usd
+        return self.auto_approve_under * AUTO_CAP_MULTIPLE
 
 
 class LoggingConfig(Model):
@@ -166,6 +186,30 @@ class TelegramChannel(Model):
     api_base: str = "https://api.telegram.org"
 
 
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
+
+class SmsChannel(Model):
+    """SMS through Twilio's REST API; the auth token comes from the secrets backend."""
+
+    account_sid: str  # Twilio's account id (AC...), not a secret
+    from_number: str  # a Twilio number, E.164 (+15550001111)
+    to_numbers: list[str] = Field(min_length=1)
+    token_secret: str = "twilio_auth_token"  # noqa: S105 - a name, not a secret
+    api_base: str = "https://api.twilio.com"
+
+    @field_validator("from_number", "to_numbers", mode="before")
+    @classmethod
+    def _e164(cls, v: Any) -> Any:
+        for number in v if isinstance(v, list) else [v]:
+            if not isinstance(number, str) or not _E164.match(number):
+                raise ValueError(
+                    f"{number!r} is not a phone number in E.164 form: write it quoted, like "
+                    "'+15550002222' (unquoted, YAML reads it as a number)"
+                )
+        return v
+
+
 class AlertsConfig(Model):
     """Where alerts go, and how long a repeated alert is held back."""
 
@@ -173,6 +217,7 @@ class AlertsConfig(Model):
     slack: WebhookChannel | None = None
     webhook: WebhookChannel | None = None
     telegram: TelegramChannel | None = None
+    sms: SmsChannel | None = None
     dedup_minutes: int = Field(default=60, ge=0)
     min_severity: Literal["info", "warning", "critical"] = "info"
 

@@ -1,4 +1,5 @@
-"""The alert channels: SMTP email, Slack incoming webhook, a generic JSON webhook, Telegram.
+"""The alert channels: SMTP email, Slack incoming webhook, a generic JSON webhook, Telegram,
+SMS through Twilio's REST API.
 
 Each channel is a function `(ws, config, alert, now) -> None` that raises `ChannelError` (or any
 OSError) when delivery failed; `send_alert` turns that into a log line and a result entry.
@@ -7,6 +8,7 @@ Credentials come from the secrets backend and are registered for redaction befor
 
 from __future__ import annotations
 
+import base64
 import json
 import smtplib
 import socket
@@ -23,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ccxtkit.logs import register_secret
 
 if TYPE_CHECKING:
-    from ccxtkit.config import EmailChannel, TelegramChannel, WebhookChannel
+    from ccxtkit.config import EmailChannel, SmsChannel, TelegramChannel, WebhookChannel
     from ccxtkit.workspace import Workspace
 
     from . import Alert
@@ -164,6 +166,78 @@ def send_telegram(ws: Workspace, cfg: TelegramChannel, alert: Alert, now: dateti
         raise ChannelError("telegram: the Bot API did not confirm the message (ok != true)")
 
 
+#: Twilio refuses a message body longer than this.
+SMS_MAX_CHARS = 1600
+_LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def send_sms(ws: Workspace, cfg: SmsChannel, alert: Alert, now: datetime) -> None:
+    """Send the alert as an SMS to each number (Twilio: POST .../Accounts/{Sid}/Messages.json)."""
+    base = urllib.parse.urlsplit(cfg.api_base)
+    if base.scheme != "https" and not (base.scheme == "http" and base.hostname in _LOOPBACK):
+        # Basic auth carries the token: never over plain HTTP beyond this machine.
+        raise ChannelError(f"sms: api_base must start with https:// (got {cfg.api_base!r})")
+    token = _secret(ws, cfg.token_secret, "sms")
+    auth = base64.b64encode(f"{cfg.account_sid}:{token}".encode()).decode("ascii")
+    register_secret(auth)
+    sid = urllib.parse.quote(cfg.account_sid, safe="")
+    url = f"{cfg.api_base.rstrip('/')}/2010-04-01/Accounts/{sid}/Messages.json"
+    text = f"{subject_line(alert)}\n{alert.body}"
+    if len(text) > SMS_MAX_CHARS:
+        text = text[: SMS_MAX_CHARS - 1] + "\u2026"
+    failures = []
+    for number in cfg.to_numbers:
+        form = {"To": number, "From": cfg.from_number, "Body": text}
+        try:
+            _twilio_post(url, auth, form)
+        except ChannelError as exc:
+            failures.append(f"{number}: {exc}")
+    if failures:
+        raise ChannelError("sms: " + "; ".join(failures))
+
+
+def _twilio_post(url: str, auth: str, form: dict[str, str]) -> None:
+    request = urllib.request.Request(  # noqa: S310 - scheme checked by send_sms
+        url,
+        data=urllib.parse.urlencode(form).encode("ascii"),
+        headers={
+            "Authorization": f"Basic {auth}",
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Accept": "application/json",
+            "User-Agent": "vhc-alerts",
+        },
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:  # noqa: S310
+            body = response.read(65536)
+    except urllib.error.HTTPError as exc:
+        raise ChannelError(f"HTTP {exc.code}: {_twilio_error(exc.read(4096))}") from None
+    except urllib.error.URLError as exc:
+        raise ChannelError(f"cannot connect ({exc.reason})") from None
+    except OSError as exc:
+        raise ChannelError(f"{type(exc).__name__}: {exc}") from None
+    try:
+        doc = json.loads(body or b"{}")
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict) or not doc.get("sid"):
+        raise ChannelError("Twilio did not confirm the message (no sid in the reply)")
+    if doc.get("status") in ("failed", "undelivered"):
+        raise ChannelError(f"Twilio reports the message {doc.get('status')}")
+
+
+def _twilio_error(body: bytes) -> str:
+    """Twilio's error message ({"code", "message"}), or a placeholder."""
+    try:
+        doc = json.loads(body or b"{}")
+    except ValueError:
+        return "no error detail"
+    if isinstance(doc, dict) and doc.get("message"):
+        return f"{doc.get('message')} (Twilio code {doc.get('code')})"
+    return "no error detail"
+
+
 #: Channel name -> sender; the names are the keys under `monitoring.alerts`.
 Sender = Callable[["Workspace", Any, "Alert", datetime], None]
 SENDERS: dict[str, Sender] = {
@@ -171,4 +245,5 @@ SENDERS: dict[str, Sender] = {
     "slack": send_slack,
     "webhook": send_webhook,
     "telegram": send_telegram,
+    "sms": send_sms,
 }

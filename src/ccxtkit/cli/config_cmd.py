@@ -32,15 +32,27 @@ def validate(ctx: typer.Context) -> None:
             f"config file {path} not found: run `vhc init` or pass --config"
         ) from None
     problems = config_problems(text, str(path))
+    warnings = [] if problems else _warnings(ctx, text, str(path))
     if state(ctx).json:
-        print_json({"config": str(path), "valid": not problems, "problems": problems})
+        doc = {"config": str(path), "valid": not problems, "problems": problems}
+        print_json({**doc, "warnings": warnings})
     elif not problems:
         console.print(f"{path}: valid")
+        for warning in warnings:
+            console.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     if problems:
         if not state(ctx).json:
             for problem in problems[1:]:
                 console.print(problem, markup=False)
         raise ConfigError(problems[0])
+
+
+def _warnings(ctx: typer.Context, text: str, source: str) -> list[str]:
+    """Where a valid config does not do what it may seem to (one line each)."""
+    from ..config import parse_config
+    from ..withdrawals.config_notes import withdrawal_notes
+
+    return withdrawal_notes(parse_config(text, source), state(ctx).workspace)
 
 
 @app.command("show")

@@ -97,6 +97,7 @@ def request(
         doc = req.to_dict(req.requested_at)
         doc["policy"] = outcome.note
         doc["approve_command"] = None if req.auto else approve_command(req.id)
+        doc["notice"] = outcome.notice or None
         if outcome.execution is not None:
             doc["status"] = outcome.execution.status
             t = outcome.execution.transfer
@@ -112,6 +113,8 @@ def request(
     else:
         console.print(f"approve with: {approve_command(req.id)}")
         console.print(f"expires {req.expires_at:%Y-%m-%d %H:%M} UTC")
+        if outcome.notice:
+            console.print(outcome.notice, markup=False)
 
 
 @app.command("list")
@@ -164,10 +167,11 @@ def reject(
 
 @app.command("recover")
 def recover(ctx: typer.Context) -> None:
-    """Resolve requests left in between: lost replies, expiries, ended time locks, unsent approvals.
+    """Resolve withdrawals already sent (lost replies, crashes) and expiries; never sends one.
 
-    A withdrawal whose reply was lost is looked up on the exchange, never sent again. Exit 1
-    when something still needs a person.
+    A withdrawal whose reply was lost is looked up on the exchange, never sent again. Approved
+    requests not yet sent, and ended time locks, are named with the `withdraw-approve` command
+    that sends them. Exit 1 when something still needs a person.
 
     Example: vhc withdraw recover
     """
@@ -198,7 +202,8 @@ def approve(
     """Approve a withdrawal with a fresh 2FA code; it is sent once the policy is satisfied.
 
     Above `require_two_approvals_over` a second, different approver is needed (or, with
-    `time_lock_hours`, the lock must end). Bad, reused or same-approver codes: exit 8; an
+    `time_lock_hours`, the lock must end). An approved request that was not sent (kill switch,
+    ended time lock) is sent by this command, with any enrolled approver's code. Bad, reused or same-approver codes: exit 8; an
     expired request: exit 8; kill switch: exit 4; policy caps: exit 3.
 
     Example: vhc withdraw-approve wr-0123456789 --auth-code 123456 --approver alice
@@ -277,6 +282,42 @@ def allowlist_remove(
         print_json(_entry_doc(entry))
     else:
         console.print(f"removed {entry.asset} {entry.address}")
+
+
+@allowlist_app.command("import-config")
+def allowlist_import_config(
+    ctx: typer.Context, auth_code: CodeOpt, approver: ApproverOpt = "admin"
+) -> None:
+    """Adopt the config's withdrawals.recipient_allowlist with one 2FA code.
+
+    Each pending entry is recorded as `allowlist add` records one, with its cool-off. Entries
+    that name no asset cannot be adopted (exit 1 names them); nothing to adopt: exit 2.
+
+    Example: vhc withdraw allowlist import-config --auth-code 123456
+    """
+    from ..withdrawals.allowlist_import import import_config
+
+    st = state(ctx)
+    outcome = import_config(st.workspace, auth_code, approver)
+    skipped = [
+        {"address": p.address, "asset": p.asset, "network": p.network, "problem": p.problem}
+        for p in outcome.skipped
+    ]
+    if st.json:
+        added = [{**_entry_doc(e), "usable_from": outcome.usable_from} for e in outcome.added]
+        print_json({"added": added, "skipped": skipped})
+    else:
+        for e in outcome.added:
+            net = f" ({e.network})" if e.network else ""
+            console.print(
+                f"added {e.asset} {e.address}{net}; usable from "
+                f"{outcome.usable_from:%Y-%m-%d %H:%M} UTC",
+                markup=False,
+            )
+        for p in skipped:
+            console.print(f"not adopted: {p['address']}: {p['problem']}", markup=False)
+    if skipped:
+        raise FindingsError(f"{len(skipped)} recipient_allowlist entry(ies) could not be adopted")
 
 
 @allowlist_app.command("list")

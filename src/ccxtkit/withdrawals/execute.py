@@ -1,10 +1,17 @@
 """Sending an approved withdrawal exactly once, and resolving the ones left in between.
 
+Only a process that itself decided the approval may send: `withdraw-approve` after verifying
+an approver's code, or `withdraw request` after auto-approving under the ledger lock. Either
+hands `execute` an `Authority` for that one request; `vhc withdraw recover` never has one, so
+an approval that is only a row in the ledger (forged, or left from an earlier process) can
+never send money by itself.
+
 The order of things is what makes it safe:
 1. the kill switch and the policy are checked again;
 2. `withdraw.executing` is written (the claim: from here on the money may have left), in the
-   same ledger session that saw the request approved and not yet claimed, so two processes
-   can never both send it;
+   same ledger session that saw the request approved and not yet claimed, and that re-checked
+   the approvals, the daily caps and the auto-approval cap against every other committed
+   withdrawal, so two processes can never both send it nor together exceed a cap;
 3. `withdraw` is called once. A lost reply (`WithdrawalOutcomeUnknown`) is written down as
    `withdraw.unknown` and looked up with `fetch_withdrawals`; `withdraw` is never called again
    for that request. `vhc withdraw recover` repeats the lookup later, and only when the
@@ -38,8 +45,9 @@ from ccxtkit.money import fmt, is_usd_like
 from ccxtkit.workspace import Workspace
 
 from .allowlist import recorded_entries, resolve
+from .authority import Authority, check_authority
 from .policy import Policy, check_cool_off, check_daily_limit, unpriced
-from .requests import WithdrawalRequest, get_request, record, sent_history
+from .requests import WithdrawalRequest, committed_history, get_request, record
 
 if TYPE_CHECKING:
     from ccxtkit.alerts import Severity
@@ -73,7 +81,7 @@ def usd_value(client: ExchangeClient, asset: str, amount: Decimal) -> Decimal | 
 def recheck(
     ledger: Ledger, ws: Workspace, req: WithdrawalRequest, usd: Decimal | None, now: datetime
 ) -> None:
-    """The policy again, right before sending: allowlist, cool-off, daily cap."""
+    """The policy again: allowlist, cool-off, daily cap (counting every other committed one)."""
     policy = Policy.from_config(ws.config.withdrawals)
     entry = resolve(
         recorded_entries(ledger, ws),
@@ -86,7 +94,12 @@ def recheck(
     check_cool_off(entry, policy, now)
     if usd is None and policy.needs_usd:
         raise unpriced(req.asset)
-    check_daily_limit(policy, req.asset, usd, sent_history(ledger, now), now)
+    check_daily_limit(policy, req.asset, usd, committed_history(ledger, now, req.id), now)
+
+
+def send_hint(request_id: str) -> str:
+    """How an approved request that was not sent is sent (recover never sends)."""
+    return f"`vhc withdraw-approve {request_id} --auth-code CODE` sends it"
 
 
 def refuse_if_killed(ws: Workspace, request_id: str) -> None:
@@ -96,15 +109,21 @@ def refuse_if_killed(ws: Workspace, request_id: str) -> None:
     if is_active(ws):
         raise KillSwitchActiveError(
             f"the kill switch is active: withdrawal {request_id} is not sent; once it is "
-            "deactivated, approved requests are sent by `vhc withdraw recover`"
+            f"deactivated, {send_hint(request_id)}"
         )
 
 
 def execute(
-    ws: Workspace, client: ExchangeClient, request_id: str, now: datetime | None = None
+    ws: Workspace,
+    client: ExchangeClient,
+    request_id: str,
+    authority: Authority,
+    now: datetime | None = None,
 ) -> Execution:
     """Send one approved request exactly once (see the module docstring)."""
     now = now or datetime.now(UTC)
+    if authority.request_id != request_id:
+        raise AuthorizationError(f"withdrawal {request_id} was not approved by this command")
     refuse_if_killed(ws, request_id)
     with ws.open_ledger() as ledger:
         req = get_request(ledger, request_id)
@@ -123,11 +142,18 @@ def execute(
         else:
             try:
                 recheck(ledger, ws, req, usd, now)
+                policy = Policy.from_config(ws.config.withdrawals)
+                check_authority(ledger, policy, req, authority, usd, now)
             except VhcError as exc:
                 record(ledger, "refused", None, {"request_id": req.id, "error": exc.message}, now)
                 error = exc
             else:
-                record(ledger, "executing", req.id, {"usd": usd, "exchange": req.exchange}, now)
+                details = {
+                    "usd": usd,
+                    "exchange": req.exchange,
+                    "authorised_by": authority.approver or "policy",
+                }
+                record(ledger, "executing", req.id, details, now)
                 req = get_request(ledger, request_id)
     if error is not None:
         raise error
@@ -151,8 +177,8 @@ def _send(
     except KillSwitchActiveError as exc:
         _write(ws, "not_sent", req.id, {"reason": "kill switch activated before the send"}, now)
         raise KillSwitchActiveError(
-            f"{exc.message}; withdrawal {req.id} was not sent (`vhc withdraw recover` sends it "
-            "once the switch is deactivated)"
+            f"{exc.message}; withdrawal {req.id} was not sent (once the switch is deactivated, "
+            f"{send_hint(req.id)})"
         ) from None
     except WithdrawalOutcomeUnknown as exc:
         _write(ws, "unknown", req.id, {"error": exc.message}, now)

@@ -4,12 +4,17 @@
   address and network, and only once `new_address_delay_hours` have passed since it was added.
 - `auto_approve_under` (USD, strict "under") approves without a person, and only while the
   rolling 24 h total of auto-approved withdrawals stays within `daily_auto_approve_cap_usd`
-  (a cap of 0 turns auto-approval off: it fails closed).
+  (unset: 5 x `auto_approve_under`; a cap of 0 turns auto-approval off: it fails closed).
+- The caps count every withdrawal committed to: sent, possibly sent, or approved and not yet
+  sent (from the moment of its approval). They are checked under the ledger lock in the same
+  session that records the approval, and again at the execution claim, so concurrent
+  processes cannot together go over a cap.
 - Above `require_two_approvals_over` (strict "over") two different approvers are needed; with
   `time_lock_hours` set, one approval is enough once the lock (counted from the request) has
   passed, and the request can be vetoed until then.
 - `daily_limit_usd` caps the rolling 24 h USD total per asset, this withdrawal included
-  (equal to the limit is allowed); a withdrawal leaves the window 24 h after it was sent.
+  (equal to the limit is allowed); a withdrawal leaves the window 24 h after it was sent
+  (an approved one not yet sent stays in it).
 - A request expires `request_ttl_hours` after it was made, or after its time lock ended.
 """
 
@@ -65,7 +70,7 @@ class Policy:
 
         return cls(
             auto_approve_under=cfg.auto_approve_under,
-            auto_cap_usd=cfg.daily_auto_approve_cap_usd,
+            auto_cap_usd=cfg.auto_cap_usd,
             two_approvals_over=cfg.require_two_approvals_over,
             time_lock=hours(cfg.time_lock_hours) if cfg.time_lock_hours else None,
             daily_limit_usd=cfg.daily_limit_usd,
@@ -85,7 +90,7 @@ class Policy:
 
 @dataclass(frozen=True)
 class Sent:
-    """A withdrawal that counts against the rolling caps (sent, or possibly sent)."""
+    """A withdrawal that counts against the rolling caps (sent, possibly sent, or approved)."""
 
     asset: str
     usd: Decimal
@@ -138,12 +143,16 @@ def check_cool_off(entry: AllowedAddress, policy: Policy, now: datetime) -> None
 def window_total(
     history: Iterable[Sent], now: datetime, asset: str | None = None, auto_only: bool = False
 ) -> Decimal:
-    """USD sent in the rolling 24 h before `now` (an entry exactly 24 h old has left it)."""
+    """USD sent in the rolling 24 h before `now` (an entry exactly 24 h old has left it).
+
+    An entry stamped after `now` counts too: another process, whose clock read came later,
+    may have sent it while this one was still deciding.
+    """
     return sum(
         (
             s.usd
             for s in history
-            if now - WINDOW < s.at <= now
+            if now - WINDOW < s.at
             and (asset is None or s.asset.upper() == asset.upper())
             and (s.auto or not auto_only)
         ),
@@ -164,9 +173,51 @@ def check_daily_limit(
     if used + usd > limit:
         raise RiskLimitError(
             f"withdrawal refused by daily_limit_usd for {asset}: limit {fmt(limit)} USD, "
-            f"sent in the last 24 h {fmt(used)} USD + this {fmt(usd)} USD = {fmt(used + usd)} "
-            f"USD; headroom {fmt(max(limit - used, ZERO))} USD"
+            f"sent or approved in the last 24 h {fmt(used)} USD + this {fmt(usd)} USD = "
+            f"{fmt(used + usd)} USD; headroom {fmt(max(limit - used, ZERO))} USD"
         )
+
+
+def auto_refusal(
+    policy: Policy, usd: Decimal | None, history: Iterable[Sent], now: datetime
+) -> str:
+    """Why `usd` may not be auto-approved now ("" when it may): threshold, then the auto cap."""
+    if policy.auto_approve_under <= 0:
+        return "auto_approve_under is 0: every withdrawal needs an approver"
+    if usd is None or usd >= policy.auto_approve_under:
+        shown = "unknown" if usd is None else f"{fmt(usd)} USD"
+        return f"its value ({shown}) is not under auto_approve_under {fmt(policy.auto_approve_under)} USD"
+    used = window_total(history, now, auto_only=True)
+    if used + usd <= policy.auto_cap_usd:
+        return ""
+    return (
+        f"daily_auto_approve_cap_usd {fmt(policy.auto_cap_usd)} USD, auto-approved in the last "
+        f"24 h {fmt(used)} USD, headroom {fmt(max(policy.auto_cap_usd - used, ZERO))} USD"
+    )
+
+
+def required_approvals(
+    policy: Policy,
+    needed: int,
+    time_lock_until: datetime | None,
+    requested_at: datetime,
+    usd: Decimal | None,
+) -> tuple[int, datetime | None]:
+    """The approvals a request needs now: never fewer than its row or the policy asks.
+
+    Over `require_two_approvals_over` (its value may have risen since the request) two are
+    needed; a time lock lets one suffice only when both the row and the policy have one, and
+    only from the later of their ends.
+    """
+    over = policy.two_approvals_over
+    if usd is None or over is None or usd <= over:
+        return needed, time_lock_until
+    policy_lock = requested_at + policy.time_lock if policy.time_lock else None
+    if needed < 2:
+        return 2, policy_lock
+    if time_lock_until is None or policy_lock is None:
+        return needed, None
+    return needed, max(time_lock_until, policy_lock)
 
 
 def check_no_unconfirmed(
@@ -211,15 +262,10 @@ def plan(
     check_daily_limit(policy, asset, usd, history, now)
     expires = start + policy.ttl
     if usd is not None and policy.auto_approve_under > 0 and usd < policy.auto_approve_under:
-        used = window_total(history, now, auto_only=True)
-        if used + usd <= policy.auto_cap_usd:
+        why = auto_refusal(policy, usd, history, now)
+        if not why:
             return Plan(usd, 0, None, expires, "auto-approved (under auto_approve_under)")
-        note = (
-            f"not auto-approved: daily_auto_approve_cap_usd {fmt(policy.auto_cap_usd)} USD, "
-            f"auto-approved in the last 24 h {fmt(used)} USD, headroom "
-            f"{fmt(max(policy.auto_cap_usd - used, ZERO))} USD"
-        )
-        return Plan(usd, 1, None, expires, note)
+        return Plan(usd, 1, None, expires, f"not auto-approved: {why}")
     over = policy.two_approvals_over
     if usd is not None and over is not None and usd > over:
         if policy.time_lock is not None:

@@ -1,13 +1,14 @@
-"""`vhc withdraw recover`: resolve every request left between two states.
+"""`vhc withdraw recover`: resolve the fate of withdrawals already sent. It never sends one.
 
 - pending/approved past its expiry -> expired;
-- pending with one approval whose time lock has ended -> approved;
 - executing (sent, no reply or a crash before the reply was written) -> looked up with
   `fetch_withdrawals`: found -> executed (transfer recorded); not listed LOOKUP_GRACE after the
   send -> failed (nothing left the account; a new request is needed); else left for later.
   `withdraw` is never called again for such a request;
-- approved and not yet sent (auto-approved under a kill switch, time lock just ended) -> sent,
-  unless the kill switch is active.
+- approved and not yet sent (auto-approved under a kill switch, stopped before the send), or
+  pending with its time lock ended -> reported for a person: only `vhc withdraw-approve`, which
+  verifies an approver's code in the process that sends, may send it. An approval that is only
+  a row in the ledger must never move money by itself (a forged row is a valid chain row).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from datetime import UTC, datetime
 from ccxtkit.errors import VhcError
 from ccxtkit.workspace import Workspace
 
-from .execute import LOOKUP_GRACE, execute, lookup, record_executed
+from .execute import LOOKUP_GRACE, lookup, record_executed, send_hint
 from .policy import approvals_satisfied
 from .requests import WithdrawalRequest, load_requests, record
 
@@ -36,9 +37,7 @@ class Resolution:
 
 
 def recover(ws: Workspace, now: datetime | None = None) -> list[Resolution]:
-    """Resolve expired, time-unlocked, unanswered and approved-but-unsent requests."""
-    from ccxtkit.risk.killswitch import is_active
-
+    """Resolve expired and unanswered requests; report approved ones that wait to be sent."""
     now = now or datetime.now(UTC)
     out: list[Resolution] = []
     with ws.open_ledger() as ledger:
@@ -46,10 +45,6 @@ def recover(ws: Workspace, now: datetime | None = None) -> list[Resolution]:
             if req.status in ("pending", "approved") and now >= req.expires_at:
                 record(ledger, "expired", req.id, {"expires_at": req.expires_at.isoformat()}, now)
                 out.append(Resolution(req.id, req.status, "expired", "time to live ran out"))
-            elif req.status == "pending" and req.approvers and _unlocked(req, now):
-                details = {"approvers": req.approvers, "via": "time_lock"}
-                record(ledger, "approved", req.id, details, now)
-                out.append(Resolution(req.id, "pending", "approved", "time lock ended"))
         requests = load_requests(ledger)
     by_exchange: dict[str, list[WithdrawalRequest]] = defaultdict(list)
     for req in requests.values():
@@ -58,14 +53,14 @@ def recover(ws: Workspace, now: datetime | None = None) -> list[Resolution]:
     for exchange, group in by_exchange.items():
         out.extend(_resolve_unknown(ws, exchange, group, now))
     for req in requests.values():
-        if req.status != "approved" or now >= req.expires_at:
+        if now >= req.expires_at:
             continue
-        if is_active(ws):
-            out.append(
-                Resolution(req.id, "approved", "approved", "kill switch active: not sent", True)
-            )
-            continue
-        out.append(_send(ws, req, now))
+        if req.status == "approved":
+            note = f"approved, not sent: {send_hint(req.id)} (recover never sends)"
+            out.append(Resolution(req.id, "approved", "approved", note, True))
+        elif req.status == "pending" and req.approvers and _unlocked(req, now):
+            note = f"time lock ended: one approver's code now sends it; {send_hint(req.id)}"
+            out.append(Resolution(req.id, "pending", "pending", note, True))
     return out
 
 
@@ -73,27 +68,6 @@ def _unlocked(req: WithdrawalRequest, now: datetime) -> bool:
     return req.time_lock_until is not None and approvals_satisfied(
         req.approvals_needed, req.time_lock_until, req.approvers, now
     )
-
-
-def _send(ws: Workspace, req: WithdrawalRequest, now: datetime) -> Resolution:
-    from ccxtkit.trading.accounts import connect
-
-    try:
-        client = connect(ws, req.exchange)
-        try:
-            done = execute(ws, client, req.id, now)
-        finally:
-            client.close()
-    except VhcError as exc:
-        return Resolution(req.id, "approved", _status(ws, req.id), exc.message, True)
-    ident = done.transfer.id if done.transfer else "?"
-    return Resolution(req.id, "approved", "executed", f"sent (exchange id {ident})")
-
-
-def _status(ws: Workspace, request_id: str) -> str:
-    with ws.open_ledger() as ledger:
-        found = load_requests(ledger, request_id).get(request_id)
-    return found.status if found else "?"
 
 
 def _resolve_unknown(

@@ -58,6 +58,7 @@ class WithdrawalRequest:
     approvers: list[str] = field(default_factory=list)
     auto: bool = False
     status: str = "pending"
+    approved_at: datetime | None = None
     executing_at: datetime | None = None
     executing_usd: Decimal | None = None
     transfer_id: str | None = None
@@ -144,7 +145,7 @@ def _apply(req: WithdrawalRequest, kind: str, at: datetime, d: dict[str, Any]) -
     if step == "approval":
         req.approvers.append(str(d.get("approver")))
     elif step == "approved":
-        req.status, req.auto = "approved", bool(d.get("auto"))
+        req.status, req.auto, req.approved_at = "approved", bool(d.get("auto")), at
     elif step in ("rejected", "expired", "failed"):
         req.status, req.reason = step, d.get("reason")
     elif step == "executing":
@@ -191,18 +192,27 @@ def get_request(ledger: Ledger, request_id: str) -> WithdrawalRequest:
     return found
 
 
-def sent_history(ledger: Ledger, now: datetime) -> list[Sent]:
-    """Withdrawals that count against the rolling caps: sent (or possibly sent) within 24 h.
+def committed_history(ledger: Ledger, now: datetime, exclude: str | None = None) -> list[Sent]:
+    """Withdrawals that count against the rolling caps, every request but `exclude`.
 
-    Failed ones are left out; one whose outcome is unknown counts, because it may have left.
+    Sent (or possibly sent) within 24 h count from their send; failed ones are left out, one
+    whose outcome is unknown counts, because it may have left. Approved and not yet sent (nor
+    expired) count as of `now`: they may leave at any moment, so the cap is taken at approval.
     """
     history = []
     for req in load_requests(ledger).values():
-        sent_at = req.executing_at
-        if sent_at is None or req.status == "failed" or sent_at <= now - WINDOW:
+        if req.id == exclude:
+            continue
+        if req.status == "approved" and req.status_at(now) == "approved":
+            at = now
+        elif req.executing_at is not None and req.status in ("executing", "executed"):
+            at = req.executing_at
+        else:
+            continue
+        if at <= now - WINDOW:
             continue
         usd = req.executing_usd if req.executing_usd is not None else req.usd
-        history.append(Sent(req.asset, usd if usd is not None else Decimal(0), sent_at, req.auto))
+        history.append(Sent(req.asset, usd if usd is not None else Decimal(0), at, req.auto))
     return history
 
 

@@ -1,8 +1,9 @@
 """The flows behind `vhc withdraw`: request, approve (2FA), reject, list.
 
 Approval order: state and approver checks, kill switch, fresh price and policy re-check, and
-only then the TOTP code, so a refusal never burns a code. An expired request is refused with
-exit 8 (it can no longer be authorised) and its expiry is written to the ledger.
+only then the TOTP code, so a refusal never burns a code; then, under one ledger lock, the caps
+again and the approval recorded. An expired request is refused with exit 8 (it can no longer
+be authorised) and its expiry is written to the ledger.
 """
 
 from __future__ import annotations
@@ -10,32 +11,48 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from ccxtkit.auth.withdrawal_seals import approval_seal, auto_seal
 from ccxtkit.errors import AuthorizationError, UsageError, VhcError
-from ccxtkit.ledger.store import default_actor
+from ccxtkit.ledger.store import Ledger, default_actor
 from ccxtkit.money import fmt, to_decimal
 from ccxtkit.workspace import Workspace
 
 from .allowlist import norm_address, norm_asset, norm_network, recorded_entries, resolve
-from .execute import Execution, execute, expired_error, recheck, refuse_if_killed, usd_value
+from .authority import Authority
+from .execute import (
+    Execution,
+    execute,
+    expired_error,
+    recheck,
+    refuse_if_killed,
+    usd_value,
+)
+from .notify import announce_time_lock, approve_command, send_approval_request
 from .policy import (
-    Plan,
     Policy,
     approvals_satisfied,
     check_cool_off,
     check_no_unconfirmed,
     plan,
+    required_approvals,
 )
 from .requests import (
     STATUSES,
     WithdrawalRequest,
+    committed_history,
     get_request,
     load_requests,
     new_request_id,
     record,
-    sent_history,
 )
+
+if TYPE_CHECKING:
+    from ccxtkit.auth.totp import Verified
+
+#: `approve_command` is re-exported for the CLI.
+__all__ = ["approve", "approve_command", "list_requests", "reject", "request_withdrawal"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +62,7 @@ class RequestOutcome:
     request: WithdrawalRequest
     note: str
     execution: Execution | None = None
+    notice: str = ""  # what happened to the approval request (approval_method)
 
 
 @dataclass(frozen=True)
@@ -55,11 +73,6 @@ class ApproveOutcome:
     approved: bool
     waiting: str = ""
     execution: Execution | None = None
-
-
-def approve_command(request_id: str) -> str:
-    """The exact command an approver runs."""
-    return f"vhc withdraw-approve {request_id} --auth-code CODE --approver NAME"
 
 
 def request_withdrawal(
@@ -101,9 +114,11 @@ def request_withdrawal(
     client = connect(ws, exchange)
     try:
         usd = usd_value(client, asset, value)
+        # One ledger session (its lock held) decides against every committed withdrawal and
+        # records the decision, so concurrent requests cannot together pass a cap.
         with ws.open_ledger() as ledger:
             try:
-                p = plan(policy, asset, usd, sent_history(ledger, now), now)
+                p = plan(policy, asset, usd, committed_history(ledger, now), now)
             except VhcError as exc:
                 record(ledger, "refused", None, {**what, "error": exc.message}, now)
                 raise
@@ -127,40 +142,13 @@ def request_withdrawal(
                     auto = {"auto": True, "via": "auto", "mac": mac}
                     record(ledger, "approved", rid, auto, now, "policy")
             req = get_request(ledger, rid)
-        _announce(ws, req, p)
-        execution = execute(ws, client, rid, now) if p.auto else None
+        if p.auto:
+            execution = execute(ws, client, rid, Authority.auto(rid), now)
+            return RequestOutcome(req, p.note, execution)
     finally:
         client.close()
-    return RequestOutcome(req, p.note, execution)
-
-
-def _announce(ws: Workspace, req: WithdrawalRequest, p: Plan) -> None:
-    from ccxtkit.alerts import Alert, send_alert
-
-    if p.auto:
-        return
-    what = (
-        f"{fmt(req.amount)} {req.asset} (~{fmt(req.usd) if req.usd is not None else '?'} USD) "
-        f"from {req.exchange} to {req.address}"
-        + (f" ({req.network})" if req.network else "")
-        + (f" tag {req.tag}" if req.tag else " (no tag)")
-        + (f" label {req.label}" if req.label else "")
-        + f", requested by {req.requested_by}."
-    )
-    approve = f"Approve: {approve_command(req.id)}"
-    reject = f"Reject/veto: vhc withdraw reject {req.id} --reason TEXT"
-    expires = f"Expires {req.expires_at:%Y-%m-%d %H:%M} UTC."
-    if p.time_lock_until is not None:
-        body = (
-            f"TIME-LOCKED withdrawal {what} It needs two approvers, or one after "
-            f"{p.time_lock_until:%Y-%m-%d %H:%M} UTC; veto it before then if it is not yours. "
-            f"{approve}. {reject}. {expires}"
-        )
-        alert = Alert("critical", f"Withdrawal {req.id} time-locked: veto window open", body)
-    else:
-        body = f"Withdrawal {what} Needs {p.approvals} approval(s). {approve}. {reject}. {expires}"
-        alert = Alert("warning", f"Withdrawal {req.id} awaits approval", body)
-    send_alert(ws, Alert(alert.severity, alert.title, alert.body, key=f"withdraw.request.{req.id}"))
+    announce_time_lock(ws, req)
+    return RequestOutcome(req, p.note, None, send_approval_request(ws, req, now))
 
 
 def _refuse_state(req: WithdrawalRequest, now: datetime, verb: str) -> None:
@@ -172,13 +160,19 @@ def _refuse_state(req: WithdrawalRequest, now: datetime, verb: str) -> None:
             f"withdrawal {req.id} is being sent (or its reply was lost): nothing to {verb}; "
             "run `vhc withdraw recover`"
         )
-    if status == "approved" and verb == "approve":
-        raise UsageError(
-            f"withdrawal {req.id} is already approved; `vhc withdraw recover` sends it "
-            "(e.g. after the kill switch was lifted)"
-        )
     if status not in ("pending", "approved"):
         raise UsageError(f"withdrawal {req.id} is {status}: nothing to {verb}")
+
+
+def _refuse_repeat(
+    req: WithdrawalRequest, approver: str, needed: int, lock: datetime | None, now: datetime
+) -> None:
+    """The same approver again adds nothing, unless the approvals are complete (a release)."""
+    if approver in req.approvers and not approvals_satisfied(needed, lock, req.approvers, now):
+        raise AuthorizationError(
+            f"approver {approver!r} already approved {req.id}: the next approval must come "
+            "from a different enrolled approver (--approver NAME)"
+        )
 
 
 def _mark_expired(ws: Workspace, req: WithdrawalRequest, now: datetime) -> None:
@@ -194,7 +188,12 @@ def approve(
     approver: str = "admin",
     now: datetime | None = None,
 ) -> ApproveOutcome:
-    """Add one approver's 2FA approval; send the withdrawal once the policy is satisfied."""
+    """Add one approver's 2FA approval; send the withdrawal once the policy is satisfied.
+
+    An approved request that was not sent (kill switch, auto-approval refused at the send, time
+    lock ended) is sent by the code of any enrolled approver: it is checked here, in the
+    process that sends, never taken from the ledger alone.
+    """
     from ccxtkit.auth.totp import check_approver, enrolled_approvers, verify_code
     from ccxtkit.trading.accounts import connect
 
@@ -204,11 +203,6 @@ def approve(
         req = get_request(ledger, request_id)
     _mark_expired(ws, req, now)
     _refuse_state(req, now, "approve")
-    if approver in req.approvers:
-        raise AuthorizationError(
-            f"approver {approver!r} already approved {request_id}: the next approval must come "
-            "from a different enrolled approver (--approver NAME)"
-        )
     if approver not in enrolled_approvers(ws):
         raise AuthorizationError(
             f"approver {approver!r} is not enrolled: run `vhc totp setup --approver {approver}`"
@@ -218,51 +212,85 @@ def approve(
     client = connect(ws, req.exchange)
     try:
         usd = usd_value(client, req.asset, req.amount)
-        needed, lock = req.approvals_needed, req.time_lock_until
-        over = policy.two_approvals_over
-        if usd is not None and over is not None and usd > over and needed < 2:
-            # The price rose past the two-approver threshold since the request.
-            needed = 2
-            lock = req.requested_at + policy.time_lock if policy.time_lock else None
-        error: VhcError | None = None
-        with ws.open_ledger() as ledger:
-            try:
-                recheck(ledger, ws, req, usd, now)
-            except VhcError as exc:
-                record(ledger, "refused", None, {"request_id": req.id, "error": exc.message}, now)
-                error = exc
-        if error is not None:
-            raise error
+        needed, lock = required_approvals(
+            policy, req.approvals_needed, req.time_lock_until, req.requested_at, usd
+        )
+        _refuse_repeat(req, approver, needed, lock, now)
+        _recheck_or_refuse(ws, req, usd, now)  # before the code: a refusal never burns one
         ok = verify_code(ws, code, approver, purpose=f"withdraw.approve {request_id}", now=now)
-        with ws.open_ledger() as ledger, ledger.transaction():
-            req = get_request(ledger, request_id)  # again: another approver may have acted
-            _refuse_state(req, now, "approve")
-            if approver in req.approvers:
-                raise AuthorizationError(f"approver {approver!r} already approved {request_id}")
-            until = lock.isoformat() if lock else None
-            what = {"approver": approver, "usd": usd, "needed": needed, "step": ok.step}
-            mac = approval_seal(ws, ledger, req, approver, ok.step, needed, until)
-            record(ledger, "approval", req.id, {**what, "lock": until, "mac": mac}, now)
-            approvers = [*req.approvers, approver]
-            done = approvals_satisfied(needed, lock, approvers, now)
-            if done:
-                via = "approvers" if len(set(approvers)) >= needed else "time_lock"
-                record(ledger, "approved", req.id, {"approvers": approvers, "via": via}, now)
-            req = get_request(ledger, request_id)
+        with ws.open_ledger() as ledger:
+            req, approvers, done, refusal = _record_approval(
+                ledger, ws, request_id, approver, ok, needed, lock, usd, now
+            )
+        if refusal is not None:
+            raise refusal
         if not done:
             waiting = f"approval {len(approvers)} of {needed} recorded; needs another approver"
             if lock is not None:
                 waiting += (
                     f", or the time lock to end at {lock:%Y-%m-%d %H:%M} UTC "
-                    "(then `vhc withdraw recover` sends it)"
+                    "(then one approver's code sends it)"
                 )
             return ApproveOutcome(req, False, waiting)
-        execution = execute(ws, client, request_id, now)
+        execution = execute(ws, client, request_id, Authority.verified(request_id, ok), now)
     finally:
         client.close()
     with ws.open_ledger() as ledger:
         req = get_request(ledger, request_id)
     return ApproveOutcome(req, True, "", execution)
+
+
+def _record_approval(
+    ledger: Ledger,
+    ws: Workspace,
+    request_id: str,
+    approver: str,
+    ok: Verified,
+    needed: int,
+    lock: datetime | None,
+    usd: Decimal | None,
+    now: datetime,
+) -> tuple[WithdrawalRequest, list[str], bool, VhcError | None]:
+    """Under the ledger lock: the state again, the caps against every committed withdrawal,
+    and the approval recorded (another approver or request may have acted meanwhile)."""
+    refusal: VhcError | None = None
+    with ledger.transaction():
+        req = get_request(ledger, request_id)
+        _refuse_state(req, now, "approve")
+        _refuse_repeat(req, approver, needed, lock, now)
+        approvers = req.approvers if approver in req.approvers else [*req.approvers, approver]
+        done = approvals_satisfied(needed, lock, approvers, now)
+        try:
+            if done:
+                recheck(ledger, ws, req, usd, now)
+        except VhcError as exc:
+            refusal = exc
+        else:
+            if approver not in req.approvers:
+                until = lock.isoformat() if lock else None
+                what = {"approver": approver, "usd": usd, "needed": needed, "step": ok.step}
+                mac = approval_seal(ws, ledger, req, approver, ok.step, needed, until)
+                record(ledger, "approval", req.id, {**what, "lock": until, "mac": mac}, now)
+            if done and req.status == "pending":
+                via = "approvers" if len(set(approvers)) >= needed else "time_lock"
+                record(ledger, "approved", req.id, {"approvers": approvers, "via": via}, now)
+    if refusal is not None:
+        record(ledger, "refused", None, {"request_id": req.id, "error": refusal.message}, now)
+    return get_request(ledger, request_id), approvers, done, refusal
+
+
+def _recheck_or_refuse(
+    ws: Workspace, req: WithdrawalRequest, usd: Decimal | None, now: datetime
+) -> None:
+    error: VhcError | None = None
+    with ws.open_ledger() as ledger:
+        try:
+            recheck(ledger, ws, req, usd, now)
+        except VhcError as exc:
+            record(ledger, "refused", None, {"request_id": req.id, "error": exc.message}, now)
+            error = exc
+    if error is not None:
+        raise error
 
 
 def reject(
