@@ -142,4 +142,7 @@ def init_workspace(home: Path) -> InitResult:
     ws = Workspace(home=home, config_path=home / CONFIG_RELPATH)
     with ws.open_ledger() as ledger:
         ledger.record_event("workspace.init", {"home": str(home)}, subject=str(home))
+        from .policy.service import record_initial
+
+        record_initial(ws, ledger)  # the first policy is on the record from the start
     return InitResult(home, ws.config_path, ws.ledger_path)

@@ -156,6 +156,11 @@ def enrol(
 
     check_approver(approver)
     enrolled = enrolled_approvers(ws)
+    if not enrolled:
+        from ccxtkit.policy.service import enforce_policy
+
+        # The last moment a policy change needs no code: the first approver freezes it.
+        enforce_policy(ws)
     existing = approver in enrolled
     if existing:
         if not replace_code:

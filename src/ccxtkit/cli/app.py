@@ -123,6 +123,9 @@ def main(argv: list[str] | None = None) -> None:
         )
         code = INTERNAL_ERROR
     _log_command(args, code)
+    if "ccxtkit.policy.service" in sys.modules:  # only when this run checked the policy
+        for warning in sys.modules["ccxtkit.policy.service"].take_notes():
+            note(warning)
     if "ccxtkit.secrets" in sys.modules:  # only when this run resolved keys
         for warning in sys.modules["ccxtkit.secrets"].take_warnings():
             note(warning)
