@@ -44,7 +44,7 @@ class Workspace:
         config = load_config(self.config_path)
         settings = config.logging
         setup_logging(
-            self.path(settings.file), settings.level, settings.max_bytes, settings.backup_count
+            self.path(settings.file), settings.level, settings.retention_days, settings.immutable
         )
         return config
 

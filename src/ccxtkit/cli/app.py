@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "tax_cmd",
     "reconcile_cmd",
     "withdraw_cmd",
+    "deploy_cmd",
 ]
 
 #: Exit code for a bug in vhc itself (not in DESIGN.md's table: it is never expected).
@@ -123,6 +124,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         code = INTERNAL_ERROR
     _log_command(args, code)
+    import_module(f"{__package__}.config_cmd").after_command(args)  # seal past log days
     if "ccxtkit.policy.service" in sys.modules:  # only when this run checked the policy
         for warning in sys.modules["ccxtkit.policy.service"].take_notes():
             note(warning)

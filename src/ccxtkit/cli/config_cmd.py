@@ -34,15 +34,28 @@ def validate(ctx: typer.Context) -> None:
             f"config file {path} not found: run `vhc init` or pass --config"
         ) from None
     problems = config_problems(text, str(path))
+    notes = [] if problems else _notes(text)
     if state(ctx).json:
-        print_json({"config": str(path), "valid": not problems, "problems": problems})
+        print_json({"config": str(path), "valid": not problems, "problems": problems,
+                    "notes": notes})  # fmt: skip
     elif not problems:
         console.print(f"{path}: valid")
+        for line in notes:
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
     if problems:
         if not state(ctx).json:
             for problem in problems[1:]:
                 console.print(problem, markup=False)
         raise ConfigError(problems[0])
+
+
+def _notes(text: str) -> list[str]:
+    """Where vhc's meaning of a key the file sets differs from the seed's comment."""
+    from ..config import load_yaml
+    from ..config_meaning import seed_notes
+
+    data = load_yaml(text)
+    return seed_notes(data if isinstance(data, dict) else {})
 
 
 @app.command("show")
@@ -186,3 +199,32 @@ _Dumper.add_representer(Decimal, _decimal)
 def register(root: typer.Typer) -> None:
     """Mount the `config` group."""
     root.add_typer(app, name="config")
+
+
+def after_command(args: list[str]) -> None:
+    """After a command: seal finished days of an immutable log in the ledger; never raises."""
+    from ccxtkit.logs import log, redact
+
+    try:
+        from ccxtkit.errors import VhcError
+        from ccxtkit.workspace import Workspace
+
+        from .metrics_cmd import _global_options
+
+        home, config, command = _global_options(args)
+        if command in (None, "init", "demo") or "--help" in args or "-h" in args:
+            return
+        ws = Workspace.locate(home, config)
+        if not ws.config_path.exists():
+            return
+        try:
+            immutable = ws.config.logging.immutable
+        except VhcError:
+            return  # a bad config: the command has already said so
+        if immutable and ws.ledger_path.exists():
+            from ccxtkit.log_chain import seal_days
+
+            for day in seal_days(ws):
+                log.info("log of %s sealed in the ledger", day)
+    except Exception as exc:  # noqa: BLE001 - a busy ledger: the next command seals
+        log.debug("log sealing skipped: %s", redact(str(exc)))

@@ -157,6 +157,16 @@ class CcxtGateway:
 
     # -- reads ---------------------------------------------------------------------------
 
+    def ping(self) -> None:
+        """The cheapest call the exchange offers (its clock or status), for the health probe."""
+        has = getattr(self.exchange, "has", {}) or {}
+        if has.get("fetchTime"):
+            self._safe("fetch_time", self.exchange.fetch_time)
+        elif has.get("fetchStatus"):
+            self._safe("fetch_status", self.exchange.fetch_status)
+        else:
+            self._safe("load_markets", self.exchange.load_markets)
+
     def load_markets(self) -> dict[str, Market]:
         """The exchange's markets by symbol (loaded once per instance)."""
         if self._markets is None:
