@@ -181,6 +181,16 @@ def test_a_second_config_on_the_real_ledger_is_refused(
     assert order_count(home) == 0
     assert [e["how"] for e in policy_events(home)] == ["initial"]
 
+    # A config that also moves the ledger to a fresh file finds no record there: refused too.
+    def elsewhere(c: dict) -> None:  # type: ignore[type-arg]
+        raise_order_limit(c)
+        c["ledger"] = {"path": str(tmp_path / "fresh.duckdb")}
+
+    fresh = edit(home, elsewhere, path=tmp_path / "fresh.yaml")
+    monkeypatch.setenv("VHC_CONFIG", str(fresh))
+    code, _, err = run(capsys, "trade", "buy", "BTC/USD", "0.01")
+    assert code == 8 and "no policy is on record" in err
+
 
 def test_new_endpoints_or_a_new_account_are_refused_but_halting_still_works(
     home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
