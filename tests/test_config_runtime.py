@@ -118,10 +118,17 @@ def checked_at(text: str) -> float:
     raise AssertionError("no check timestamp for paper:\n" + text)
 
 
-def test_metrics_serve_listens_on_prometheus_port_and_probes_exchanges(home: Path) -> None:
+@pytest.mark.parametrize("down", [False, True], ids=["up", "down"])
+def test_metrics_serve_listens_on_prometheus_port_and_probes_exchanges(
+    home: Path, down: bool
+) -> None:
     port = free_port()
-    edit(home, lambda c: c["monitoring"].update({"prometheus_port": port,
-                                                 "healthcheck_interval": 1}))  # fmt: skip
+
+    def change(c: dict) -> None:  # type: ignore[type-arg]
+        c["monitoring"].update({"prometheus_port": port, "healthcheck_interval": 1})
+        c["exchanges"]["paper"].setdefault("paper", {})["fail_calls"] = down
+
+    edit(home, change)
     proc = subprocess.Popen(  # noqa: S603
         [sys.executable, "-m", "ccxtkit", "--home", str(home), "metrics", "serve"],
         stdout=subprocess.PIPE,
@@ -135,7 +142,7 @@ def test_metrics_serve_listens_on_prometheus_port_and_probes_exchanges(home: Pat
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    assert 'vhc_exchange_up{exchange="paper"} 1.0' in second
+    assert f'vhc_exchange_up{{exchange="paper"}} {0.0 if down else 1.0}' in second
     assert checked_at(second) > checked_at(first)  # probed again without any command run
 
 
