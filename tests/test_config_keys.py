@@ -21,15 +21,13 @@ from ccxtkit.config_meaning import PENDING, SEED_NOTES, USED_BY
 REPO = Path(__file__).resolve().parents[1]
 SEED = REPO / "tests" / "data" / "seed_trading_config.yaml"
 
-#: The keys whose seed comment promises something vhc does differently (each must be printed).
+#: The keys whose seed comment promises something vhc does differently (each must be printed;
+#: the withdrawals section's are printed as warnings by withdrawals.config_notes).
 SEED_DIFFERENCES = {
     "exchanges.*.sandbox",
     "exchanges.*.ip_allowlist",
     "risk.max_drawdown_pct",
     "risk.kill_switch_enabled",
-    "withdrawals.auto_approve_under",
-    "withdrawals.approval_method",
-    "withdrawals.recipient_allowlist",
     "logging.retention_days",
     "logging.immutable",
     "reconciliation.frequency",

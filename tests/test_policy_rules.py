@@ -56,6 +56,7 @@ def changed(path: str, value: object) -> dict:  # type: ignore[type-arg]
         ("withdrawals.require_two_approvals_over", "1000", "tighten"),
         ("withdrawals.new_address_delay_hours", "1", "loosen"),
         ("withdrawals.request_ttl_hours", "2", "tighten"),
+        ("withdrawals.daily_auto_approve_cap_usd", None, "loosen"),  # unset is a default
         ("withdrawals.recipient_allowlist", ["0xabc"], "tighten"),
         ("withdrawals.recipient_allowlist", ["0xdef", "0xabc"], None),  # order: no change
         ("withdrawals.recipient_allowlist", ["0xabc", "0xbad"], "loosen"),

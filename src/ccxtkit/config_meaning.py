@@ -100,6 +100,7 @@ PENDING: dict[str, str] = {
 }
 
 #: Where vhc's meaning differs from the comment beside the key in the seed's example config.
+#: The `withdrawals` section's notes come from `withdrawals.config_notes` (they need the ledger).
 SEED_NOTES: dict[str, str] = {
     "exchanges.*.sandbox": (
         "the seed says 'true for testnet/paper trading': in vhc `sandbox` is the exchange's "
@@ -116,18 +117,6 @@ SEED_NOTES: dict[str, str] = {
     ),
     "risk.kill_switch_enabled": (
         "false turns off the automatic triggers only; `vhc kill-switch --activate` always works"
-    ),
-    "withdrawals.auto_approve_under": (
-        "0 means every withdrawal needs an approver's 2FA code (`vhc withdraw-approve`); any "
-        "other value also needs withdrawals.daily_auto_approve_cap_usd"
-    ),
-    "withdrawals.approval_method": (
-        "there is no dashboard: approvers approve with `vhc withdraw-approve ID --auth-code "
-        "CODE`; the method says how the request reaches them"
-    ),
-    "withdrawals.recipient_allowlist": (
-        "addresses here are not usable until adopted with a 2FA code (`vhc withdraw allowlist "
-        "add` or `import-config`)"
     ),
     "logging.retention_days": (
         "log files are daily and deleted after this many days; the ledger (the tax record) is "

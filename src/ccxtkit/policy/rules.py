@@ -61,6 +61,14 @@ def lower_is_tighter(old: Any, new: Any) -> tuple[Direction, str]:
     return ("tighten", "lowered") if b < a else ("loosen", "raised")
 
 
+def lower_only(old: Any, new: Any) -> tuple[Direction, str]:
+    """A cap whose absence means a default, not "no cap": only a lower number is tighter."""
+    a, b = _number(old), _number(new)
+    if a is not None and b is not None and b < a:
+        return "tighten", "lowered"
+    return "loosen", "raised, or set to/from its default (not comparable)"
+
+
 def higher_is_tighter(old: Any, new: Any) -> tuple[Direction, str]:
     """A delay or a window: longer is tighter; none (null) means zero."""
     a, b = _number(old) or Decimal(0), _number(new) or Decimal(0)
@@ -124,7 +132,7 @@ RULES: dict[str, Rule] = {
     "risk.circuit_breaker.max_failures": lower_is_tighter,
     "risk.circuit_breaker.window_minutes": higher_is_tighter,
     "withdrawals.auto_approve_under": lower_is_tighter,
-    "withdrawals.daily_auto_approve_cap_usd": lower_is_tighter,
+    "withdrawals.daily_auto_approve_cap_usd": lower_only,  # unset: 5 x auto_approve_under
     "withdrawals.daily_limit_usd": lower_is_tighter,
     "withdrawals.require_two_approvals_over": lower_is_tighter,
     "withdrawals.request_ttl_hours": lower_is_tighter,
