@@ -55,7 +55,11 @@ def enrol(home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.Mo
 
 
 def policy_events(home: Path) -> list[dict[str, object]]:
-    con = duckdb.connect(str(home / "ledger" / "vhc.duckdb"), read_only=True)
+    return policy_events_at(home / "ledger" / "vhc.duckdb")
+
+
+def policy_events_at(path: Path) -> list[dict[str, object]]:
+    con = duckdb.connect(str(path), read_only=True)
     try:
         rows = con.execute(
             "SELECT details FROM control_events WHERE kind = 'policy.recorded' ORDER BY seq"
@@ -189,7 +193,10 @@ def test_a_second_config_on_the_real_ledger_is_refused(
     fresh = edit(home, elsewhere, path=tmp_path / "fresh.yaml")
     monkeypatch.setenv("VHC_CONFIG", str(fresh))
     code, _, err = run(capsys, "trade", "buy", "BTC/USD", "0.01")
-    assert code == 8 and "no policy is on record" in err
+    assert code == 8 and "has no policy on record" in err
+    assert not (tmp_path / "fresh.duckdb").exists() or not policy_events_at(
+        tmp_path / "fresh.duckdb"
+    )
 
 
 def test_new_endpoints_or_a_new_account_are_refused_but_halting_still_works(

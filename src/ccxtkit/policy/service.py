@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from ccxtkit.errors import AuthorizationError, LedgerIntegrityError
+from ccxtkit.errors import AuthorizationError, LedgerIntegrityError, VhcError
 from ccxtkit.ledger.chain import canonical, row_hash
 from ccxtkit.ledger.schema import TABLES
 from ccxtkit.ledger.store import Ledger
@@ -30,6 +31,7 @@ from .rules import ABSENT, Change, compare, loosened
 
 EVENT = "policy.recorded"
 APPLY_HINT = "vhc config apply --auth-code CODE [--approver NAME]"
+DEFAULT_LEDGER = Path("ledger") / "vhc.duckdb"
 
 #: Set on a Workspace once its (cached, never re-read) config passed: one ledger visit each.
 _CHECKED = "_vhc_policy_checked"
@@ -194,7 +196,30 @@ def enforce_policy(ws: Workspace) -> None:
     _mark_checked(ws, digest)
 
 
+def _home_ledger_has_policy(ws: Workspace) -> Path | None:
+    """The workspace's usual ledger, when the config points elsewhere and it has a policy."""
+    from ccxtkit.ledger.store import open_ledger
+
+    usual = ws.home / DEFAULT_LEDGER
+    if not usual.exists() or usual.resolve() == ws.ledger_path.resolve():
+        return None
+    try:
+        with open_ledger(usual, wait_seconds=5, read_only=True) as ledger:
+            return usual if last_recorded(ledger) is not None else None
+    except VhcError:
+        return usual  # unreadable: assume the worst
+
+
 def _settle(ws: Workspace, first: PolicyStatus, approvers: list[str]) -> None:
+    if first.recorded is None:
+        usual = _home_ledger_has_policy(ws)
+        if usual is not None:
+            # A config that moves the ledger to a new file would escape the recorded policy.
+            raise AuthorizationError(
+                f"this config's ledger ({ws.ledger_path}) has no policy on record, but the "
+                f"workspace's ledger {usual} has: a config pointing at a new ledger is refused; "
+                f"record its policy there with `{APPLY_HINT}`"
+            )
     with ws.open_ledger() as ledger:
         status = _status(ledger, first.document, first.file_hash)  # again, under the lock
         if status.same:
