@@ -227,3 +227,69 @@ def test_immutable_logs_are_chained_sealed_in_the_ledger_and_checked(
     os.remove(path)
     bad = [c for c in doctor(capsys, home)[1] if c["area"] == "logs"]
     assert any("file is gone" in c["detail"] for c in bad)
+
+
+class _BinanceRestrictions:
+    """Binance's GET /sapi/v1/account/apiRestrictions/ipRestriction, on 127.0.0.1."""
+
+    def __init__(self, ips: list[str]) -> None:
+        import http.server
+        import threading
+
+        answer = {"ipRestrict": "true" if ips else "false", "ipList": ips,
+                  "updateTime": 1700000000000, "apiKey": "binance-test-key"}  # fmt: skip
+        self.paths: list[str] = []
+        paths = self.paths
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                paths.append(self.path)
+                body = json.dumps(answer).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                return
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("on_key", "status", "words"),
+    [
+        (["203.0.113.5"], "ok", "restricted to 203.0.113.5"),
+        (["198.51.100.7"], "warn", "restricted to 198.51.100.7, config lists 203.0.113.5"),
+        ([], "warn", "ANY IP"),
+    ],
+)
+def test_doctor_compares_the_ip_allowlist_with_binances_key_restrictions(
+    home: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    on_key: list[str],
+    status: str,
+    words: str,
+) -> None:
+    server = _BinanceRestrictions(on_key)
+    try:
+        urls = {"api": {"sapi": f"{server.url}/sapi/v1"}}
+        edit(home, lambda c: c["exchanges"].update({"binance": {
+            "secrets": "env", "ip_allowlist": ["203.0.113.5"], "ccxt": {"urls": urls}}}))  # fmt: skip
+        monkeypatch.setenv("BINANCE_API_KEY", "binance-test-key")
+        monkeypatch.setenv("BINANCE_API_SECRET", "binance-test-secret")
+        _, checks = doctor(capsys, home)
+    finally:
+        server.close()
+    found = [c for c in checks if c["area"] == "ip allowlist"]
+    assert len(found) == 1, checks
+    assert found[0]["status"] == status and words in found[0]["detail"], found
+    assert any(p.startswith("/sapi/v1/account/apiRestrictions/ipRestriction") for p in server.paths)

@@ -107,8 +107,8 @@ SEED_NOTES: dict[str, str] = {
         "own testnet; paper trading is an account with `id: paper` (the built-in simulator)"
     ),
     "exchanges.*.ip_allowlist": (
-        "vhc does not enforce it (the exchange does, on the API key); `vhc doctor` lists it "
-        "and says it cannot compare it with the key's restrictions"
+        "vhc does not enforce it (the exchange does, on the API key); `vhc doctor` compares it "
+        "with the key's restrictions where ccxt exposes them (Binance) and says where it cannot"
     ),
     "risk.max_drawdown_pct": (
         "'stop trading' means: orders that add risk are refused once the portfolio is this far "

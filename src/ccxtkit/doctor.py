@@ -119,17 +119,37 @@ def _policy(ws: Workspace) -> list[Check]:
 
 
 def _ip_allowlists(ws: Workspace) -> list[Check]:
+    from .trading.accounts import connect
+
     out = []
     for name, account in ws.config.enabled_exchanges().items():
-        if account.ip_allowlist:
+        if not account.ip_allowlist:
+            continue
+        listed = ", ".join(account.ip_allowlist)
+        client = connect(ws, name)
+        try:
+            asker = getattr(client, "ip_restrictions", None)
+            actual = asker() if asker is not None else None
+        finally:
+            client.close()
+        if actual is None:
+            detail = (
+                f"{name}: {listed} - the exchange enforces this on the API key; vhc cannot read "
+                "the key's IP restrictions through ccxt, so it cannot check them: confirm them "
+                "in the exchange's API key settings"
+            )
+            out.append(Check("ip allowlist", "info", detail))
+        elif not actual:
+            detail = f"{name}: the API key accepts calls from ANY IP, config lists {listed}"
+            out.append(Check("ip allowlist", "warn", detail))
+        elif sorted(actual) != sorted(account.ip_allowlist):
+            detail = (
+                f"{name}: the API key is restricted to {', '.join(actual)}, config lists {listed}"
+            )
+            out.append(Check("ip allowlist", "warn", detail))
+        else:
             out.append(
-                Check(
-                    "ip allowlist",
-                    "info",
-                    f"{name}: {', '.join(account.ip_allowlist)} - the exchange enforces this on "
-                    "the API key; vhc cannot read the key's IP restrictions through ccxt, so "
-                    "it cannot check them: confirm them in the exchange's API key settings",
-                )
+                Check("ip allowlist", "ok", f"{name}: the API key is restricted to {listed}")
             )
     return out
 

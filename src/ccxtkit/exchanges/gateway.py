@@ -157,6 +157,19 @@ class CcxtGateway:
 
     # -- reads ---------------------------------------------------------------------------
 
+    def ip_restrictions(self) -> list[str] | None:
+        """The IPs the API key is restricted to ([] = any IP), or None if ccxt cannot tell.
+
+        Only Binance exposes it (GET /sapi/v1/account/apiRestrictions/ipRestriction).
+        """
+        fetch = getattr(self.exchange, "sapi_get_account_apirestrictions_iprestriction", None)
+        if self.exchange.id != "binance" or fetch is None:
+            return None
+        raw = self._safe("ip_restrictions", fetch)
+        if str(raw.get("ipRestrict", "")).lower() != "true":
+            return []
+        return sorted(str(ip) for ip in raw.get("ipList") or [])
+
     def ping(self) -> None:
         """The cheapest call the exchange offers (its clock or status), for the health probe."""
         has = getattr(self.exchange, "has", {}) or {}
