@@ -194,6 +194,8 @@ def test_a_second_config_on_the_real_ledger_is_refused(
     monkeypatch.setenv("VHC_CONFIG", str(fresh))
     code, _, err = run(capsys, "trade", "buy", "BTC/USD", "0.01")
     assert code == 8 and "has no policy on record" in err
+    code, _, err = run(capsys, "config", "apply")
+    assert code == 8 and "has no policy on record" in err
     assert not (tmp_path / "fresh.duckdb").exists() or not policy_events_at(
         tmp_path / "fresh.duckdb"
     )

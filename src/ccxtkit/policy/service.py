@@ -210,16 +210,20 @@ def _home_ledger_has_policy(ws: Workspace) -> Path | None:
         return usual  # unreadable: assume the worst
 
 
+def _refuse_moved_ledger(ws: Workspace) -> None:
+    """A config that moves the ledger to a new file would escape the recorded policy."""
+    usual = _home_ledger_has_policy(ws)
+    if usual is not None:
+        raise AuthorizationError(
+            f"this config's ledger ({ws.ledger_path}) has no policy on record, but the "
+            f"workspace's ledger {usual} has: a config pointing at a new ledger is refused; "
+            "keep ledger.path on the workspace's ledger (move the file itself to move it)"
+        )
+
+
 def _settle(ws: Workspace, first: PolicyStatus, approvers: list[str]) -> None:
     if first.recorded is None:
-        usual = _home_ledger_has_policy(ws)
-        if usual is not None:
-            # A config that moves the ledger to a new file would escape the recorded policy.
-            raise AuthorizationError(
-                f"this config's ledger ({ws.ledger_path}) has no policy on record, but the "
-                f"workspace's ledger {usual} has: a config pointing at a new ledger is refused; "
-                f"record its policy there with `{APPLY_HINT}`"
-            )
+        _refuse_moved_ledger(ws)
     with ws.open_ledger() as ledger:
         status = _status(ledger, first.document, first.file_hash)  # again, under the lock
         if status.same:
@@ -273,6 +277,8 @@ def apply_policy(ws: Workspace, code: str | None, approver: str | None = None) -
         before = _status(ledger, document, digest)
     if before.same:
         return Applied(None, digest, "unchanged", [])
+    if before.recorded is None:
+        _refuse_moved_ledger(ws)
     approvers = _approvers(ws)
     needs_code = bool(approvers) and (before.recorded is None or bool(before.loosening))
     who: str | None = None
