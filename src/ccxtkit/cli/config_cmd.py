@@ -14,7 +14,10 @@ from ..money import fmt
 from ..workspace import check_private
 from .output import console, note, print_json, state, table
 
-app = typer.Typer(help="Check and show the config file.", no_args_is_help=True)
+app = typer.Typer(
+    help="Check and show the config file; diff and apply its policy against the ledger.",
+    no_args_is_help=True,
+)
 
 
 @app.command("validate")
