@@ -222,7 +222,8 @@ def test_log_shows_import_and_verify(
     code, out, err = vhc(capsys, "--json", "--home", str(ws), "ledger", "log", "--limit", "10")
     assert code == 0, err
     events = json.loads(out)
-    assert [e["kind"] for e in events] == ["ledger.verify", "ledger.import", "workspace.init"]
+    kinds = ["ledger.verify", "ledger.import", "policy.recorded", "workspace.init"]
+    assert [e["kind"] for e in events] == kinds  # init records the first policy
     details = json.loads(events[1]["details"])
     assert details == {"file": "trades.csv", "rows": 3, "imported": 3}
     assert json.loads(events[0]["details"])["ok"] is True

@@ -111,7 +111,7 @@ def test_second_process_waits_then_exits_7(ws: Path, hold: object) -> None:
         kinds = [r[0] for r in ledger.query("SELECT kind FROM control_events ORDER BY seq")]
         assert verify_chain(ledger).ok
     # The busy process recorded nothing; the patient one recorded its verify after the holder.
-    assert kinds == ["workspace.init", "test.holder", "ledger.verify"]
+    assert kinds == ["workspace.init", "policy.recorded", "test.holder", "ledger.verify"]
 
 
 WRITER = """
@@ -144,7 +144,7 @@ def test_concurrent_writers_lose_and_double_nothing(ws: Path) -> None:
         )
         result = verify_chain(ledger)
     assert result.ok, result.problem
-    assert result.rows == 201  # workspace.init + 4 x 50
+    assert result.rows == 202  # workspace.init + policy.recorded + 4 x 50
     seen = sorted((actor, json.loads(details)["n"]) for actor, details in rows)
     assert seen == sorted((f"w{p}", n) for p in range(4) for n in range(50))
 

@@ -120,7 +120,7 @@ def log_file(tmp_path: Path):
     """vhc's log file for the canary workspace, at DEBUG (the handler is removed afterwards)."""
     path = tmp_path / "canary" / "logs" / "trading.log"
     before = list(log.handlers)
-    setup_logging(path, "DEBUG", 1_000_000, 2)
+    setup_logging(path, "DEBUG")
     yield path
     for handler in [h for h in log.handlers if h not in before]:
         handler.close()

@@ -8,7 +8,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .errors import ConfigError
 
@@ -142,14 +149,24 @@ class WithdrawalsConfig(Model):
 
 
 class LoggingConfig(Model):
-    """Log file settings."""
+    """Log files: one a UTC day, deleted after `retention_days`; `immutable` chains and seals them."""
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     retention_days: int = Field(default=2555, ge=1)
     immutable: bool = True
     file: str = "logs/trading.log"
-    max_bytes: int = Field(default=10_000_000, ge=10_000)
-    backup_count: int = Field(default=10, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gone(cls, data: Any) -> Any:
+        # Size-based rotation would delete days before retention_days: refuse, say what to use.
+        for key in ("max_bytes", "backup_count"):
+            if isinstance(data, dict) and key in data:
+                raise ValueError(
+                    f"logging.{key} is no longer used: logs are daily files kept for "
+                    "logging.retention_days; remove the key"
+                )
+        return data
 
 
 class ReconciliationConfig(Model):
@@ -291,6 +308,13 @@ class TradingConfig(Model):
     tax: TaxConfig = Field(default_factory=TaxConfig)
     secrets: SecretsConfig = Field(default_factory=SecretsConfig)
 
+    @field_validator("version")
+    @classmethod
+    def _known_version(cls, v: str) -> str:
+        if v.strip() not in ("1", "1.0"):
+            raise ValueError(f'config version {v!r} is not one vhc reads (use "1.0")')
+        return v
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, v: str | None) -> str | None:
@@ -420,6 +444,11 @@ def config_problems(text: str, source: str) -> list[str]:
         lines = _line_index(document)
         return [_describe(dict(e), lines, source) for e in exc.errors()]
     return []
+
+
+def load_yaml(text: str) -> Any:
+    """The raw YAML data of a config text (Decimals for floats); call after validating it."""
+    return yaml.load(text, Loader=_DecimalLoader)  # noqa: S506 - SafeLoader subclass
 
 
 def load_config(path: Path) -> TradingConfig:

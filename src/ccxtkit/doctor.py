@@ -15,7 +15,7 @@ class Check:
     """One check: ok, warn (needs a look) or fail (needs a fix), and why."""
 
     area: str
-    status: str  # ok | warn | fail
+    status: str  # ok | info (cannot be checked) | warn | fail
     detail: str
     exit_code: int = 0
 
@@ -107,6 +107,104 @@ def _kill_switch(ws: Workspace) -> list[Check]:
     return out
 
 
+def _policy(ws: Workspace) -> list[Check]:
+    from .policy.service import policy_status
+
+    status = policy_status(ws)
+    if status.recorded is None:
+        return [Check("policy", "warn", "no policy recorded yet: run `vhc config apply`")]
+    if status.same:
+        detail = f"on record (ledger seq {status.recorded.seq}, {status.file_hash[:16]})"
+        return [Check("policy", "ok", detail)]
+    if status.loosening:
+        keys = ", ".join(c.key for c in status.loosening)
+        return [
+            Check(
+                "policy",
+                "fail",
+                f"the config loosens the recorded policy ({keys}): trading and withdrawals are "
+                "refused until `vhc config apply --auth-code CODE`",
+                8,
+            )
+        ]
+    keys = ", ".join(c.key for c in status.changes) or "order only"
+    return [Check("policy", "ok", f"tightened ({keys}): recorded by the next command")]
+
+
+def _ip_allowlists(ws: Workspace) -> list[Check]:
+    from .trading.accounts import connect
+
+    out = []
+    for name, account in ws.config.enabled_exchanges().items():
+        if not account.ip_allowlist:
+            continue
+        listed = ", ".join(account.ip_allowlist)
+        client = connect(ws, name)
+        try:
+            asker = getattr(client, "ip_restrictions", None)
+            actual = asker() if asker is not None else None
+        finally:
+            client.close()
+        if actual is None:
+            detail = (
+                f"{name}: {listed} - the exchange enforces this on the API key; vhc cannot read "
+                "the key's IP restrictions through ccxt, so it cannot check them: confirm them "
+                "in the exchange's API key settings"
+            )
+            out.append(Check("ip allowlist", "info", detail))
+        elif not actual:
+            detail = f"{name}: the API key accepts calls from ANY IP, config lists {listed}"
+            out.append(Check("ip allowlist", "warn", detail))
+        elif sorted(actual) != sorted(account.ip_allowlist):
+            detail = (
+                f"{name}: the API key is restricted to {', '.join(actual)}, config lists {listed}"
+            )
+            out.append(Check("ip allowlist", "warn", detail))
+        else:
+            out.append(
+                Check("ip allowlist", "ok", f"{name}: the API key is restricted to {listed}")
+            )
+    return out
+
+
+def _reconcile_age(ws: Workspace, now: datetime) -> list[Check]:
+    from .deploy import STALE_AFTER
+
+    frequency = ws.config.reconciliation.frequency
+    if frequency not in STALE_AFTER:
+        return [Check("reconcile", "ok", f"reconciliation.frequency: {frequency} (not scheduled)")]
+    with ws.open_ledger() as ledger:
+        rows = ledger.query(
+            "SELECT max(timestamp) FROM control_events WHERE kind = 'reconcile.completed'"
+        )
+    last = rows[0][0] if rows else None
+    hint = "run `vhc reconcile` and install `vhc deploy schedule`"
+    if last is None:
+        return [Check("reconcile", "warn", f"never reconciled ({frequency} expected): {hint}")]
+    age = now.replace(tzinfo=None) - last
+    limit = STALE_AFTER[frequency]
+    if age > limit:
+        hours = age.total_seconds() / 3600
+        return [
+            Check("reconcile", "warn", f"last reconcile {hours:.1f} h ago, {frequency} expected: "
+                  f"{hint}")
+        ]  # fmt: skip
+    return [Check("reconcile", "ok", f"last reconcile {last:%Y-%m-%d %H:%M} UTC ({frequency})")]
+
+
+def _logs(ws: Workspace) -> list[Check]:
+    settings = ws.config.logging
+    keep = f"daily files kept {settings.retention_days} days"
+    if not settings.immutable:
+        return [Check("logs", "ok", f"{keep}; not chained (logging.immutable: false)")]
+    from .log_chain import verify_days
+
+    files, problems = verify_days(ws)
+    if problems:
+        return [Check("logs", "fail", p, 6) for p in problems]
+    return [Check("logs", "ok", f"{keep}; {files} file(s), hash chain and ledger seals intact")]
+
+
 def run_doctor(ws: Workspace, now: datetime) -> list[Check]:
     """Config, file modes, ledger chain, secrets and their age, exchanges, kill switch."""
     checks = _guard("config", lambda: _config(ws))
@@ -115,7 +213,11 @@ def run_doctor(ws: Workspace, now: datetime) -> list[Check]:
     checks += _guard("permissions", lambda: _files(ws))
     checks += _guard("ledger", lambda: _ledger(ws))
     checks += _guard("secrets", lambda: _secrets(ws, now))
+    checks += _guard("policy", lambda: _policy(ws))
+    checks += _guard("ip allowlist", lambda: _ip_allowlists(ws))
     checks += _guard("exchanges", lambda: _exchanges(ws))
+    checks += _guard("reconcile", lambda: _reconcile_age(ws, now))
+    checks += _guard("logs", lambda: _logs(ws))
     checks += _guard("kill switch", lambda: _kill_switch(ws))
     return checks
 

@@ -44,7 +44,7 @@ class Workspace:
         config = load_config(self.config_path)
         settings = config.logging
         setup_logging(
-            self.path(settings.file), settings.level, settings.max_bytes, settings.backup_count
+            self.path(settings.file), settings.level, settings.retention_days, settings.immutable
         )
         return config
 
@@ -145,4 +145,7 @@ def init_workspace(home: Path) -> InitResult:
     ws = Workspace(home=home, config_path=home / CONFIG_RELPATH)
     with ws.open_ledger() as ledger:
         ledger.record_event("workspace.init", {"home": str(home)}, subject=str(home))
+        from .policy.service import record_initial
+
+        record_initial(ws, ledger)  # the first policy is on the record from the start
     return InitResult(home, ws.config_path, ws.ledger_path)

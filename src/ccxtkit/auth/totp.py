@@ -136,6 +136,11 @@ def enrol(
             lid = ensure_ledger_id(ledger)
             enrolled = enrolled_in(ledger, ws)
             has_key = key_record(ledger) is not None
+        if not enrolled:
+            from ccxtkit.policy.service import enforce_policy
+
+            # The last moment a policy change needs no code: the first approver freezes it.
+            enforce_policy(ws)
         if has_key and not enrolled:
             raise LedgerIntegrityError(
                 "the ledger records this workspace's control key but no approver: its "

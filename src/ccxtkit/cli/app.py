@@ -30,6 +30,7 @@ COMMAND_MODULES = [
     "reconcile_cmd",
     "withdraw_cmd",
     "exchanges_cmd",
+    "deploy_cmd",
 ]
 
 #: Exit code for a bug in vhc itself (not in DESIGN.md's table: it is never expected).
@@ -124,6 +125,10 @@ def main(argv: list[str] | None = None) -> None:
         )
         code = INTERNAL_ERROR
     _log_command(args, code)
+    import_module(f"{__package__}.config_cmd").after_command(args)  # seal past log days
+    if "ccxtkit.policy.service" in sys.modules:  # only when this run checked the policy
+        for warning in sys.modules["ccxtkit.policy.service"].take_notes():
+            note(warning)
     if "ccxtkit.secrets" in sys.modules:  # only when this run resolved keys
         for warning in sys.modules["ccxtkit.secrets"].take_warnings():
             note(warning)

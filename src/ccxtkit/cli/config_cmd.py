@@ -1,8 +1,10 @@
-"""`vhc config validate | show`."""
+"""`vhc config validate | show | diff | apply`."""
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
+from typing import Annotated, Any
 
 import typer
 import yaml
@@ -10,9 +12,12 @@ import yaml
 from ..errors import ConfigError
 from ..money import fmt
 from ..workspace import check_private
-from .output import console, print_json, state
+from .output import console, note, print_json, state, table
 
-app = typer.Typer(help="Check and show the config file.", no_args_is_help=True)
+app = typer.Typer(
+    help="Check and show the config file; diff and apply its policy against the ledger.",
+    no_args_is_help=True,
+)
 
 
 @app.command("validate")
@@ -33,13 +38,16 @@ def validate(ctx: typer.Context) -> None:
         ) from None
     problems = config_problems(text, str(path))
     warnings = [] if problems else _warnings(ctx, text, str(path))
+    notes = [] if problems else _notes(text)
     if state(ctx).json:
         doc = {"config": str(path), "valid": not problems, "problems": problems}
-        print_json({**doc, "warnings": warnings})
+        print_json({**doc, "warnings": warnings, "notes": notes})
     elif not problems:
         console.print(f"{path}: valid")
         for warning in warnings:
             console.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
+        for line in notes:
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
     if problems:
         if not state(ctx).json:
             for problem in problems[1:]:
@@ -53,6 +61,15 @@ def _warnings(ctx: typer.Context, text: str, source: str) -> list[str]:
     from ..withdrawals.config_notes import withdrawal_notes
 
     return withdrawal_notes(parse_config(text, source), state(ctx).workspace)
+
+
+def _notes(text: str) -> list[str]:
+    """Where vhc's meaning of a key the file sets differs from the seed's comment."""
+    from ..config import load_yaml
+    from ..config_meaning import seed_notes
+
+    data = load_yaml(text)
+    return seed_notes(data if isinstance(data, dict) else {})
 
 
 @app.command("show")
@@ -71,6 +88,115 @@ def show(ctx: typer.Context) -> None:
         console.print(text, markup=False, highlight=False)
 
 
+def _shown(value: Any) -> str:
+    from ..policy.rules import ABSENT
+
+    if value is ABSENT or value is None:
+        return "(none)" if value is None else "(absent)"
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def _change_rows(changes: list[Any]) -> list[list[Any]]:
+    return [[c.key, _shown(c.old), _shown(c.new), c.direction, c.reason] for c in changes]
+
+
+def _changes_json(changes: list[Any]) -> list[dict[str, Any]]:
+    from ..policy.rules import ABSENT
+
+    return [
+        {
+            "key": c.key,
+            "old": None if c.old is ABSENT else c.old,
+            "new": None if c.new is ABSENT else c.new,
+            "direction": c.direction,
+            "reason": c.reason,
+        }
+        for c in changes
+    ]
+
+
+@app.command("diff")
+def diff(ctx: typer.Context) -> None:
+    """Show how the config file's policy differs from the policy recorded in the ledger.
+
+    Each changed key of `risk`, `withdrawals` and `exchanges`, old -> new, and whether it
+    tightens (recorded automatically) or loosens (needs `vhc config apply --auth-code`).
+    Example: vhc config diff
+    """
+    from ..policy.service import policy_status
+
+    st = state(ctx)
+    status = policy_status(st.workspace)
+    recorded = status.recorded
+    if st.json:
+        print_json(
+            {
+                "file_hash": status.file_hash,
+                "recorded_hash": recorded.hash if recorded else None,
+                "recorded_seq": recorded.seq if recorded else None,
+                "same": status.same,
+                "needs_code": bool(status.loosening) or recorded is None,
+                "changes": _changes_json(status.changes),
+            }
+        )
+        return
+    if recorded is None:
+        console.print(f"no policy is recorded in the ledger yet; the file's is {status.file_hash}")
+        return
+    if status.same:
+        console.print(f"policy unchanged: {status.file_hash} (ledger seq {recorded.seq})")
+        return
+    columns = ["key", "recorded", "file", "direction", "why"]
+    console.print(table("Policy: recorded -> file", columns, _change_rows(status.changes)))
+    if status.loosening:
+        console.print(
+            f"{len(status.loosening)} change(s) loosen the policy: record them with "
+            "`vhc config apply --auth-code CODE [--approver NAME]`"
+        )
+    else:
+        console.print("only tightening: recorded automatically by the next command (or apply)")
+
+
+@app.command("apply")
+def apply(
+    ctx: typer.Context,
+    auth_code: Annotated[
+        str | None, typer.Option("--auth-code", help="2FA code (needed when loosening).")
+    ] = None,
+    approver: Annotated[
+        str | None, typer.Option("--approver", help="Enrolled approver (default admin).")
+    ] = None,
+) -> None:
+    """Record the config file's policy in the ledger; loosening needs an approver's code.
+
+    Example: vhc config apply --auth-code 123456 --approver admin
+    """
+    from ..policy.service import apply_policy
+
+    st = state(ctx)
+    result = apply_policy(st.workspace, auth_code, approver)
+    if result.warning:
+        note(result.warning)
+    if st.json:
+        print_json(
+            {
+                "hash": result.hash,
+                "seq": result.seq,
+                "how": result.how,
+                "changes": _changes_json(result.changes),
+            }
+        )
+        return
+    if result.seq is None:
+        console.print(f"policy unchanged: {result.hash} is already on record")
+        return
+    console.print(
+        table("Recorded", ["key", "old", "new", "direction", "why"], _change_rows(result.changes))
+    )
+    who = " (approved with a code)" if result.how == "approved" else ""
+    console.print(f"policy {result.hash} recorded at ledger seq {result.seq}{who}")
+
+
 class _Dumper(yaml.SafeDumper):
     """Shows Decimals as plain numbers, exactly as written."""
 
@@ -87,3 +213,32 @@ _Dumper.add_representer(Decimal, _decimal)
 def register(root: typer.Typer) -> None:
     """Mount the `config` group."""
     root.add_typer(app, name="config")
+
+
+def after_command(args: list[str]) -> None:
+    """After a command: seal finished days of an immutable log in the ledger; never raises."""
+    from ccxtkit.logs import log, redact
+
+    try:
+        from ccxtkit.errors import VhcError
+        from ccxtkit.workspace import Workspace
+
+        from .metrics_cmd import _global_options
+
+        home, config, command = _global_options(args)
+        if command in (None, "init", "demo") or "--help" in args or "-h" in args:
+            return
+        ws = Workspace.locate(home, config)
+        if not ws.config_path.exists():
+            return
+        try:
+            immutable = ws.config.logging.immutable
+        except VhcError:
+            return  # a bad config: the command has already said so
+        if immutable and ws.ledger_path.exists():
+            from ccxtkit.log_chain import seal_days
+
+            for day in seal_days(ws):
+                log.info("log of %s sealed in the ledger", day)
+    except Exception as exc:  # noqa: BLE001 - a busy ledger: the next command seals
+        log.debug("log sealing skipped: %s", redact(str(exc)))

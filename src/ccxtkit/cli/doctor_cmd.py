@@ -20,8 +20,8 @@ def doctor(ctx: typer.Context) -> None:
     if state(ctx).json:
         print_json({"checks": checks, "exit_code": exit_code(checks)})
     else:
-        marks = {"ok": "ok", "warn": "WARN", "fail": "FAIL"}
-        rows = [[c.area, marks[c.status], c.detail] for c in checks]
+        marks = {"ok": "ok", "info": "info", "warn": "WARN", "fail": "FAIL"}
+        rows = [[c.area, marks.get(c.status, c.status), c.detail] for c in checks]
         console.print(table("vhc doctor", ["area", "status", "detail"], rows))
     code = exit_code(checks)
     if code:

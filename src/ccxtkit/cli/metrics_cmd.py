@@ -36,26 +36,49 @@ def write(ctx: typer.Context) -> None:
 def serve(
     ctx: typer.Context,
     port: Annotated[
-        int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")
-    ] = 9477,
+        int | None,
+        typer.Option(
+            "--port",
+            min=1,
+            max=65535,
+            help="Port to listen on (default monitoring.prometheus_port).",
+        ),
+    ] = None,
     addr: Annotated[
         str, typer.Option("--addr", help="Address to bind (0.0.0.0 to accept remote scrapes).")
     ] = "127.0.0.1",
+    probe: Annotated[
+        bool,
+        typer.Option(
+            "--probe/--no-probe",
+            help="Ping each exchange every monitoring.healthcheck_interval seconds.",
+        ),
+    ] = True,
 ) -> None:
     """Serve the metrics over HTTP for Prometheus, recomputed on each scrape; Ctrl-C stops.
 
+    A health probe pings every enabled exchange each `monitoring.healthcheck_interval`
+    seconds, so `vhc_exchange_up` is never older than that.
     Example: vhc --home /srv/vhc metrics serve --port 9477
     """
     from ccxtkit.metrics import serve as start
     from ccxtkit.metrics import wait_forever
+    from ccxtkit.metrics.health import HealthProbe
 
     ws = state(ctx).workspace
-    ws.config  # noqa: B018 - fail now with a clear config error, not on the first scrape
-    server = start(ws, port, addr)
-    note(f"serving metrics on http://{addr}:{port}/metrics (Ctrl-C stops)")
+    monitoring = ws.config.monitoring  # fail now with a clear config error, not on a scrape
+    chosen = port or monitoring.prometheus_port
+    server = start(ws, chosen, addr)
+    prober = HealthProbe(ws, monitoring.healthcheck_interval) if probe else None
+    if prober is not None:
+        prober.start()
+    every = f", exchanges probed every {monitoring.healthcheck_interval} s" if probe else ""
+    note(f"serving metrics on http://{addr}:{chosen}/metrics{every} (Ctrl-C stops)")
     try:
         wait_forever()
     finally:
+        if prober is not None:
+            prober.stop()
         server.shutdown()
 
 

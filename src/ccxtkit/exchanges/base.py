@@ -150,6 +150,8 @@ class ExchangeClient(Protocol):
 
     name: str
 
+    def ping(self) -> None: ...  # the cheapest call: health probes
+
     def load_markets(self) -> dict[str, Market]: ...
 
     def market(self, symbol: str) -> Market | None:

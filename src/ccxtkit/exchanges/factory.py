@@ -14,11 +14,19 @@ if TYPE_CHECKING:
     from .markets_cache import MarketsCache
 
 
-def open_exchange(ws: Workspace, name: str, credentials: ApiKey | None = None) -> ExchangeClient:
+def open_exchange(
+    ws: Workspace, name: str, credentials: ApiKey | None = None, *, check_policy: bool = True
+) -> ExchangeClient:
     """The client of account `name`: `id: paper` → PaperExchange, anything else → ccxt.
 
+    The config's policy is checked against the ledger's record first (exit 8 on a loosening
+    change); only the kill switch's sweep skips it (`check_policy=False`): it must never wait.
     Every call is timed into the workspace's latency file, which the metrics read.
     """
+    if check_policy:
+        from ccxtkit.policy.service import enforce_policy
+
+        enforce_policy(ws)
     cfg = ws.config.exchange(name)
     client: ExchangeClient
     if (cfg.id or name) == "paper":

@@ -169,6 +169,29 @@ class CcxtGateway:
 
     # -- reads ---------------------------------------------------------------------------
 
+    def ip_restrictions(self) -> list[str] | None:
+        """The IPs the API key is restricted to ([] = any IP), or None if ccxt cannot tell.
+
+        Only Binance exposes it (GET /sapi/v1/account/apiRestrictions/ipRestriction).
+        """
+        fetch = getattr(self.exchange, "sapi_get_account_apirestrictions_iprestriction", None)
+        if self.exchange.id != "binance" or fetch is None:
+            return None
+        raw = self._safe("ip_restrictions", fetch)
+        if str(raw.get("ipRestrict", "")).lower() != "true":
+            return []
+        return sorted(str(ip) for ip in raw.get("ipList") or [])
+
+    def ping(self) -> None:
+        """The cheapest call the exchange offers (its clock or status), for the health probe."""
+        has = getattr(self.exchange, "has", {}) or {}
+        if has.get("fetchTime"):
+            self._safe("fetch_time", self.exchange.fetch_time)
+        elif has.get("fetchStatus"):
+            self._safe("fetch_status", self.exchange.fetch_status)
+        else:
+            self._safe("load_markets", self.exchange.load_markets)
+
     def load_markets(self) -> dict[str, Market]:
         """The exchange's markets by symbol: from the fresh on-disk cache, else the exchange."""
         if self._markets is None:

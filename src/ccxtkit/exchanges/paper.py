@@ -189,6 +189,11 @@ class PaperExchange:
 
     # -- reads ---------------------------------------------------------------------------
 
+    def ping(self) -> None:
+        """The health probe's call: as cheap as it gets, and failing like the other calls."""
+        with self._account():
+            pass
+
     def load_markets(self) -> dict[str, Market]:
         """The paper markets."""
         return dict(self.markets)

@@ -204,6 +204,9 @@ def check(
     moment = (now or datetime.now(UTC)).astimezone(UTC)
     if read_state(ws).active:
         return CheckOutcome(fired=[], already_active=True)
+    from ccxtkit.policy.service import enforce_policy
+
+    enforce_policy(ws)  # the triggers' limits are the recorded ones, or exit 8
     inputs, notes = gather_inputs(ws, moment, prices_usd)
     fired = fired_triggers(ws, inputs, moment)
     outcome = CheckOutcome(fired=fired, notes=notes, inputs=inputs)

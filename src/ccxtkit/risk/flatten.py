@@ -74,7 +74,8 @@ def sweep_account(ws: Workspace, name: str, flatten: bool) -> AccountResult:
         from ccxtkit.exchanges.factory import open_exchange
         from ccxtkit.secrets import resolve_credentials
 
-        client = open_exchange(ws, name, resolve_credentials(ws, name))
+        # No policy check: halting must work whatever the config file says.
+        client = open_exchange(ws, name, resolve_credentials(ws, name), check_policy=False)
         result.cancelled = cancel_everything(client)
         crashpoints.reach("killswitch.swept_account")
         result.still_open = [o.id for o in client.fetch_open_orders()]

@@ -86,9 +86,11 @@ def request_withdrawal(
     now: datetime | None = None,
 ) -> RequestOutcome:
     """Record a request (refused at once if the policy forbids it) and notify the approvers."""
+    from ccxtkit.policy.service import enforce_policy
     from ccxtkit.trading.accounts import connect
 
     now = now or datetime.now(UTC)
+    enforce_policy(ws)  # the withdrawal policy below is the recorded one, or exit 8
     ws.config.exchange(exchange)
     asset, address, network = norm_asset(asset), norm_address(address), norm_network(network)
     value = to_decimal(amount, "amount")
@@ -195,10 +197,12 @@ def approve(
     process that sends, never taken from the ledger alone.
     """
     from ccxtkit.auth.totp import check_approver, enrolled_approvers, verify_code
+    from ccxtkit.policy.service import enforce_policy
     from ccxtkit.trading.accounts import connect
 
     now = now or datetime.now(UTC)
     check_approver(approver)
+    enforce_policy(ws)
     with ws.open_ledger() as ledger:
         req = get_request(ledger, request_id)
     _mark_expired(ws, req, now)
