@@ -383,8 +383,34 @@ def test_moving_the_control_key_record_to_the_environment_is_found(
     con.execute("UPDATE control_events SET details = ? WHERE seq = ?", [json.dumps(moved), row[0]])
     con.close()
     killswitch.activate(ws, "drill")
-    code, _, err = run_cli(ws, ["kill-switch", "--deactivate", "--auth-code", "123456"], capsys)
-    assert code == 6 and "record was rewritten" in err
+    deactivate = ["kill-switch", "--deactivate", "--auth-code", "123456"]
+    code, _, err = run_cli(ws, deactivate, capsys)
+    assert code == 6 and "was edited" in err  # an in-place edit: the row's hash gives it away
+    rechain(ws.ledger_path, int(row[0]))  # now re-hash it and every later row, consistently
+    code, _, err = run_cli(ws, deactivate, capsys)
+    assert code == 6 and "record was rewritten" in err  # the keyring still holds the real key
+
+
+def rechain(path: Path, start: int) -> None:
+    """Recompute prev_hash/row_hash from row `start` on, as an attacker with the file would."""
+    import duckdb
+
+    from ccxtkit.ledger.chain import canonical_select, chain_union_sql
+
+    con = duckdb.connect(str(path))
+    rows = con.execute(
+        f"SELECT seq, tbl FROM ({chain_union_sql()}) WHERE seq >= ? ORDER BY seq", [start]
+    ).fetchall()
+    prev = con.execute(
+        f"SELECT row_hash FROM ({chain_union_sql()}) WHERE seq = ?", [start - 1]
+    ).fetchone()[0]
+    for seq, table in rows:
+        con.execute(f'UPDATE "{table}" SET prev_hash = ? WHERE seq = ?', [prev, seq])
+        prev = con.execute(
+            f"SELECT sha256(canon) FROM ({canonical_select(table)}) WHERE seq = ?", [seq]
+        ).fetchone()[0]
+        con.execute(f'UPDATE "{table}" SET row_hash = ? WHERE seq = ?', [prev, seq])
+    con.close()
 
 
 def test_one_real_approval_plus_a_forged_approved_row_never_leaves(tmp_path, clean_env, capsys):

@@ -134,9 +134,11 @@ def test_secret_stored_in_the_keyring(tmp_path, monkeypatch, file_keyring):
 
 
 def test_cli_setup_prints_uri_and_qr(ws, monkeypatch, capsys):
-    code, out, _ = run_cli(ws, ["totp", "setup", "--backend", "env"], capsys)
+    code, out, err = run_cli(ws, ["totp", "setup", "--backend", "env"], capsys)
     assert code == 0
     assert "otpauth://totp/" in out and "export VHC_TOTP_SECRET=" in out
+    assert "export VHC_CONTROL_KEY=" in out
+    assert "env backend (VHC_TOTP_SECRET): development only" in err  # warned on enrolment
     assert "█" in out  # the terminal QR code
 
 
@@ -147,8 +149,9 @@ def test_cli_deactivate_wrong_code_replay_and_success(ws, monkeypatch, capsys):
     code, _, err = run_cli(ws, ["kill-switch", "--deactivate", "--auth-code", wrong], capsys)
     assert code == 8 and "not valid" in err and killswitch.is_active(ws)
     good = pyotp.TOTP(secret).now()
-    code, out, _ = run_cli(ws, ["kill-switch", "--deactivate", "--auth-code", good], capsys)
+    code, out, err = run_cli(ws, ["kill-switch", "--deactivate", "--auth-code", good], capsys)
     assert code == 0 and "deactivated" in out and not killswitch.is_active(ws)
+    assert "comes from VHC_TOTP_SECRET (backend env): development only" in err  # and on use
     killswitch.activate(ws, "drill again")
     code, _, err = run_cli(ws, ["kill-switch", "--deactivate", "--auth-code", good], capsys)
     assert code == 8 and "already used" in err and killswitch.is_active(ws)

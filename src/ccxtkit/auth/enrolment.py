@@ -20,6 +20,7 @@ from ccxtkit.ledger.store import Ledger
 from ccxtkit.workspace import Workspace
 
 from .mac import key_record, verify_seal
+from .rowcheck import check_rows
 
 ENROLLED = "totp.enrolled"
 REMOVED = "totp.removed"
@@ -58,6 +59,12 @@ def enrolled_in(ledger: Ledger, ws: Workspace) -> dict[str, Enrolled]:
         "ORDER BY seq",
         [ENROLLED, REMOVED],
     )
+    if rows:
+        key_rows = ledger.query(
+            "SELECT seq FROM control_events WHERE kind IN ('control_key.created', 'ledger.id')"
+        )
+        seqs = [int(r[0]) for r in rows] + [int(k[0]) for k in key_rows]
+        check_rows(ledger, seqs, "the approvers' records")
     if rows and key_record(ledger) is None:
         raise LedgerIntegrityError(
             "the ledger records approvers but no control key: its first enrolment record was "

@@ -129,6 +129,11 @@ def create_key(ws: Workspace, lid: str, backend: str) -> tuple[bytes, dict[str, 
     return key, {}
 
 
+def remember_key(ledger: Ledger, lid: str, backend: str, key: bytes) -> None:
+    """Keep a key just created for this process (an env key is not exported yet)."""
+    _CACHE[(str(ledger.path), lid, backend)] = key
+
+
 def control_key(ws: Workspace, ledger: Ledger | None = None) -> bytes:
     """The workspace's control key, checked against the ledger's record (exit 8 if unreadable).
 

@@ -41,7 +41,16 @@ from .enrolment import (
     removal_fields,
 )
 from .ledger_id import ensure_ledger_id, ledger_id
-from .mac import KEY_EVENT, check_value, create_key, key_backend, key_record, read_key, seal
+from .mac import (
+    KEY_EVENT,
+    check_value,
+    create_key,
+    key_backend,
+    key_record,
+    read_key,
+    remember_key,
+    seal,
+)
 
 __all__ = [
     "DEFAULT_APPROVER",
@@ -240,11 +249,9 @@ def _refuse_orphan_key(ws: Workspace, lid: str, chosen: str) -> None:
 
 
 def _record_key(ledger: Ledger, ws: Workspace, lid: str, backend: str, key: bytes) -> None:
-    from .mac import _CACHE
-
     details = {"ledger_id": lid, "backend": backend, "check": check_value(key)}
     ledger.record_event(KEY_EVENT, details, subject=lid)
-    _CACHE[(str(ledger.path), lid, backend)] = key  # an env key is not exported yet
+    remember_key(ledger, lid, backend, key)
 
 
 def remove(

@@ -20,6 +20,7 @@ from ccxtkit.workspace import Workspace
 
 from .enrolment import enrolled_in
 from .mac import seal, tamper_alert, verify_seal
+from .rowcheck import check_rows
 
 if TYPE_CHECKING:
     from ccxtkit.ledger.store import Ledger
@@ -115,6 +116,7 @@ def _check(ledger: Ledger, ws: Workspace, req: WithdrawalRequest, now: datetime)
                 f"{what}: approver {who!r} is no longer enrolled; withdrawal not sent"
             )
         valid.add(who)
+    check_rows(ledger, [int(r[0]) for r in rows], f"the approvals of withdrawal {req.id}")
     if approved is None:
         raise AuthorizationError(f"withdrawal {req.id} is not approved: not sent")
     if approved.get("auto"):

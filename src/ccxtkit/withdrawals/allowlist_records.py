@@ -36,8 +36,9 @@ def replay(
 ) -> tuple[list[AllowedAddress], list[tuple[AllowedAddress, str]]]:
     """Entries in force (adds minus later removes): the sealed ones, and the forged ones (why)."""
     from ccxtkit.auth.mac import verify_seal
+    from ccxtkit.auth.rowcheck import check_rows
 
-    entries: dict[tuple[str, str, str, str], tuple[AllowedAddress, str | None]] = {}
+    entries: dict[tuple[str, str, str, str], tuple[AllowedAddress, str | None, int]] = {}
     seen: set[str] = set()
     rows = ledger.query(
         "SELECT seq, kind, timestamp, actor, details FROM control_events WHERE kind IN (?, ?) "
@@ -63,9 +64,10 @@ def replay(
         if problem is None and str(d.get("mac")) in seen:
             problem = f"{what} is a copy of an earlier entry (re-inserted after its removal?)"
         seen.add(str(d.get("mac")))
-        entries[key] = (entry, problem)
-    good = [e for e, p in entries.values() if p is None]
-    forged = [(e, p) for e, p in entries.values() if p is not None]
+        entries[key] = (entry, problem, int(seq))
+    check_rows(ledger, [q for _, p, q in entries.values() if p is None], "the allowlist")
+    good = [e for e, p, _ in entries.values() if p is None]
+    forged = [(e, p) for e, p, _ in entries.values() if p is not None]
     return good, forged
 
 
