@@ -86,8 +86,34 @@ class Applied:
 
 
 # -- the record ------------------------------------------------------------------------------
-def last_recorded(ledger: Ledger) -> Recorded | None:
-    """The last `policy.recorded` event, its row hash and document hash checked (else exit 6)."""
+def _seal_fields(details: dict[str, Any]) -> dict[str, object]:
+    """What a policy record's seal covers (the document is bound through its hash)."""
+    return {k: details.get(k) for k in ("hash", "previous", "how", "approver")}
+
+
+def _check_seal(ws: Workspace, ledger: Ledger, seq: int, details: dict[str, Any]) -> None:
+    """Once the control key exists, every later policy record must carry its seal (exit 6).
+
+    Otherwise a loosened policy row appended to the file by hand would be taken as approved.
+    """
+    from ccxtkit.auth.mac import KEY_EVENT, tamper_alert, verify_seal
+
+    key_seq = ledger.query("SELECT min(seq) FROM control_events WHERE kind = ?", [KEY_EVENT])
+    if key_seq[0][0] is None or seq < int(key_seq[0][0]):
+        return
+    what = f"the recorded policy (ledger seq {seq})"
+    try:
+        verify_seal(ws, EVENT, _seal_fields(details), details.get("mac"), ledger, what=what)
+    except LedgerIntegrityError as exc:
+        tamper_alert(ws, exc, "policy.forged")
+        raise
+
+
+def last_recorded(ledger: Ledger, ws: Workspace | None = None) -> Recorded | None:
+    """The last `policy.recorded` event, its row hash, document hash and seal checked (exit 6).
+
+    Without `ws` the seal is not checked (only to learn whether another ledger has a policy).
+    """
     columns = [c.name for c in TABLES["control_events"]]
     quoted = ", ".join(f'"{c}"' for c in columns)
     rows = ledger.query(
@@ -111,6 +137,8 @@ def last_recorded(ledger: Ledger) -> Recorded | None:
             f"the recorded policy (ledger seq {seq}) does not match its hash; "
             "run `vhc ledger verify` and restore the ledger from a backup"
         )
+    if ws is not None:
+        _check_seal(ws, ledger, int(seq), details)
     return Recorded(int(seq), str(details["hash"]), document, str(row["timestamp"]))
 
 
@@ -128,6 +156,7 @@ def _change_doc(change: Change) -> dict[str, Any]:
 
 
 def _record(
+    ws: Workspace,
     ledger: Ledger,
     status: PolicyStatus,
     how: str,
@@ -143,11 +172,15 @@ def _record(
         "approver": approver,
         "note": note,
     }
+    from ccxtkit.auth.mac import key_record, seal
+
+    if key_record(ledger) is not None:
+        details["mac"] = seal(ws, EVENT, _seal_fields(details), ledger)
     return ledger.record_event(EVENT, details, subject=status.file_hash[:16])
 
 
-def _status(ledger: Ledger, document: dict[str, Any], digest: str) -> PolicyStatus:
-    recorded = last_recorded(ledger)
+def _status(ws: Workspace, ledger: Ledger, document: dict[str, Any], digest: str) -> PolicyStatus:
+    recorded = last_recorded(ledger, ws)
     changes = compare(recorded.document, document) if recorded else []
     return PolicyStatus(digest, document, recorded, changes)
 
@@ -156,14 +189,14 @@ def policy_status(ws: Workspace) -> PolicyStatus:
     """The config file's policy against the ledger's record (for `config diff` and doctor)."""
     document = policy_document(ws.config)
     with ws.open_ledger() as ledger:
-        return _status(ledger, document, policy_hash(document))
+        return _status(ws, ledger, document, policy_hash(document))
 
 
 def record_initial(ws: Workspace, ledger: Ledger) -> int:
     """At `vhc init`: the new workspace's policy is its first record."""
     document = policy_document(ws.config)
     digest = policy_hash(document)
-    return _record(ledger, PolicyStatus(digest, document, None), "initial")
+    return _record(ws, ledger, PolicyStatus(digest, document, None), "initial")
 
 
 def _keys(changes: list[Change]) -> str:
@@ -190,7 +223,7 @@ def enforce_policy(ws: Workspace) -> None:
     if ws.__dict__.get(_CHECKED) == digest:
         return
     with ws.open_ledger() as ledger:
-        status = _status(ledger, document, digest)
+        status = _status(ws, ledger, document, digest)
     if not status.same:
         _settle(ws, status, approvers=_approvers(ws))
     _mark_checked(ws, digest)
@@ -225,7 +258,7 @@ def _settle(ws: Workspace, first: PolicyStatus, approvers: list[str]) -> None:
     if first.recorded is None:
         _refuse_moved_ledger(ws)
     with ws.open_ledger() as ledger:
-        status = _status(ledger, first.document, first.file_hash)  # again, under the lock
+        status = _status(ws, ledger, first.document, first.file_hash)  # again, under the lock
         if status.same:
             return
         if status.recorded is None and approvers:
@@ -235,7 +268,7 @@ def _settle(ws: Workspace, first: PolicyStatus, approvers: list[str]) -> None:
             )
         if status.recorded is not None and not status.loosening:
             note = f"tightened: {_keys(status.changes)}" if status.changes else "reordered"
-            _record(ledger, status, "tightened", note=note)
+            _record(ws, ledger, status, "tightened", note=note)
             _NOTES.append(f"policy change recorded automatically ({note})")
             log.info("policy %s recorded: %s", status.file_hash[:16], note)
             return
@@ -245,7 +278,7 @@ def _settle(ws: Workspace, first: PolicyStatus, approvers: list[str]) -> None:
                 f"warning: policy change recorded WITHOUT a code ({changed}): no approver is "
                 "enrolled yet; run `vhc totp setup` so that loosening a limit needs a 2FA code"
             )
-            _record(ledger, status, "unenrolled", note=warning)
+            _record(ws, ledger, status, "unenrolled", note=warning)
             _NOTES.append(warning)
             log.warning("%s", warning)
             return
@@ -274,7 +307,7 @@ def apply_policy(ws: Workspace, code: str | None, approver: str | None = None) -
     document = policy_document(ws.config)
     digest = policy_hash(document)
     with ws.open_ledger() as ledger:
-        before = _status(ledger, document, digest)
+        before = _status(ws, ledger, document, digest)
     if before.same:
         return Applied(None, digest, "unchanged", [])
     if before.recorded is None:
@@ -296,7 +329,7 @@ def apply_policy(ws: Workspace, code: str | None, approver: str | None = None) -
             )
         verify_code(ws, code, who, purpose="config.apply")
     with ws.open_ledger() as ledger:
-        status = _status(ledger, document, digest)
+        status = _status(ws, ledger, document, digest)
         if status.same:
             return Applied(None, digest, "unchanged", [])
         if status.recorded != before.recorded:
@@ -314,6 +347,6 @@ def apply_policy(ws: Workspace, code: str | None, approver: str | None = None) -
             )
         else:
             how = "tightened"
-        seq = _record(ledger, status, how, approver=who, note=warning)
+        seq = _record(ws, ledger, status, how, approver=who, note=warning)
     _mark_checked(ws, digest)
     return Applied(seq, digest, how, status.changes, warning)

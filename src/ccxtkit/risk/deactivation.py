@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from ccxtkit.auth.mac import seal
 from ccxtkit.errors import AuthorizationError, KillSwitchActiveError, VhcError
 from ccxtkit.filelock import flocked
 from ccxtkit.ledger.store import default_actor
@@ -21,6 +22,7 @@ from .switch_state import (
     DEACTIVATE,
     KillSwitchState,
     alert,
+    deactivation_fields,
     effective_state,
     lock_path,
     read_file,
@@ -43,7 +45,7 @@ def deactivate(
     if not before.active and before.record_read:
         return before.file
     try:
-        verify_code(ws, code, approver, purpose=DEACTIVATE, now=now)
+        verified = verify_code(ws, code, approver, purpose=DEACTIVATE, now=now)
     except AuthorizationError as exc:
         _record_failure(ws, {"approver": approver, "error": exc.message}, who)
         raise
@@ -67,7 +69,10 @@ def deactivate(
             "reason": state.reason or last.get("reason"),
             "trigger": state.trigger or last.get("trigger"),
         }
-        ledger.record_event(DEACTIVATE, {**was, "approver": approver}, actor=who)
+        details: dict[str, object] = {**was, "approver": approver, "step": verified.step}
+        # Sealed: a deactivation row appended to the file by hand must not lift the switch.
+        details["mac"] = seal(ws, DEACTIVATE, deactivation_fields(details), ledger)
+        ledger.record_event(DEACTIVATE, details, actor=who)
         state.active = False
         state.since, state.reason, state.trigger = was["since"], was["reason"], was["trigger"]
         state.deactivated_at, state.deactivated_by = (

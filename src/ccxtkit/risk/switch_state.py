@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from ccxtkit.errors import VhcError
+from ccxtkit.errors import LedgerIntegrityError, VhcError
 from ccxtkit.filelock import flocked
 from ccxtkit.ledger import outbox
 from ccxtkit.ledger.store import Ledger
@@ -224,6 +224,37 @@ def last_recorded(ledger: Ledger) -> RecordedEvent | None:
     return RecordedEvent(str(kind), _as_utc(timestamp), f"ledger seq {seq}", parsed)
 
 
+def deactivation_fields(details: dict[str, Any]) -> dict[str, object]:
+    """What a deactivation's seal covers."""
+    return {k: details.get(k) for k in ("approver", "step", "since", "reason")}
+
+
+def _sealed(ws: Workspace, ledger: Ledger, last: RecordedEvent | None) -> RecordedEvent | None:
+    """A chained deactivation counts only with a valid seal; else it stands as an activation.
+
+    Deactivations recorded before the control key existed (before any approver) carry none.
+    """
+    from ccxtkit.auth.mac import KEY_EVENT, tamper_alert, verify_seal
+
+    if last is None or last.is_activation or not last.where.startswith("ledger seq "):
+        return last
+    seq = int(last.where.removeprefix("ledger seq "))
+    key_rows = ledger.query("SELECT min(seq) FROM control_events WHERE kind = ?", [KEY_EVENT])
+    if key_rows[0][0] is None or seq < int(key_rows[0][0]):
+        return last
+    fields = deactivation_fields(last.details)
+    try:
+        verify_seal(ws, DEACTIVATE, fields, last.details.get("mac"), ledger, what=last.describe())
+    except LedgerIntegrityError as exc:
+        tamper_alert(ws, exc, "kill_switch.forged_deactivation")
+        return RecordedEvent(ACTIVATE, last.timestamp, f"{last.where}, a deactivation without "
+                             "a valid seal (the ledger was edited)", last.details)  # fmt: skip
+    except VhcError as exc:  # the control key cannot be read: the deactivation is unproven
+        return RecordedEvent(ACTIVATE, last.timestamp, f"{last.where}, a deactivation whose "
+                             f"seal cannot be checked ({exc.message})", last.details)  # fmt: skip
+    return last
+
+
 def effective_state(ws: Workspace, wait_seconds: float | None = None) -> Effective:
     """The switch's state from the file and the ledger (opened read-only, waiting its lock)."""
     from ccxtkit.ledger.store import open_ledger
@@ -236,7 +267,7 @@ def effective_state(ws: Workspace, wait_seconds: float | None = None) -> Effecti
         wait = float(ws.config.ledger.lock_wait_seconds) if wait_seconds is None else wait_seconds
         if path.exists():
             with open_ledger(path, wait, read_only=True) as ledger:
-                last = last_recorded(ledger)
+                last = _sealed(ws, ledger, last_recorded(ledger))
         else:
             last = _queued_activation(path, None)
     except VhcError as exc:
@@ -255,7 +286,7 @@ def check_recorded(ws: Workspace, ledger: Ledger) -> Effective:
     The caller refuses when `.active`. Cheap: one small query and a look at the outbox.
     """
     file, problem = read_file(ws)
-    last = last_recorded(ledger)
+    last = _sealed(ws, ledger, last_recorded(ledger))
     active, disagreement = decide(file, problem, last, True)
     if not active and problem == MISSING:
         restore_inactive(ws, last)
