@@ -104,8 +104,8 @@ def record_cancelled(ws: Workspace, name: str, client: ExchangeClient, cancelled
     """
     from ccxtkit.trading import emergency, recording
 
-    if not cancelled:
-        return 0
+    if not cancelled or not ws.ledger_path.exists():
+        return 0  # no ledger yet: none of these orders can be vhc's
     try:
         with emergency.open_briefly(ws) as ledger:
             pending = recording.pending_orders(ledger, name)
