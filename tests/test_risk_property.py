@@ -6,8 +6,9 @@ Each intent is replayed from the ledger's rows up to its seq, summed here with S
 vhc's exposure code): holdings from the latest snapshot plus the trades after it, plus what
 every non-terminal order (this intent included) would add, valued at the price the trade
 path recorded in the same visit. If two processes had passed on the same headroom, or an
-open order had not counted, the replay would show the limit exceeded. Seeded: a failure
-reproduces.
+open order had not counted, the replay would show the limit exceeded. (A price rise can carry
+a position over its cap by itself: then only orders that do not grow it may be recorded.)
+Seeded: a failure reproduces.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from tests.test_risk_orders import workspace
 RISK = {
     "max_order_value": "15000",
     "max_daily_volume": "150000",
-    "max_position_size": "80000",
-    "max_open_orders": 4,
+    "max_position_size": "75000",
+    "max_open_orders": 3,
     "max_drawdown_pct": "0",
     "circuit_breaker": {"enabled": False},
 }
@@ -55,13 +56,13 @@ def vhc(*args):
 for _ in range(actions):
     roll = rng.random()
     amount = str(Decimal(rng.randint(5, 22)) / 100)
-    if roll < 0.15:
+    if roll < 0.1:
         price = Decimal(rng.randint(57000, 63000))
         open_exchange(ws, "paper").set_price("BTC/USD", price)
-    elif roll < 0.45:
+    elif roll < 0.3:
         vhc("trade", "buy", "BTC/USD", amount)
-    elif roll < 0.70:
-        price = str(rng.randint(55000, 61000))
+    elif roll < 0.7:
+        price = str(rng.randint(55000, 59500))
         vhc("trade", "buy", "BTC/USD", amount, "--type", "limit", "--price", price)
     elif roll < 0.85:
         vhc("trade", "sell", "BTC/USD", str(Decimal(rng.randint(1, 5)) / 100))
@@ -144,7 +145,7 @@ def test_two_random_traders_never_exceed_a_limit(tmp_path: Path, seed: int) -> N
     con = duckdb.connect(str(ledger_path), read_only=True)
     try:
         intents = con.execute(
-            "SELECT seq, timestamp FROM orders WHERE source = 'trade' ORDER BY seq"
+            "SELECT seq, side FROM orders WHERE source = 'trade' ORDER BY seq"
         ).fetchall()
         price_rows = con.execute(
             "SELECT seq, price FROM prices WHERE asset = 'BTC' ORDER BY seq"
@@ -158,11 +159,13 @@ def test_two_random_traders_never_exceed_a_limit(tmp_path: Path, seed: int) -> N
     risk = RiskConfig.model_validate(RISK)
     con = duckdb.connect(str(ledger_path), read_only=True)
     try:
-        for seq, _ in intents:
+        for seq, side in intents:
             price = D(next(p for s, p in reversed(price_rows) if s < seq))
             seen = _at(con, seq, price)
             moment = f"after the intent at seq {seq} (BTC ${price}): {seen}"
-            assert seen["position"] <= risk.max_position_size, moment
+            # A price rise may carry a position over its cap; no buy may then add to it.
+            if side == "buy":
+                assert seen["position"] <= risk.max_position_size, moment
             assert seen["volume"] <= risk.max_daily_volume, moment
             assert seen["open_orders"] <= risk.max_open_orders, moment
     finally:

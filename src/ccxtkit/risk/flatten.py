@@ -26,7 +26,7 @@ from ccxtkit.money import fmt
 
 if TYPE_CHECKING:
     from ccxtkit.config import ExchangeConfig
-    from ccxtkit.exchanges.base import ExchangeClient, Market, Order, Trade
+    from ccxtkit.exchanges.base import ExchangeClient, Market
     from ccxtkit.workspace import Workspace
 
 
@@ -98,39 +98,37 @@ def sweep_account(ws: Workspace, name: str, flatten: bool) -> AccountResult:
 
 
 def record_cancelled(ws: Workspace, name: str, client: ExchangeClient, cancelled: list[str]) -> int:
-    """Record each cancelled order's final state (and fills) against its intent in the ledger.
+    """Record each cancelled order as cancelled (and its fills) against its intent in the ledger.
 
     After the cancels (an emergency never waits for the books): the ledger says which of the
-    cancelled ids are vhc's orders, the exchange their final state. Orders vhc did not place
-    have no intent and are left to reconciliation. A busy ledger leaves them pending: the next
-    `trade recover` (or order) looks them up. Returns how many were recorded.
+    cancelled ids are vhc's orders, one trade-history read gives any fills they had. Orders
+    vhc did not place have no intent and are left to reconciliation. A busy ledger leaves
+    them pending: the next `trade recover` (or order) looks them up. Returns how many.
     """
     from ccxtkit.trading import emergency, recording
 
-    if not cancelled:
-        return 0
+    if not cancelled or not ws.ledger_path.exists():
+        return 0  # no ledger yet: none of these orders can be vhc's
     try:
         with emergency.open_briefly(ws) as ledger:
             pending = recording.pending_orders(ledger, name)
         ours = {p["order_id"]: p for p in pending if p["order_id"] in cancelled}
-        finals: list[tuple[str, Order, list[Trade]]] = []
-        for order_id, known in ours.items():
-            try:
-                final = client.fetch_order(order_id, known["symbol"])
-                fills = recording.fills_of(client, final, known["timestamp"])
-            except Exception as exc:  # noqa: BLE001 - recovery will ask again
-                log.warning(
-                    "final state of cancelled order %s unknown: %s", order_id, _describe(exc)
-                )
-                continue
-            finals.append((known["client_order_id"], final, fills))
-        if not finals:
+        if not ours:
             return 0
+        oldest = min(p["timestamp"] for p in ours.values())
+        try:
+            fills = recording.fills_of_orders(client, ours, oldest)
+        except Exception as exc:  # noqa: BLE001 - the fills are on the exchange: recover adds them
+            log.warning("fills of cancelled orders on %s not read: %s", name, _describe(exc))
+            fills = []
         with emergency.open_briefly(ws) as ledger, ledger.transaction():
-            for cid, final, fills in finals:
-                recording.record_order_state(ledger, name, cid, final, {"via": "kill_switch"})
-                recording.record_fills(ledger, name, fills, "kill_switch", cid)
-        return len(finals)
+            for order_id, known in ours.items():
+                cid = known["client_order_id"]
+                details = {"via": "kill_switch", "reason": "cancelled by the kill switch sweep"}
+                recording.record_event(ledger, name, cid, "canceled", details, order_id=order_id)
+                mine = [t for t in fills if t.order_id == order_id]
+                recording.record_fills(ledger, name, mine, "kill_switch", cid)
+        return len(ours)
     except LedgerBusyError:
         log.warning("ledger busy: %d cancelled order(s) left to `trade recover`", len(cancelled))
         return 0

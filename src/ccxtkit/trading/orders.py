@@ -269,13 +269,14 @@ def send_emergency(
     """
     client_order_id = str(uuid.uuid4())
     now = now_utc()
-    emergency.journal(ws, _intent_row(request, symbol, client_order_id, live, now))
-    try:
-        with emergency.open_briefly(ws):
-            pass  # the journal's intents (this one too) are now `orders` rows
-    except LedgerBusyError:
-        log.warning("order intent %s: ledger busy, left in the emergency journal", client_order_id)
+    # Claimed before the intent exists anywhere: no recovery elsewhere declares it not found.
     with inflight.claim(ws, client_order_id):
+        emergency.journal(ws, _intent_row(request, symbol, client_order_id, live, now))
+        try:
+            with emergency.open_briefly(ws):
+                pass  # the journal's intents (this one too) are now `orders` rows
+        except LedgerBusyError:
+            log.warning("order intent %s: ledger busy, left in the journal", client_order_id)
         order, fills = _send(ws, client, request, symbol, client_order_id, now, emergency=True)
     return client_order_id, order, fills
 
