@@ -13,12 +13,14 @@ import hashlib
 import heapq
 import json
 import sys
-from decimal import Decimal
+from decimal import Context, Decimal
 
 import duckdb
 
 CHAIN_PREFIX = ["seq", "prev_hash", "row_hash", "recorded_at"]
 GENESIS = "0" * 64
+#: DECIMAL(38,18) holds 38 digits: more than Decimal's default precision of 28.
+WIDE = Context(prec=80)
 
 
 def text_of(value: object, sql_type: str) -> str | None:
@@ -26,7 +28,7 @@ def text_of(value: object, sql_type: str) -> str | None:
     if value is None:
         return None
     if sql_type.startswith("DECIMAL"):
-        d = Decimal(value).quantize(Decimal("1E-18"))  # type: ignore[arg-type]
+        d = Decimal(value).quantize(Decimal("1E-18"), context=WIDE)  # type: ignore[arg-type]
         return format(d if d else Decimal(0).quantize(Decimal("1E-18")), "f")
     if sql_type.startswith("TIMESTAMP"):
         return value.isoformat(timespec="microseconds") + "Z"  # type: ignore[attr-defined]

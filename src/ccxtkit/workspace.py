@@ -60,11 +60,16 @@ class Workspace:
         check_private(ledger)
         return ledger
 
-    def open_ledger(self) -> AbstractContextManager[Ledger]:
-        """Open this workspace's ledger, waiting for its lock as the config says."""
+    def open_ledger(self, read_only: bool = False) -> AbstractContextManager[Ledger]:
+        """Open this workspace's ledger, waiting for its lock as the config says.
+
+        `read_only` opens for checking: no migration, no outbox drain, nothing written.
+        """
         from .ledger.store import open_ledger
 
-        return open_ledger(self.ledger_path, self.config.ledger.lock_wait_seconds)
+        return open_ledger(
+            self.ledger_path, self.config.ledger.lock_wait_seconds, read_only=read_only
+        )
 
     @property
     def reports_dir(self) -> Path:

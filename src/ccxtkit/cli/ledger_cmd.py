@@ -26,18 +26,29 @@ def verify(
 
     Example: vhc ledger verify --digest /mnt/offsite/vhc-digest.json
     """
-    from ..ledger.verify import check_digest, read_digest, verify_chain
+    from ..ledger.verify import (
+        alert_failure,
+        check_digest,
+        read_digest,
+        record_outcome,
+        verify_chain,
+    )
 
     expected = read_digest(digest) if digest else None
-    with state(ctx).workspace.open_ledger() as ledger:
-        result = verify_chain(ledger)
-        problem = result.problem
-        if problem is None and expected is not None:
-            problem = check_digest(ledger, expected)
-        ledger.record_event(
-            "ledger.verify",
-            {"ok": problem is None, "rows": result.rows, "digest": expected is not None},
-        )
+    # Read-only: checking must not change the evidence (no migration, no outbox, no event).
+    try:
+        opened = state(ctx).workspace.open_ledger(read_only=True)
+        with opened as ledger:
+            result = verify_chain(ledger)
+            problem = result.problem
+            if problem is None and expected is not None:
+                problem = check_digest(ledger, expected)
+    except LedgerIntegrityError as exc:
+        # A file vhc refuses to read is a failed verify too: the nightly cron must hear of it.
+        alert_failure(state(ctx).workspace, exc.message)
+        record_outcome(state(ctx).workspace, False, 0, None)
+        raise
+    record_outcome(state(ctx).workspace, problem is None, result.rows, result.head)
     if state(ctx).json:
         print_json(
             {
@@ -49,7 +60,9 @@ def verify(
             }
         )
     if problem is not None:
-        raise LedgerIntegrityError(f"ledger verify failed at {problem.describe()}")
+        message = f"ledger verify failed at {problem.describe()}"
+        alert_failure(state(ctx).workspace, message)
+        raise LedgerIntegrityError(message)
     if not state(ctx).json:
         extra = f", extends digest seq {expected.seq}" if expected else ""
         console.print(f"ledger OK: {result.rows} rows, head seq {result.head.seq}{extra}")
@@ -66,7 +79,7 @@ def digest(
     """
     from ..ledger.verify import make_digest
 
-    with state(ctx).workspace.open_ledger() as ledger:
+    with state(ctx).workspace.open_ledger(read_only=True) as ledger:
         data = make_digest(ledger)
     if output is not None:
         write_private(output, json.dumps(data) + "\n")
@@ -113,7 +126,7 @@ def export(
 
     ws = state(ctx).workspace
     target = output or ws.reports_dir / f"{table_name}.{fmt}"
-    with ws.open_ledger() as ledger:
+    with ws.open_ledger(read_only=True) as ledger:
         result = export_table(ledger, table_name, fmt, target)
     if state(ctx).json:
         print_json(result)
@@ -132,7 +145,7 @@ def log_(
     """
     from ..ledger.export import audit_log
 
-    with state(ctx).workspace.open_ledger() as ledger:
+    with state(ctx).workspace.open_ledger(read_only=True) as ledger:
         events = audit_log(ledger, limit)
     if state(ctx).json:
         print_json(events)

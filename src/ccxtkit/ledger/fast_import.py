@@ -152,7 +152,7 @@ def _stage(ledger: Ledger, path: Path, names: list[str], source: str) -> int | N
 def _chain_and_insert(ledger: Ledger, con: Any) -> list[int]:
     import pyarrow as pa
 
-    head = ledger.head()
+    head = ledger.head_for_append()
     stamp = now_utc()
     lead = FORMAT_TAG + _field("trades")
     recorded = _field(encode_value("timestamp", stamp))
