@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from ..errors import LedgerIntegrityError
-from ..workspace import write_private
+from ..workspace import write_output
 from .output import console, print_json, state, table
 
 app = typer.Typer(help="Verify, digest, import, export and read the ledger.", no_args_is_help=True)
@@ -78,11 +78,14 @@ def digest(
     Example: vhc ledger digest --output /mnt/offsite/vhc-digest.json
     """
     from ..ledger.verify import make_digest
+    from ..workspace import output_path
 
+    if output is not None:
+        output_path(output)  # before the ledger is even opened
     with state(ctx).workspace.open_ledger(read_only=True) as ledger:
         data = make_digest(ledger)
     if output is not None:
-        write_private(output, json.dumps(data) + "\n")
+        write_output(output, json.dumps(data) + "\n")
     if state(ctx).json:
         print_json(data)
     else:

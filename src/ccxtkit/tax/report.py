@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ccxtkit.errors import InputError, UsageError
-from ccxtkit.workspace import write_private
+from ccxtkit.workspace import write_output, write_private
 
 from .elections import (
     ELECTION_EVENT,
@@ -253,6 +253,9 @@ def tax_report(
         text = f"# WHAT-IF SCENARIO ({requested.value}), NOT FOR FILING\n" + text
     else:
         target = output or ws.reports_dir / f"tax_{year}.csv"
-    write_private(target, text)
+    if output is not None:
+        write_output(target, text)  # the user's path: its problems are exit 2, naming it
+    else:
+        write_private(target, text)
     report.output = target
     return report
