@@ -1,4 +1,4 @@
-"""`vhc ledger verify | digest | import | export | log`."""
+"""`vhc ledger verify | digest | import | export | log | backup | restore`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ from ..errors import LedgerIntegrityError
 from ..workspace import write_output
 from .output import console, print_json, state, table
 
-app = typer.Typer(help="Verify, digest, import, export and read the ledger.", no_args_is_help=True)
+app = typer.Typer(
+    help="Verify, digest, import, export, read, back up and restore the ledger.",
+    no_args_is_help=True,
+)
 
 
 @app.command("verify")
@@ -167,6 +170,69 @@ def log_(
     console.print(
         table("Audit trail", ["seq", "time (UTC)", "event", "actor", "subject", "details"], rows)
     )
+
+
+@app.command("backup")
+def backup(
+    ctx: typer.Context,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", help="Backup file (default backups/vhc-<UTC time>.vhcbak)."),
+    ] = None,
+    keep: Annotated[
+        int | None,
+        typer.Option("--keep", min=1, help="Then keep only the newest N vhc-*.vhcbak there."),
+    ] = None,
+) -> None:
+    """Write an encrypted, verified copy of the ledger (key: the `backup_key` secret).
+
+    Example: vhc ledger backup --output /mnt/offsite/vhc-2025-06-01.vhcbak
+    """
+    from ..ledger.backup import take_backup
+
+    result = take_backup(state(ctx).workspace, output, keep)
+    if state(ctx).json:
+        print_json(
+            {
+                "path": str(result.path),
+                "digest": str(result.digest_path),
+                "rows": result.rows,
+                "head": {"seq": result.head.seq, "hash": result.head.hash},
+                "removed": [str(p) for p in result.removed],
+            }
+        )
+    else:
+        console.print(
+            f"backup of {result.rows} rows (head seq {result.head.seq}) written to "
+            f"{result.path}, digest beside it"
+        )
+
+
+@app.command("restore")
+def restore(
+    ctx: typer.Context,
+    backup_file: Annotated[Path, typer.Argument(help="A file written by `vhc ledger backup`.")],
+    to: Annotated[Path, typer.Option("--to", help="An empty folder for vhc.duckdb.")],
+) -> None:
+    """Decrypt a backup into a folder; refused (exit 6) unless it verifies against its digest.
+
+    Example: vhc ledger restore /mnt/offsite/vhc-2025-06-01.vhcbak --to /srv/vhc-restored
+    """
+    from ..ledger.backup import restore_backup
+
+    result = restore_backup(state(ctx).workspace, backup_file, to)
+    if state(ctx).json:
+        print_json(
+            {
+                "path": str(result.path),
+                "rows": result.rows,
+                "head": {"seq": result.head.seq, "hash": result.head.hash},
+            }
+        )
+    else:
+        console.print(
+            f"restored {result.rows} rows (head seq {result.head.seq}, verified) to {result.path}"
+        )
 
 
 def register(root: typer.Typer) -> None:
