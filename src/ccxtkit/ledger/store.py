@@ -18,6 +18,7 @@ from ..money import to_ledger_decimal
 from . import outbox
 from .catalog import FileColumn, chained_tables, check_catalog, check_known_shape
 from .chain import GENESIS_HASH, canonical, canonical_of, now_utc, row_hash, utc_naive
+from .names import create_views
 from .schema import MIGRATIONS, TABLES, all_columns
 
 if TYPE_CHECKING:
@@ -411,6 +412,7 @@ def open_ledger(
                 raise LedgerIntegrityError(
                     f"the ledger {path} is damaged ({exc}); restore it from a backup"
                 ) from None
+            create_views(con, set(ledger.tables))
             if not read_only:
                 outbox.drain(ledger)
             yield ledger

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ccxtkit.errors import InputError, UsageError
+from ccxtkit.ledger.names import TRANSFERS_LATEST
 from ccxtkit.workspace import write_output, write_private
 
 from .elections import (
@@ -75,7 +76,7 @@ TRADE_SQL = (
 _DECIMAL_COLUMNS = (8, 9, 10, 11, 14)
 TRANSFER_SQL = (
     "SELECT seq, timestamp, epoch_us(timestamp), exchange, lower(kind), upper(asset), amount, "
-    "fee, fee_currency, txid, status, notes FROM transfers WHERE timestamp < ? "
+    f"fee, fee_currency, txid, status, notes FROM {TRANSFERS_LATEST} WHERE timestamp < ? "
     "ORDER BY timestamp, seq"
 )
 PRICE_SQL = "SELECT epoch_us(timestamp), asset, quote, price FROM prices WHERE timestamp < ?"
