@@ -27,7 +27,7 @@ class FileColumn:
     """A data column of a chained table as the file declares it."""
 
     name: str
-    kind: str  # a key of schema.SQL_TYPES
+    kind: str  # a key of schema.SQL_TYPES, or "decimal_any" (a DECIMAL of another scale)
     sql_type: str
 
 
@@ -36,8 +36,10 @@ def kind_of(sql_type: str) -> str | None:
     t = sql_type.upper()
     if t == "VARCHAR":
         return "text"
-    if t.startswith("DECIMAL"):
+    if t == "DECIMAL(38,18)":
         return "decimal"
+    if t.startswith("DECIMAL"):
+        return "decimal_any"  # same text (18 fraction digits), but cast to DECIMAL(38,18) first
     if t == "TIMESTAMP":
         return "timestamp"
     if t == "BOOLEAN":

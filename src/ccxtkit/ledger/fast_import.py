@@ -16,7 +16,7 @@ from typing import Any
 
 from ..logs import log
 from ..money import LEDGER_CONTEXT, USD_LIKE
-from .chain import FORMAT_TAG, _field, _sql_field, _sql_text, encode_value, now_utc
+from .chain import FORMAT_TAG, _field, _sql_field, _sql_text, encode_value, now_utc, sql_concat
 from .schema import TABLES, all_columns
 from .store import Head, Ledger
 
@@ -38,7 +38,7 @@ _OPTIONAL = ("order_id", "strategy", "notes")
 
 
 def _fields_sql(names: list[str]) -> str:
-    return " || ".join(_sql_field(_sql_text(_KIND[n], n)) for n in names) or "''"
+    return sql_concat([_sql_field(_sql_text(_KIND[n], n)) for n in names])
 
 
 def _typed_sql(names: list[str], source: str) -> str:
