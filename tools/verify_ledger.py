@@ -65,6 +65,16 @@ def main(argv: list[str]) -> int:
         print(__doc__.strip().splitlines()[2], file=sys.stderr)
         return 2
     con = duckdb.connect(argv[1], read_only=True)
+    # A ledger holds tables only: a macro or view stored in it could change what a query means.
+    stored = con.execute(
+        "SELECT function_name FROM system.main.duckdb_functions() WHERE NOT internal "
+        "UNION ALL SELECT view_name FROM system.main.duckdb_views() "
+        "WHERE NOT internal AND NOT temporary "
+        "UNION ALL SELECT sequence_name FROM system.main.duckdb_sequences()"
+    ).fetchall()
+    if stored:
+        print(f"FAIL the file holds objects a ledger never has: {sorted(r[0] for r in stored)}")
+        return 6
     # Every table whose first columns are the chain columns is part of the chain.
     chained = [
         t
