@@ -2,14 +2,17 @@
 """Ledger benchmark: import and verify of 1,000,000 trades, verify's peak memory, start-up.
 
 Usage: python bench/bench_ledger.py [--rows N] [--keep DIR]
-Prints figures; not a test. Targets: import >= 100,000 rows/s, verify >= 500,000 rows/s,
-verify's memory flat in the ledger's size, `vhc --help` < 0.3 s.
+Prints figures; not a test. Targets: whole-command `vhc ledger import` >= 150,000 rows/s,
+whole-command `vhc ledger verify` >= 500,000 rows/s (hashing in Python), verify's memory flat
+in the ledger's size, `vhc --help` < 0.3 s. Wall and CPU (user + sys of the child, all its
+threads) are both printed: on a shared machine the CPU figure is the one that reproduces.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -64,6 +67,20 @@ def timed_import(ledger_path: Path, csv_path: Path) -> tuple[int, float]:
         return result.imported, time.perf_counter() - t
 
 
+def whole_command(args: list[str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one whole `vhc` process, start-up included."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(
+            f"{' '.join(args)} failed: {proc.stderr.read().decode() if proc.stderr else ''}"
+        )
+    return wall, usage.ru_utime + usage.ru_stime
+
+
 def verify_rss(ledger_path: Path) -> dict[str, float]:
     proc = subprocess.run(
         [sys.executable, "-c", RSS_CHILD, str(ledger_path)],
@@ -108,8 +125,14 @@ def main() -> None:
         write_csv(csv_path, opts.rows)
         print(f"wrote {opts.rows:,} CSV rows in {time.perf_counter() - t:.1f} s")
 
-        imported, secs = timed_import(big, csv_path)
-        print(f"(a) import {imported:,} trades: {secs:.2f} s = {imported / secs:,.0f} rows/s")
+        vhc = shutil.which("vhc") or "vhc"
+        wall, cpu = whole_command(
+            [vhc, "--home", str(home), "ledger", "import", "--trades", str(csv_path)]
+        )
+        print(
+            f"(a) `vhc ledger import` {opts.rows:,} trades: {wall:.2f} s wall = "
+            f"{opts.rows / wall:,.0f} rows/s; CPU {cpu:.2f} s = {opts.rows / cpu:,.0f} rows/CPU-s"
+        )
         csv_small = work / "small.csv"
         write_csv(csv_small, quarter)
         timed_import(small, csv_small)
@@ -122,11 +145,18 @@ def main() -> None:
 
 def measure(home: Path, big: Path, small: Path, rows: int) -> None:
     """(b) verify speed, (c) verify's peak memory, (d) start-up times."""
+    vhc = shutil.which("vhc") or "vhc"
+    whole = [whole_command([vhc, "--home", str(home), "ledger", "verify"]) for _ in range(3)]
+    wall, cpu = min(whole)
+    print(
+        f"(b) `vhc ledger verify` {rows:,} rows (best of 3): {wall:.2f} s wall = "
+        f"{rows / wall:,.0f} rows/s; CPU {cpu:.2f} s (min {min(c for _, c in whole):.2f})"
+    )
     # Best of 3: verify is CPU-bound and the machine may be shared.
     runs = [verify_rss(big) for _ in range(3)]
     best = min(runs, key=lambda r: r["seconds"])
     print(
-        f"(b) verify {int(best['rows']):,} rows: {best['seconds']:.2f} s = "
+        f"    verify_chain in-process {int(best['rows']):,} rows: {best['seconds']:.2f} s = "
         f"{best['rows'] / best['seconds']:,.0f} rows/s (best of 3)"
     )
     small_run = verify_rss(small)
@@ -134,7 +164,6 @@ def measure(home: Path, big: Path, small: Path, rows: int) -> None:
         f"(c) verify peak RSS: {small_run['peak_mb']:.0f} MB at {int(small_run['rows']):,} rows,"
         f" {best['peak_mb']:.0f} MB at {int(best['rows']):,} rows"
     )
-    vhc = shutil.which("vhc") or "vhc"
     help_s = median_wall([vhc, "--help"])
     digest_s = median_wall([vhc, "--home", str(home), "ledger", "digest"])
     print(f"(d) `vhc --help` median of 10: {help_s:.3f} s")

@@ -451,7 +451,7 @@ APPENDS = st.lists(st.tuples(TABLE, st.integers(1, 4)), min_size=1, max_size=8)
 @given(plan=APPENDS, data=st.data())
 def test_chain_verifies_after_any_appends(plan: list[tuple[str, int]], data: st.DataObject) -> None:
     with tempfile.TemporaryDirectory() as tmp, open_ledger(Path(tmp) / "c.duckdb", 5) as ledger:
-        total = 0
+        total = ledger.head().seq  # a new ledger starts with its migration events
         for table, n in plan:
             rows = [data.draw(rows_of(table)) for _ in range(n)]
             seqs = ledger.append(table, rows)
@@ -462,10 +462,14 @@ def test_chain_verifies_after_any_appends(plan: list[tuple[str, int]], data: st.
         assert result.rows == total and result.head.seq == total
 
 
-def test_empty_ledger_head_is_genesis(tmp_path: Path) -> None:
+def test_new_ledger_starts_from_genesis_with_its_migration_event(tmp_path: Path) -> None:
     with open_ledger(tmp_path / "e.duckdb", 1) as ledger:
-        assert ledger.head().hash == GENESIS_HASH
+        first = ledger.rows("SELECT seq, prev_hash, kind, details FROM control_events")
         assert verify_chain(ledger).ok
+    assert [(r["seq"], r["prev_hash"], r["kind"]) for r in first] == [
+        (1, GENESIS_HASH, "ledger.migration")
+    ]
+    assert json.loads(first[0]["details"])["migration"] == "0001_initial"
 
 
 def test_now_is_utc() -> None:

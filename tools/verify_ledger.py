@@ -13,12 +13,14 @@ import hashlib
 import heapq
 import json
 import sys
-from decimal import Decimal
+from decimal import Context, Decimal
 
 import duckdb
 
 CHAIN_PREFIX = ["seq", "prev_hash", "row_hash", "recorded_at"]
 GENESIS = "0" * 64
+#: DECIMAL(38,18) holds 38 digits: more than Decimal's default precision of 28.
+WIDE = Context(prec=80)
 
 
 def text_of(value: object, sql_type: str) -> str | None:
@@ -26,7 +28,7 @@ def text_of(value: object, sql_type: str) -> str | None:
     if value is None:
         return None
     if sql_type.startswith("DECIMAL"):
-        d = Decimal(value).quantize(Decimal("1E-18"))  # type: ignore[arg-type]
+        d = Decimal(value).quantize(Decimal("1E-18"), context=WIDE)  # type: ignore[arg-type]
         return format(d if d else Decimal(0).quantize(Decimal("1E-18")), "f")
     if sql_type.startswith("TIMESTAMP"):
         return value.isoformat(timespec="microseconds") + "Z"  # type: ignore[attr-defined]
@@ -63,6 +65,16 @@ def main(argv: list[str]) -> int:
         print(__doc__.strip().splitlines()[2], file=sys.stderr)
         return 2
     con = duckdb.connect(argv[1], read_only=True)
+    # A ledger holds tables only: a macro or view stored in it could change what a query means.
+    stored = con.execute(
+        "SELECT function_name FROM system.main.duckdb_functions() WHERE NOT internal "
+        "UNION ALL SELECT view_name FROM system.main.duckdb_views() "
+        "WHERE NOT internal AND NOT temporary "
+        "UNION ALL SELECT sequence_name FROM system.main.duckdb_sequences()"
+    ).fetchall()
+    if stored:
+        print(f"FAIL the file holds objects a ledger never has: {sorted(r[0] for r in stored)}")
+        return 6
     # Every table whose first columns are the chain columns is part of the chain.
     chained = [
         t

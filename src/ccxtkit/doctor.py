@@ -42,7 +42,7 @@ def _files(ws: Workspace) -> list[Check]:
 def _ledger(ws: Workspace) -> list[Check]:
     from .ledger.verify import verify_chain
 
-    with ws.open_ledger() as ledger:
+    with ws.open_ledger(read_only=True) as ledger:
         result = verify_chain(ledger)
     if result.problem:
         return [Check("ledger", "fail", result.problem.describe(), 6)]

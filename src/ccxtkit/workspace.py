@@ -63,11 +63,16 @@ class Workspace:
         watch(ledger, self)  # a drain of its outbox alerts through this workspace's channels
         return ledger
 
-    def open_ledger(self) -> AbstractContextManager[Ledger]:
-        """Open this workspace's ledger, waiting for its lock as the config says."""
+    def open_ledger(self, read_only: bool = False) -> AbstractContextManager[Ledger]:
+        """Open this workspace's ledger, waiting for its lock as the config says.
+
+        `read_only` opens for checking: no migration, no outbox drain, nothing written.
+        """
         from .ledger.store import open_ledger
 
-        return open_ledger(self.ledger_path, self.config.ledger.lock_wait_seconds)
+        return open_ledger(
+            self.ledger_path, self.config.ledger.lock_wait_seconds, read_only=read_only
+        )
 
     @property
     def reports_dir(self) -> Path:
@@ -117,8 +122,33 @@ def write_private(path: Path, text: str) -> None:
         raise
 
 
+def output_path(path: Path) -> Path:
+    """A file the user asked vhc to write: refused (exit 2, naming it) if it cannot be one."""
+    if path.is_dir():
+        raise UsageError(f"--output {path} is a directory; give a file name inside it")
+    parent = path.parent
+    if parent.exists() and not parent.is_dir():
+        raise UsageError(f"--output {path}: {parent} is not a directory")
+    if parent.exists() and not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"--output {path}: cannot write into {parent} (permission denied)")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UsageError(f"--output {path}: the file is not writable (permission denied)")
+    return path
+
+
+def write_output(path: Path, text: str) -> None:
+    """write_private for a path the user chose: any OS error is their path's problem (exit 2)."""
+    output_path(path)
+    try:
+        write_private(path, text)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
 def require_new_or_empty(path: Path) -> None:
     """`vhc init` must never overwrite a workspace that already has a config."""
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{path} is a file, not a folder: choose another path for the workspace")
     if (path / CONFIG_RELPATH).exists():
         raise UsageError(f"{path} already holds a workspace ({CONFIG_RELPATH} exists)")
 
@@ -138,8 +168,11 @@ def init_workspace(home: Path) -> InitResult:
 
     home = home.expanduser().resolve()
     require_new_or_empty(home)
-    for sub in ("config", "ledger", "reports", "logs", "state"):
-        (home / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        for sub in ("config", "ledger", "reports", "logs", "state"):
+            (home / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise UsageError(f"cannot create the workspace {home}: {exc.strerror or exc}") from None
     example = files("ccxtkit").joinpath("data/trading_config.example.yaml").read_text("utf-8")
     write_private(home / CONFIG_RELPATH, example)
     ws = Workspace(home=home, config_path=home / CONFIG_RELPATH)

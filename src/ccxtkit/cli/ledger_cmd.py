@@ -1,4 +1,4 @@
-"""`vhc ledger verify | digest | import | export | log`."""
+"""`vhc ledger verify | digest | import | export | log | backup | restore`."""
 
 from __future__ import annotations
 
@@ -9,10 +9,13 @@ from typing import Annotated
 import typer
 
 from ..errors import LedgerIntegrityError
-from ..workspace import write_private
+from ..workspace import write_output
 from .output import console, print_json, state, table
 
-app = typer.Typer(help="Verify, digest, import, export and read the ledger.", no_args_is_help=True)
+app = typer.Typer(
+    help="Verify, digest, import, export, read, back up and restore the ledger.",
+    no_args_is_help=True,
+)
 
 
 @app.command("verify")
@@ -26,18 +29,29 @@ def verify(
 
     Example: vhc ledger verify --digest /mnt/offsite/vhc-digest.json
     """
-    from ..ledger.verify import check_digest, read_digest, verify_chain
+    from ..ledger.verify import (
+        alert_failure,
+        check_digest,
+        read_digest,
+        record_outcome,
+        verify_chain,
+    )
 
     expected = read_digest(digest) if digest else None
-    with state(ctx).workspace.open_ledger() as ledger:
-        result = verify_chain(ledger)
-        problem = result.problem
-        if problem is None and expected is not None:
-            problem = check_digest(ledger, expected)
-        ledger.record_event(
-            "ledger.verify",
-            {"ok": problem is None, "rows": result.rows, "digest": expected is not None},
-        )
+    # Read-only: checking must not change the evidence (no migration, no outbox, no event).
+    try:
+        opened = state(ctx).workspace.open_ledger(read_only=True)
+        with opened as ledger:
+            result = verify_chain(ledger)
+            problem = result.problem
+            if problem is None and expected is not None:
+                problem = check_digest(ledger, expected)
+    except LedgerIntegrityError as exc:
+        # A file vhc refuses to read is a failed verify too: the nightly cron must hear of it.
+        alert_failure(state(ctx).workspace, exc.message)
+        record_outcome(state(ctx).workspace, False, 0, None)
+        raise
+    record_outcome(state(ctx).workspace, problem is None, result.rows, result.head)
     if state(ctx).json:
         print_json(
             {
@@ -49,7 +63,9 @@ def verify(
             }
         )
     if problem is not None:
-        raise LedgerIntegrityError(f"ledger verify failed at {problem.describe()}")
+        message = f"ledger verify failed at {problem.describe()}"
+        alert_failure(state(ctx).workspace, message)
+        raise LedgerIntegrityError(message)
     if not state(ctx).json:
         extra = f", extends digest seq {expected.seq}" if expected else ""
         console.print(f"ledger OK: {result.rows} rows, head seq {result.head.seq}{extra}")
@@ -65,11 +81,14 @@ def digest(
     Example: vhc ledger digest --output /mnt/offsite/vhc-digest.json
     """
     from ..ledger.verify import make_digest
+    from ..workspace import output_path
 
-    with state(ctx).workspace.open_ledger() as ledger:
+    if output is not None:
+        output_path(output)  # before the ledger is even opened
+    with state(ctx).workspace.open_ledger(read_only=True) as ledger:
         data = make_digest(ledger)
     if output is not None:
-        write_private(output, json.dumps(data) + "\n")
+        write_output(output, json.dumps(data) + "\n")
     if state(ctx).json:
         print_json(data)
     else:
@@ -113,7 +132,7 @@ def export(
 
     ws = state(ctx).workspace
     target = output or ws.reports_dir / f"{table_name}.{fmt}"
-    with ws.open_ledger() as ledger:
+    with ws.open_ledger(read_only=True) as ledger:
         result = export_table(ledger, table_name, fmt, target)
     if state(ctx).json:
         print_json(result)
@@ -132,7 +151,7 @@ def log_(
     """
     from ..ledger.export import audit_log
 
-    with state(ctx).workspace.open_ledger() as ledger:
+    with state(ctx).workspace.open_ledger(read_only=True) as ledger:
         events = audit_log(ledger, limit)
     if state(ctx).json:
         print_json(events)
@@ -151,6 +170,69 @@ def log_(
     console.print(
         table("Audit trail", ["seq", "time (UTC)", "event", "actor", "subject", "details"], rows)
     )
+
+
+@app.command("backup")
+def backup(
+    ctx: typer.Context,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", help="Backup file (default backups/vhc-<UTC time>.vhcbak)."),
+    ] = None,
+    keep: Annotated[
+        int | None,
+        typer.Option("--keep", min=1, help="Then keep only the newest N vhc-*.vhcbak there."),
+    ] = None,
+) -> None:
+    """Write an encrypted, verified copy of the ledger (key: the `backup_key` secret).
+
+    Example: vhc ledger backup --output /mnt/offsite/vhc-2025-06-01.vhcbak
+    """
+    from ..ledger.backup import take_backup
+
+    result = take_backup(state(ctx).workspace, output, keep)
+    if state(ctx).json:
+        print_json(
+            {
+                "path": str(result.path),
+                "digest": str(result.digest_path),
+                "rows": result.rows,
+                "head": {"seq": result.head.seq, "hash": result.head.hash},
+                "removed": [str(p) for p in result.removed],
+            }
+        )
+    else:
+        console.print(
+            f"backup of {result.rows} rows (head seq {result.head.seq}) written to "
+            f"{result.path}, digest beside it"
+        )
+
+
+@app.command("restore")
+def restore(
+    ctx: typer.Context,
+    backup_file: Annotated[Path, typer.Argument(help="A file written by `vhc ledger backup`.")],
+    to: Annotated[Path, typer.Option("--to", help="An empty folder for vhc.duckdb.")],
+) -> None:
+    """Decrypt a backup into a folder; refused (exit 6) unless it verifies against its digest.
+
+    Example: vhc ledger restore /mnt/offsite/vhc-2025-06-01.vhcbak --to /srv/vhc-restored
+    """
+    from ..ledger.backup import restore_backup
+
+    result = restore_backup(state(ctx).workspace, backup_file, to)
+    if state(ctx).json:
+        print_json(
+            {
+                "path": str(result.path),
+                "rows": result.rows,
+                "head": {"seq": result.head.seq, "hash": result.head.hash},
+            }
+        )
+    else:
+        console.print(
+            f"restored {result.rows} rows (head seq {result.head.seq}, verified) to {result.path}"
+        )
 
 
 def register(root: typer.Typer) -> None:

@@ -3,7 +3,10 @@
 ccxt hands back floats (see gateway.py on why we keep its default `number`). Each float
 goes through `money.to_decimal`, i.e. `Decimal(str(x))`: str() gives the shortest repr
 that round-trips, which is the decimal the exchange sent for any price or amount with
-at most 15 significant digits.
+at most 15 significant digits. Float noise (`8.580000000000001e-08`) can still carry more
+than the ledger's 18 decimal places: every number is rounded to 18 places here, once, so an
+order that filled is never refused afterwards for its fee's last digit. User input keeps the
+strict check (money.to_ledger_decimal).
 """
 
 from __future__ import annotations
@@ -12,11 +15,31 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from ccxtkit.money import optional_decimal, to_decimal
+from ccxtkit.money import LEDGER_CONTEXT, SCALE
+from ccxtkit.money import to_decimal as _to_decimal_raw
 
 from .base import Balance, Candle, LedgerEntry, Market, Order, Ticker, Trade, Transfer
 
 Raw = dict[str, Any]
+
+
+def to_decimal(value: object, what: str = "value") -> Decimal:
+    """An exchange's number as a Decimal with at most the ledger's 18 decimal places."""
+    return _quantized(_to_decimal_raw(value, what))
+
+
+def _quantized(value: Decimal) -> Decimal:
+    """Rounded (half even) to 18 places only when it has more: other values keep their form."""
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -18:
+        return value.quantize(SCALE, context=LEDGER_CONTEXT)
+    return value
+
+
+def optional_decimal(value: object, what: str = "value") -> Decimal | None:
+    """Like to_decimal, but None stays None (ccxt leaves unknown fields as None)."""
+    return None if value is None else to_decimal(value, what)
+
 
 _TRANSFER_STATUS = {"ok": "ok", "pending": "pending", "failed": "failed", "canceled": "canceled"}
 _ORDER_STATUS = {"open", "closed", "canceled", "rejected", "expired"}
@@ -127,7 +150,7 @@ def to_trade(raw: Raw) -> Trade:
         side=str(raw["side"]),
         amount=amount,
         price=price,
-        cost=amount * price if cost is None else cost,
+        cost=_quantized(amount * price) if cost is None else cost,
         fee=fee or Decimal(0),
         fee_currency=fee_currency,
         timestamp=ms_to_datetime(raw.get("timestamp")) or datetime.now(UTC),

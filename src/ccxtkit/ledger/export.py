@@ -38,7 +38,13 @@ def export_table(ledger: Ledger, table: str, fmt: str, output: Path) -> ExportRe
         else f'"{n}"'
         for n in all_columns(table)
     )
-    output.parent.mkdir(parents=True, exist_ok=True)
+    from ..workspace import output_path
+
+    output_path(output)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--output {output}: {exc.strerror or exc}") from None
     options = {
         "csv": "FORMAT CSV, HEADER",
         "parquet": "FORMAT PARQUET",
@@ -47,9 +53,15 @@ def export_table(ledger: Ledger, table: str, fmt: str, output: Path) -> ExportRe
     tmp = output.with_name(f".{output.name}.tmp")
     query = f'SELECT {select} FROM "{table}" ORDER BY seq'
     path_sql = str(tmp).replace("'", "''")
-    ledger.con.execute(f"COPY ({query}) TO '{path_sql}' ({options[fmt]})")
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, output)
+    import duckdb
+
+    try:
+        ledger.con.execute(f"COPY ({query}) TO '{path_sql}' ({options[fmt]})")
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, output)
+    except (duckdb.IOException, OSError) as exc:
+        tmp.unlink(missing_ok=True)
+        raise UsageError(f"cannot write {output}: {exc}") from None
     rows = ledger.query(f'SELECT count(*) FROM "{table}"')[0][0]
     return ExportResult(table, fmt, output, int(rows))
 

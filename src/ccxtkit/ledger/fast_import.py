@@ -17,7 +17,7 @@ from typing import Any
 from .. import crashpoints
 from ..logs import log
 from ..money import LEDGER_CONTEXT, USD_LIKE
-from .chain import FORMAT_TAG, _field, _sql_field, _sql_text, encode_value, now_utc
+from .chain import FORMAT_TAG, _field, _sql_field, _sql_text, encode_value, now_utc, sql_concat
 from .schema import TABLES, all_columns
 from .store import Head, Ledger
 
@@ -27,6 +27,8 @@ _SYMBOL = r"^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+$"
 _SCALE = Decimal("1E-18")
 _ZERO_TEXT = format(Decimal(0).quantize(_SCALE), "f")
 _BATCH = 100_000
+#: Characters DuckDB's file readers treat as a pattern (or a home directory).
+_GLOB = set("*?[]{}~")
 
 #: Trades columns hashed before `cost`, and between `cost` and `total_usd`.
 _COLUMNS = [c.name for c in TABLES["trades"]]
@@ -37,7 +39,7 @@ _OPTIONAL = ("order_id", "strategy", "notes")
 
 
 def _fields_sql(names: list[str]) -> str:
-    return " || ".join(_sql_field(_sql_text(_KIND[n], n)) for n in names) or "''"
+    return sql_concat([_sql_field(_sql_text(_KIND[n], n)) for n in names])
 
 
 def _typed_sql(names: list[str], source: str) -> str:
@@ -76,6 +78,9 @@ def _strictly_valid(ledger: Ledger, names: list[str]) -> bool:
     rules = [
         f"regexp_full_match(timestamp, '{_TIME}')",
         "TRY_CAST(timestamp AS TIMESTAMPTZ) IS NOT NULL",
+        # The row parser's range (2009-01-03 .. now + 1 day); outside it, it names the line.
+        "TRY_CAST(timestamp AS TIMESTAMPTZ) >= TIMESTAMPTZ '2009-01-03 00:00:00+00'",
+        "TRY_CAST(timestamp AS TIMESTAMPTZ) <= now() + INTERVAL 1 DAY",
         f"regexp_full_match(symbol, '{_SYMBOL}')",
         "side IN ('buy', 'sell', 'BUY', 'SELL', 'Buy', 'Sell')",
         f"regexp_full_match(amount, '{_NUMBER}')",
@@ -122,8 +127,11 @@ def fast_import(
 def _stage(ledger: Ledger, path: Path, names: list[str], source: str) -> int | None:
     """Load, check and de-duplicate into `_vhc_new`; the file's row count, or None to fall back."""
     con = ledger.con
+    resolved = path.resolve()
+    if any(ch in str(resolved) for ch in _GLOB):
+        return None  # DuckDB would expand it and read other files: Python reads this one
     con.execute("SET TimeZone = 'UTC'")  # a timestamp without an offset is UTC
-    literal = str(path).replace("'", "''")
+    literal = str(resolved).replace("'", "''")
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _vhc_raw AS SELECT row_number() OVER () AS ord, * "
         f"FROM read_csv('{literal}', header = true, all_varchar = true, strict_mode = true, "
@@ -140,6 +148,15 @@ def _stage(ledger: Ledger, path: Path, names: list[str], source: str) -> int | N
     )[0][0]
     if conflicts:
         return None  # the row parser names both lines
+    in_ledger_differs = ledger.query(
+        """SELECT count(*) FROM _vhc_typed t JOIN trades x
+           ON x.exchange = t.exchange AND x.trade_id = t.trade_id
+           WHERE (t.timestamp, t.symbol, t.side, t.amount, t.price, t.fee, t.fee_currency)
+                 IS DISTINCT FROM
+                 (x.timestamp, x.symbol, x.side, x.amount, x.price, x.fee, x.fee_currency)"""
+    )[0][0]
+    if in_ledger_differs:
+        return None  # a conflict with the ledger: the row parser names the line
     # First occurrence of each trade in the file, and only trades the ledger lacks.
     con.execute(
         """CREATE OR REPLACE TEMP TABLE _vhc_new AS
@@ -153,7 +170,7 @@ def _stage(ledger: Ledger, path: Path, names: list[str], source: str) -> int | N
 def _chain_and_insert(ledger: Ledger, con: Any) -> list[int]:
     import pyarrow as pa
 
-    head = ledger.head()
+    head = ledger.head_for_append()
     stamp = now_utc()
     lead = FORMAT_TAG + _field("trades")
     recorded = _field(encode_value("timestamp", stamp))

@@ -36,8 +36,10 @@ def _cols(spec: str) -> tuple[Column, ...]:
     return tuple(out)
 
 
-#: The chained tables, in the order their columns are hashed. Never reorder or rename a column:
-#: add new ones at the end through a migration, and document them in docs/ledger-format.md.
+#: The chained tables, in the order their columns are hashed. Existing tables never change shape
+#: (no column is added, renamed or reordered: a file written before would stop verifying under a
+#: verifier that expects the new shape). New data goes into a new table, created by a migration
+#: and documented in docs/ledger-format.md.
 TABLES: dict[str, tuple[Column, ...]] = {
     "trades": _cols(
         "timestamp:timestamp! exchange:text! symbol:text! asset:text! quote:text! side:text! "
@@ -87,12 +89,23 @@ def all_columns(table: str) -> tuple[str, ...]:
     return CHAIN_COLUMNS + tuple(c.name for c in TABLES[table])
 
 
-#: Named migrations, applied in order once each and recorded in `schema_migrations`.
-#: A new table gets its own migration that creates it; existing tables never change shape.
-MIGRATIONS: list[tuple[str, list[str]]] = [
-    (
+@dataclass(frozen=True)
+class Migration:
+    """One schema change: its name (recorded in `schema_migrations`), the vhc version that
+    introduced it (a file carrying it needs at least that version to be written), its SQL."""
+
+    name: str
+    since: str
+    statements: tuple[str, ...]
+
+
+#: Applied in order, once each; each is recorded in `schema_migrations` and as a chained
+#: `ledger.migration` control event. A new table gets its own migration that creates it.
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
         "0001_initial",
-        [
+        "0.1.0",
+        tuple(
             create_table_sql(t)
             for t in (
                 "trades",
@@ -103,6 +116,6 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
                 "control_events",
                 "prices",
             )
-        ],
+        ),
     ),
-]
+)

@@ -16,7 +16,9 @@ from ..errors import LedgerBusyError, LedgerIntegrityError, VhcError
 from ..filelock import flocked
 from ..money import to_ledger_decimal
 from . import outbox
-from .chain import GENESIS_HASH, canonical, now_utc, row_hash, utc_naive
+from .catalog import FileColumn, chained_tables, check_catalog, check_known_shape
+from .chain import GENESIS_HASH, canonical, canonical_of, now_utc, row_hash, utc_naive
+from .names import create_views
 from .schema import MIGRATIONS, TABLES, all_columns
 
 if TYPE_CHECKING:
@@ -37,18 +39,35 @@ class Head:
 class Ledger:
     """An open ledger. Use `open_ledger`; every write goes through `append`."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, read_only: bool = False) -> None:
         self.con = con
         self.path = path
+        self.read_only = read_only
+        #: The chained tables as the file declares them (not as this vhc would): see catalog.py.
+        self.tables: dict[str, tuple[FileColumn, ...]] = {}
         self._head: Head | None = None
+        self._head_checked = False
         self._in_tx = False
+        self.load_tables()
+
+    def load_tables(self) -> None:
+        """Re-read which chained tables the file holds (after a migration created some)."""
+        self.tables = chained_tables(self.con, self.path)
+        self._head = None
+
+    def kinds(self, table: str) -> list[tuple[str, str]]:
+        """(column, kind) of a chained table's data columns, as stored in the file."""
+        return [(c.name, c.kind) for c in self.tables[table]]
 
     # -- reading -------------------------------------------------------------------------
     def head(self) -> Head:
-        """The chain's last (seq, hash); seq 0 and the genesis hash when empty."""
+        """The chain's last (seq, hash) over every chained table in the file (genesis if empty)."""
         if self._head is None:
             # max() per table is answered from column statistics; a UNION + ORDER BY is not.
-            names = list(TABLES)
+            names = list(self.tables)
+            if not names:
+                self._head = Head(0, GENESIS_HASH)
+                return self._head
             # fetchall, not fetchone: DuckDB 2 refuses register() (the bulk append) while a
             # result is left unfinished on the connection.
             maxes = self.con.execute(
@@ -68,6 +87,49 @@ class Ledger:
     def set_head(self, head: Head) -> None:
         """After a bulk insert that chained its own rows (ledger.fast_import)."""
         self._head = head
+
+    def head_for_append(self) -> Head:
+        """The head to chain onto, after checking once that the head row is what it claims.
+
+        Appending to an edited chain would bury the edit under valid-looking rows: the head
+        row's hash is recomputed from its content and its link to the row before is checked.
+        """
+        if self.read_only:
+            raise VhcError("internal: the ledger was opened read-only")
+        head = self.head()
+        if not self._head_checked:
+            problem = self._head_problem(head)
+            if problem:
+                raise LedgerIntegrityError(
+                    f"the ledger {self.path} is broken at its last row (seq {head.seq}): "
+                    f"{problem}; nothing was written. Run `vhc ledger verify` and restore "
+                    "the ledger from a backup"
+                )
+            self._head_checked = True
+        return head
+
+    def _head_problem(self, head: Head) -> str | None:
+        if head.seq == 0:
+            return None
+        found: dict[int, list[tuple[str, dict[str, Any]]]] = {head.seq: [], head.seq - 1: []}
+        for table in self.tables:
+            cur = self.con.execute(
+                f'SELECT * FROM "{table}" WHERE seq IN (?, ?)', [head.seq, head.seq - 1]
+            )
+            names = [d[0] for d in cur.description or []]
+            for values in cur.fetchall():
+                row = dict(zip(names, values, strict=True))
+                found[int(row["seq"])].append((table, row))
+        last, before = found[head.seq], found[head.seq - 1]
+        if len(last) != 1 or (head.seq > 1 and len(before) != 1):
+            return "a sequence number is used twice or missing"
+        table, row = last[0]
+        if row_hash(canonical_of(table, self.kinds(table), row)) != row["row_hash"]:
+            return f"its contents (table {table}) do not match its hash"
+        expected = before[0][1]["row_hash"] if head.seq > 1 else GENESIS_HASH
+        if row["prev_hash"] != expected:
+            return "it does not link to the row before it"
+        return None
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
         """Run a read query and return all rows."""
@@ -112,7 +174,7 @@ class Ledger:
             return []
         columns = TABLES[table]
         stamp = utc_naive(recorded_at) if recorded_at else now_utc()
-        head = self.head()
+        head = self.head_for_append()
         seq, prev = head.seq, head.hash
         records: list[tuple[Any, ...]] = []
         for raw in rows:
@@ -214,23 +276,76 @@ def default_actor() -> str:
         return f"uid:{os.getuid()}"
 
 
-def _migrate(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMP)"
-    )
-    done = {r[0] for r in con.execute("SELECT name FROM schema_migrations").fetchall()}
-    for name, statements in MIGRATIONS:
-        if name in done:
-            continue
-        con.execute("BEGIN TRANSACTION")
+def applied_migrations(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Names recorded in the file's `schema_migrations` (none for a new file)."""
+    exists = con.execute(
+        "SELECT count(*) FROM system.main.duckdb_tables() "
+        "WHERE table_name = 'schema_migrations' AND schema_name = 'main' "
+        "AND database_name = current_database()"
+    ).fetchall()[0][0]
+    if not exists:
+        return []
+    return [str(r[0]) for r in con.execute("SELECT name FROM schema_migrations").fetchall()]
+
+
+def _needed_version(ledger: Ledger, unknown: list[str]) -> str:
+    """The vhc version the unknown migrations' own chained events say they need."""
+    if "control_events" not in ledger.tables:
+        return "a newer vhc"
+    versions = []
+    for (details,) in ledger.query(
+        "SELECT details FROM control_events WHERE kind = 'ledger.migration'"
+    ):
         try:
-            for sql in statements:
+            data = json.loads(details)
+        except (TypeError, ValueError):
+            continue
+        if isinstance(data, dict) and data.get("migration") in unknown and data.get("since"):
+            versions.append(str(data["since"]))
+    if not versions:
+        return "a newer vhc"
+
+    def key(v: str) -> tuple[int, ...]:
+        return tuple(int(p) if p.isdigit() else 0 for p in v.split("."))
+
+    return f"vhc {max(versions, key=key)} or later"
+
+
+def _check_migrations(ledger: Ledger, applied: list[str]) -> None:
+    known = {m.name for m in MIGRATIONS}
+    unknown = sorted(set(applied) - known)
+    if unknown:
+        raise LedgerIntegrityError(
+            f"the ledger {ledger.path} was written by a newer vhc (migration "
+            f"{', '.join(unknown)}); it needs {_needed_version(ledger, unknown)} to be "
+            "written to: upgrade vhc (reading and `vhc ledger verify` still work)"
+        )
+
+
+def _migrate(ledger: Ledger, applied: list[str]) -> None:
+    """Apply the migrations this file lacks, each with its chained `ledger.migration` event."""
+    from .. import __version__
+
+    con = ledger.con
+    pending = [m for m in MIGRATIONS if m.name not in applied]
+    if not pending:
+        return
+    with ledger.transaction():
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(name VARCHAR PRIMARY KEY, applied_at TIMESTAMP)"
+        )
+        for migration in pending:
+            for sql in migration.statements:
                 con.execute(sql)
-            con.execute("INSERT INTO schema_migrations VALUES (?, ?)", [name, now_utc()])
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+            con.execute("INSERT INTO schema_migrations VALUES (?, ?)", [migration.name, now_utc()])
+            ledger.load_tables()
+            check_known_shape(ledger.tables, ledger.path)
+            ledger.record_event(
+                "ledger.migration",
+                {"migration": migration.name, "since": migration.since, "vhc": __version__},
+                subject=migration.name,
+            )
 
 
 @contextmanager
@@ -278,14 +393,26 @@ def open_ledger(
         try:
             if new:
                 os.chmod(path, 0o600)
-            if not read_only:
-                try:
-                    _migrate(con)
-                except duckdb.Error as exc:
-                    raise LedgerIntegrityError(
-                        f"the ledger {path} is damaged ({exc}); restore it from a backup"
-                    ) from None
-            ledger = Ledger(con, path)
+            try:
+                # First, before any other query: nothing in the file may redefine what SQL means.
+                check_catalog(con, path)
+                ledger = Ledger(con, path, read_only=read_only)
+                applied = applied_migrations(con)
+                if not read_only:
+                    _check_migrations(ledger, applied)
+                    check_known_shape(ledger.tables, path)
+                    _migrate(ledger, applied)
+                    missing = [t for t in TABLES if t not in ledger.tables]
+                    if missing:
+                        raise LedgerIntegrityError(
+                            f"the ledger {path} lacks the table(s) {', '.join(missing)}: "
+                            "it was edited; restore it from a backup"
+                        )
+            except duckdb.Error as exc:
+                raise LedgerIntegrityError(
+                    f"the ledger {path} is damaged ({exc}); restore it from a backup"
+                ) from None
+            create_views(con, set(ledger.tables))
             if not read_only:
                 outbox.drain(ledger)
             yield ledger

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -41,15 +41,31 @@ class ImportResult:
     last_seq: int | None
 
 
+#: No crypto trade predates Bitcoin's genesis block; nothing is recorded from the future.
+EARLIEST = datetime(2009, 1, 3, tzinfo=UTC)
+FUTURE_SLACK = timedelta(days=1)
+
+
 def parse_timestamp(text: str, what: str = "timestamp") -> datetime:
-    """ISO 8601; UTC when no offset is given."""
+    """ISO 8601; UTC when no offset is given; refused outside 2009-01-03 .. now + 1 day."""
     try:
         value = datetime.fromisoformat(text.strip())
     except ValueError:
         raise InputError(f"{what} {text!r} is not ISO 8601 (e.g. 2025-01-23T14:05:00Z)") from None
+    except OverflowError:
+        raise InputError(f"{what} {text!r} is out of range") from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:
+        raise InputError(f"{what} {text!r} is out of range") from None
+    latest = datetime.now(UTC) + FUTURE_SLACK
+    if not EARLIEST <= value <= latest:
+        raise InputError(
+            f"{what} {text!r} is outside 2009-01-03 .. {latest:%Y-%m-%d} (UTC); fix the date"
+        )
+    return value
 
 
 def _check_header(header: list[str] | None, path: Path) -> list[str]:
@@ -174,6 +190,33 @@ def import_trades(ledger: Ledger, path: Path, source: str = "import") -> ImportR
     return _import_row_by_row(ledger, path, source)
 
 
+def _refuse_conflicts(
+    ledger: Ledger,
+    path: Path,
+    seen: dict[tuple[str, str], tuple[int, dict[str, Any]]],
+    existing: set[tuple[str, str]],
+) -> None:
+    """A trade id the ledger has with other values is a conflict, never a silent duplicate."""
+    keys = [k for k in seen if k in existing]
+    for i in range(0, len(keys), 500):
+        chunk = keys[i : i + 500]
+        where = " OR ".join("(exchange = ? AND trade_id = ?)" for _ in chunk)
+        params = [v for k in chunk for v in k]
+        for stored in ledger.rows(
+            "SELECT exchange, trade_id, timestamp, symbol, side, amount, price, fee, fee_currency "
+            f"FROM trades WHERE {where}",
+            params,
+        ):
+            line, row = seen[(stored["exchange"], stored["trade_id"])]
+            mine = {**row, "timestamp": row["timestamp"].astimezone(UTC).replace(tzinfo=None)}
+            if not _same_trade(mine, stored):
+                raise InputError(
+                    f"{path}:{line}: trade_id {stored['trade_id']!r} on {stored['exchange']} is "
+                    "already in the ledger with different values (a conflict, not a duplicate); "
+                    "check which is right before importing"
+                )
+
+
 def _read_header(path: Path) -> list[str]:
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:
@@ -211,6 +254,7 @@ def _import_row_by_row(ledger: Ledger, path: Path, source: str) -> ImportResult:
                 f"SELECT exchange, trade_id FROM trades WHERE exchange IN ({marks})", exchanges
             )
         }
+    _refuse_conflicts(ledger, path, seen, existing)
     fresh = [r for r in unique if (r["exchange"], r["trade_id"]) not in existing]
     with ledger.transaction():
         seqs = ledger.append("trades", fresh)

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
-from .chain import GENESIS_HASH, chain_union_sql
+from .chain import GENESIS_HASH, canonical_select, now_utc
+from .schema import TABLES
 from .store import Head, Ledger
 
+if TYPE_CHECKING:
+    from ..workspace import Workspace
+
+#: The latest verify's outcome, in the workspace's state/ folder.
+VERIFY_STATE = "ledger_verify.json"
 #: Rows checked per SQL batch: keeps memory flat however long the ledger is.
 BATCH_ROWS = 250_000
 
@@ -40,24 +49,32 @@ class VerifyResult:
         return self.problem is None
 
 
-def _first_break(ledger: Ledger, lo: int, hi: int, prev_seq: int, prev_hash: str) -> Problem | None:
-    """First bad row with lo < seq <= hi, given the row before the batch."""
+def _first_link_break(
+    ledger: Ledger, lo: int, hi: int, prev_seq: int, prev_hash: str
+) -> tuple[int, str, str] | None:
+    """First (seq, table, reason) with lo < seq <= hi whose seq or link is wrong."""
+    union = " UNION ALL ".join(
+        f"SELECT seq, '{t}' AS tbl, prev_hash, row_hash FROM \"{t}\" WHERE seq > ? AND seq <= ?"
+        for t in ledger.tables
+    )
     sql = f"""
-        WITH c AS (SELECT * FROM ({chain_union_sql()}) WHERE seq > ? AND seq <= ?),
-        b AS (
-            SELECT seq, tbl, prev_hash, row_hash, sha256(canon) AS calc,
+        WITH b AS (
+            SELECT seq, tbl, prev_hash, row_hash,
                    coalesce(lag(seq) OVER w, ?) AS before_seq,
                    coalesce(lag(row_hash) OVER w, ?) AS before_hash
-            FROM c WINDOW w AS (ORDER BY seq, tbl)
+            FROM ({union}) WINDOW w AS (ORDER BY seq, tbl)
         )
-        SELECT seq, tbl, prev_hash, row_hash, calc, before_seq, before_hash FROM b
-        WHERE seq <> before_seq + 1 OR prev_hash <> before_hash OR calc <> row_hash
+        SELECT seq, tbl, before_seq FROM b
+        WHERE seq <> before_seq + 1 OR prev_hash <> before_hash
         ORDER BY seq, tbl LIMIT 1
     """
-    row = ledger.query(sql, [lo, hi, prev_seq, prev_hash])
+    params: list[object] = [prev_seq, prev_hash]
+    for _ in ledger.tables:
+        params += [lo, hi]
+    row = ledger.query(sql, params)
     if not row:
         return None
-    seq, table, prev, stored, calc, before_seq, before_hash = row[0]
+    seq, table, before_seq = int(row[0][0]), str(row[0][1]), int(row[0][2])
     if seq == before_seq:
         reason = "sequence number used twice (a row was inserted)"
     elif seq != before_seq + 1:
@@ -65,46 +82,208 @@ def _first_break(ledger: Ledger, lo: int, hi: int, prev_seq: int, prev_hash: str
             f"expected seq {before_seq + 1} next, found {seq} "
             f"(row(s) {before_seq + 1}..{seq - 1} deleted)"
         )
-    elif stored != calc:
-        reason = "contents do not match the row's hash (the row was modified)"
     else:
         reason = "does not link to the row before it (rows inserted, deleted or reordered)"
-    return Problem(int(seq), str(table), reason)
+    return seq, table, reason
+
+
+def _offsets(array: Any) -> tuple[list[int], memoryview]:
+    """The value boundaries and bytes of an Arrow string array, without making Python strs."""
+    import pyarrow as pa
+
+    _, offsets, data = array.buffers()
+    raw = memoryview(offsets)
+    bounds = raw.cast("q") if pa.types.is_large_string(array.type) else raw.cast("i")
+    window = bounds[array.offset : array.offset + len(array) + 1]
+    return window.tolist(), memoryview(data) if data is not None else memoryview(b"")
+
+
+class _Links:
+    """The links seen while hashing, table by table: proves the chain whole in one pass.
+
+    Within a table stored in seq order, a row whose seq follows the previous row's must link to
+    it (checked vectorised); every other row starts a run whose predecessor lives elsewhere, so
+    its (seq, prev_hash) is kept, with the hash ending each run, and matched at the end. Any
+    doubt (rows out of order, a bad link) sends verify to the exact SQL pass.
+    """
+
+    def __init__(self) -> None:
+        self.ends: dict[int, str] = {}
+        self.starts: list[tuple[int, str]] = []
+        self.doubt = False
+        self._last: tuple[int, str] | None = None
+
+    def table_done(self) -> None:
+        if self._last is not None:
+            self.ends[self._last[0]] = self._last[1]
+        self._last = None
+
+    def add(self, seq: Any, prev: Any, stored: Any) -> None:
+        import pyarrow.compute as pc
+
+        n = len(seq)
+        first_seq, first_prev = seq[0].as_py(), prev[0].as_py()
+        if self._last is not None and first_seq == self._last[0] + 1:
+            self.doubt |= first_prev != self._last[1]
+        else:
+            if self._last is not None:
+                self.doubt |= first_seq <= self._last[0]
+                self.ends[self._last[0]] = self._last[1]
+            self.starts.append((first_seq, first_prev))
+        if n > 1:
+            diffs = pc.subtract(seq.slice(1), seq.slice(0, n - 1))
+            self.doubt |= pc.min(diffs).as_py() <= 0
+            consecutive = pc.equal(diffs, 1)
+            linked = pc.fill_null(pc.equal(prev.slice(1), stored.slice(0, n - 1)), False)
+            self.doubt |= not pc.all(pc.or_(pc.invert(consecutive), linked)).as_py()
+            gaps = pc.indices_nonzero(pc.invert(consecutive))
+            if len(gaps):
+                ends = zip(
+                    pc.take(seq, gaps).to_pylist(), pc.take(stored, gaps).to_pylist(), strict=True
+                )
+                self.ends.update(ends)
+                nxt = pc.add(gaps, 1)
+                starts = zip(
+                    pc.take(seq, nxt).to_pylist(), pc.take(prev, nxt).to_pylist(), strict=True
+                )
+                self.starts.extend(starts)
+        self._last = (seq[n - 1].as_py(), stored[n - 1].as_py())
+
+    def whole(self) -> bool:
+        """True when every run links to the row before it (seq 1 to the genesis hash)."""
+        if self.doubt:
+            return False
+        for seq, prev in self.starts:
+            if prev != (GENESIS_HASH if seq == 1 else self.ends.get(seq - 1)):
+                return False
+        return True
+
+
+def _first_bad_hash(ledger: Ledger, table: str, links: _Links) -> int | None:
+    """Lowest seq of `table` whose row_hash is not SHA-256 of its canonical text (Python's)."""
+    import pyarrow as pa
+
+    sql = (
+        "SELECT seq, row_hash, canon, prev_hash "
+        f"FROM ({canonical_select(table, ledger.kinds(table))})"
+    )
+    reader = ledger.con.sql(sql).to_arrow_reader(BATCH_ROWS)
+    sha256 = hashlib.sha256
+    worst: int | None = None
+    for batch in reader:
+        if batch.num_rows == 0:
+            continue
+        canon, stored = batch.column(2), batch.column(1)
+        links.add(batch.column(0), batch.column(3), stored)
+        if canon.null_count or stored.null_count or not pa.types.is_string(stored.type):
+            stored_list, canon_list = stored.to_pylist(), canon.to_pylist()
+            digests = [sha256((c or "").encode()).hexdigest() for c in canon_list]
+        else:
+            bounds, data = _offsets(canon)
+            digests = [
+                sha256(data[a:b]).hexdigest() for a, b in zip(bounds, bounds[1:], strict=False)
+            ]
+            hb, hdata = _offsets(stored)
+            if "".join(digests).encode() == bytes(hdata[hb[0] : hb[-1]]):
+                continue  # every hash in the batch matches: the usual case, one comparison
+            stored_list = stored.to_pylist()
+        seqs = batch.column(0).to_pylist()
+        bad = [s for s, d, h in zip(seqs, digests, stored_list, strict=True) if d != h]
+        if bad:
+            low = min(bad)
+            worst = low if worst is None else min(worst, low)
+    return worst
 
 
 def verify_chain(ledger: Ledger) -> VerifyResult:
-    """Check every row's hash and link, in batches; stop at the first break."""
-    stats = ledger.query(
-        "SELECT count(*), coalesce(max(seq), 0) FROM ("
-        + " UNION ALL ".join(f'SELECT seq FROM "{t}"' for t in _tables())
+    """Check every row's hash (in Python) and link, over every chained table of the file."""
+    head = ledger.head()
+    missing = [t for t in TABLES if t not in ledger.tables]
+    if missing and ledger.tables:
+        return VerifyResult(
+            _count(ledger), head, Problem(0, missing[0], "the table is missing (dropped)")
+        )
+    if not ledger.tables:
+        return VerifyResult(0, head, None)
+    count, max_seq = _count(ledger), head.seq
+    links = _Links()
+    bad: list[tuple[int, str]] = []
+    for table in ledger.tables:
+        seq = _first_bad_hash(ledger, table, links)
+        if seq is not None:
+            bad.append((seq, table))
+        links.table_done()
+    distinct, low = ledger.query(
+        "SELECT count(DISTINCT seq), coalesce(min(seq), 1) FROM ("
+        + " UNION ALL ".join(f'SELECT seq FROM "{t}"' for t in ledger.tables)
         + ")"
     )[0]
-    count, max_seq = int(stats[0]), int(stats[1])
+    # count distinct seqs, all >= 1, the highest = count: the seqs are exactly 1..count.
+    if not bad and count == max_seq == distinct and low == 1 and links.whole():
+        return VerifyResult(count, head, None)  # the usual case: one pass, no sort
+    link: tuple[int, str, str] | None = None
     prev_seq, prev_hash = 0, GENESIS_HASH
     lo = 0
-    while lo < max_seq:
+    while lo < max_seq and link is None:
         hi = lo + BATCH_ROWS
-        problem = _first_break(ledger, lo, hi, prev_seq, prev_hash)
-        if problem is not None:
-            return VerifyResult(count, ledger.head(), problem)
+        link = _first_link_break(ledger, lo, hi, prev_seq, prev_hash)
         last = ledger.query(
-            f"SELECT seq, row_hash FROM ({chain_union_sql()}) WHERE seq > ? AND seq <= ? "
-            "ORDER BY seq DESC LIMIT 1",
-            [lo, hi],
+            "SELECT seq, row_hash FROM ("
+            + " UNION ALL ".join(
+                f'SELECT seq, row_hash FROM "{t}" WHERE seq > {lo} AND seq <= {hi}'
+                for t in ledger.tables
+            )
+            + ") ORDER BY seq DESC LIMIT 1"
         )
         if last:
             prev_seq, prev_hash = int(last[0][0]), str(last[0][1])
         lo = hi
+    first_bad = min(bad) if bad else None
+    if first_bad is not None and (link is None or first_bad[0] <= link[0]):
+        if link is None or first_bad[0] < link[0] or "does not link" in link[2]:
+            reason = "contents do not match the row's hash (the row was modified)"
+            return VerifyResult(count, head, Problem(first_bad[0], first_bad[1], reason))
+    if link is not None:
+        return VerifyResult(count, head, Problem(*link))
     if count != max_seq:
         # Contiguity was checked batch by batch, so a mismatch here means duplicate seqs.
-        return VerifyResult(count, ledger.head(), Problem(max_seq, "?", "row count mismatch"))
-    return VerifyResult(count, ledger.head(), None)
+        return VerifyResult(count, head, Problem(max_seq, "?", "row count mismatch"))
+    return VerifyResult(count, head, None)
 
 
-def _tables() -> list[str]:
-    from .schema import TABLES
+def _count(ledger: Ledger) -> int:
+    sql = " + ".join(f'(SELECT count(*) FROM "{t}")' for t in ledger.tables) or "0"
+    return int(ledger.query(f"SELECT {sql}")[0][0])
 
-    return list(TABLES)
+
+def record_outcome(ws: Workspace, ok: bool, rows: int, head: Head | None) -> None:
+    """Keep the latest verify's outcome beside the ledger (state/), never in it: metrics read it."""
+    from ..workspace import write_private
+
+    doc = {
+        "ok": ok,
+        "rows": rows,
+        "seq": head.seq if head else None,
+        "hash": head.hash if head else None,
+        "at": now_utc().isoformat(),
+    }
+    write_private(ws.state_dir / VERIFY_STATE, json.dumps(doc) + "\n")
+
+
+def last_outcome(state_dir: Path) -> tuple[bool, datetime] | None:
+    """(ok, when, naive UTC) of the latest `vhc ledger verify`, if one was recorded."""
+    try:
+        doc = json.loads((state_dir / VERIFY_STATE).read_text(encoding="utf-8"))
+        return doc["ok"] is True, datetime.fromisoformat(doc["at"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def alert_failure(ws: Workspace, message: str) -> None:
+    """A critical alert for a failed verify (the nightly cron's way to reach a person)."""
+    from ..alerts import Alert, send_alert
+
+    send_alert(ws, Alert("critical", "Ledger verify failed", message, key="ledger.verify"))
 
 
 def make_digest(ledger: Ledger) -> dict[str, object]:
@@ -130,9 +309,11 @@ def check_digest(ledger: Ledger, digest: Head) -> Problem | None:
     """Does the ledger still contain the digest's row with the digest's hash?"""
     if digest.seq == 0:
         return None
-    found = ledger.query(
-        f"SELECT tbl, row_hash FROM ({chain_union_sql()}) WHERE seq = ?", [digest.seq]
+    union = " UNION ALL ".join(
+        f"SELECT '{t}' AS tbl, row_hash FROM \"{t}\" WHERE seq = {int(digest.seq)}"
+        for t in ledger.tables
     )
+    found = ledger.query(f"SELECT * FROM ({union})") if union else []
     if not found:
         head = ledger.head()
         return Problem(

@@ -45,6 +45,19 @@ def collect(
     return registry
 
 
+def _latest_verify(ws: Workspace, facts: Any) -> None:
+    """`vhc ledger verify` keeps its outcome in state/ (it writes nothing to the ledger)."""
+    from ccxtkit.ledger.verify import last_outcome
+
+    seen = last_outcome(ws.state_dir)
+    if seen is None:
+        return
+    ok, at = seen
+    when = at.replace(tzinfo=UTC)
+    if facts.last_verify is None or when >= facts.last_verify:
+        facts.verify_ok, facts.last_verify = ok, when
+
+
 def _families(ws: Workspace, now: datetime, wait_seconds: float | Decimal | None) -> list[Metric]:
     from .facts import read_facts
 
@@ -59,6 +72,7 @@ def _families(ws: Workspace, now: datetime, wait_seconds: float | Decimal | None
         try:
             with open_ledger(ledger_path, wait, read_only=True) as ledger:
                 facts = read_facts(ledger, now, _day_start(ws, now), _ttl(ws), ws.config.timezone)
+            _latest_verify(ws, facts)
             families += ledger_families(facts)
             health = facts.exchange_health
             readable = 1

@@ -18,17 +18,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
 
+from ccxtkit.ledger.names import (
+    NOT_MOVED,
+    OPENING_BALANCE,
+    TRANSFER_IN_KINDS,
+    TRANSFER_OUT_KINDS,
+    TRANSFERS_LATEST,
+    sql_list,
+)
 from ccxtkit.ledger.store import Ledger
 
 ZERO = Decimal(0)
-IN_KINDS = ("deposit", "internal_in", "opening_balance")
-OUT_KINDS = ("withdrawal", "internal_out")
-NOT_MOVED = ("failed", "canceled", "cancelled", "rejected")
-
-
-def _in(values: Iterable[str]) -> str:
-    """A SQL IN list of our own constants (never user input)."""
-    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+IN_KINDS = TRANSFER_IN_KINDS | {OPENING_BALANCE}
+OUT_KINDS = TRANSFER_OUT_KINDS
 
 
 _TRADES_SQL = """
@@ -37,16 +39,15 @@ SELECT exchange, asset, quote, coalesce(fee_currency, quote), side,
 FROM trades {where} GROUP BY ALL
 """
 
-#: The latest row of each transfer (rows without a transfer_id stand alone).
+#: The latest row of each transfer (ledger.names.TRANSFERS_LATEST).
 _TRANSFERS_SQL = f"""
 WITH latest AS (
-    SELECT exchange, kind, asset, amount, fee, fee_currency, status FROM transfers {{where}}
-    QUALIFY transfer_id IS NULL
-         OR row_number() OVER (PARTITION BY exchange, kind, transfer_id ORDER BY seq DESC) = 1
+    SELECT exchange, kind, asset, amount, fee, fee_currency, status FROM {TRANSFERS_LATEST}
+    {{where}}
 )
 SELECT exchange, asset, coalesce(fee_currency, asset), lower(kind), sum(amount), sum(fee)
 FROM latest
-WHERE coalesce(lower(status), '') NOT IN {_in(NOT_MOVED)}
+WHERE coalesce(lower(status), '') NOT IN {sql_list(NOT_MOVED)}
 GROUP BY ALL
 """
 
@@ -118,7 +119,7 @@ def inventory(ledger: Ledger, exchanges: Iterable[str]) -> dict[str, Inventory]:
     for ex, asset in ledger.query(_INVENTORY_SQL.format(where=where), params * 4):
         out[ex].assets.add(asset)
     opening = ledger.query(
-        f"SELECT DISTINCT exchange FROM transfers {where} AND lower(kind) = 'opening_balance'",
+        f"SELECT DISTINCT exchange FROM transfers {where} AND lower(kind) = '{OPENING_BALANCE}'",
         params,
     )
     for (ex,) in opening:

@@ -26,12 +26,13 @@ from datetime import datetime
 from decimal import Decimal
 
 from ccxtkit.exchanges.base import LedgerEntry, Trade, Transfer
+from ccxtkit.ledger import names
 from ccxtkit.money import fmt, is_usd_like
 
 ZERO = Decimal(0)
-NOT_MOVED = frozenset({"failed", "canceled", "cancelled", "rejected"})
-IN_KINDS = frozenset({"deposit", "internal_in"})
-OUT_KINDS = frozenset({"withdrawal", "internal_out"})
+NOT_MOVED = names.NOT_MOVED
+IN_KINDS = names.TRANSFER_IN_KINDS
+OUT_KINDS = names.TRANSFER_OUT_KINDS
 
 #: finding kind -> (balance-status label, severity). Ordered by how much a person should worry.
 KINDS: dict[str, tuple[str, str]] = {

@@ -91,7 +91,8 @@ def _ages(ws: Workspace) -> dict[tuple[str, str], datetime]:
     if not path.exists():
         return {}
     try:
-        with open_ledger(path, ws.config.ledger.lock_wait_seconds) as ledger:
+        # Read-only: `doctor` and `secrets check` look, they never write (issue 14).
+        with open_ledger(path, ws.config.ledger.lock_wait_seconds, read_only=True) as ledger:
             return meta.last_set_times(ledger)
     except LedgerBusyError:
         return {}

@@ -22,16 +22,18 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from ccxtkit.errors import InputError
+from ccxtkit.ledger import names
 from ccxtkit.money import is_usd_like
 
 from .lots import Acquire, Dispose, Event, Move, Remove
 from .prices import FIAT_USD, PriceIndex, is_fiat
 
 ZERO = Decimal(0)
-OUT_KINDS = frozenset({"withdrawal", "internal_out"})
-IN_KINDS = frozenset({"deposit", "internal_in"})
-#: Transfer statuses that mean the money did not (or not yet) move.
-NOT_MOVED = frozenset({"failed", "canceled", "cancelled", "pending", "rejected"})
+OUT_KINDS = names.TRANSFER_OUT_KINDS
+IN_KINDS = names.TRANSFER_IN_KINDS
+#: Transfer statuses that mean the money did not move (the report reads each transfer's latest
+#: row, names.TRANSFERS_LATEST, so a pending row later settled is never counted twice).
+NOT_MOVED = names.NOT_MOVED
 _BASIS_NOTE = re.compile(r"cost_basis_usd\s*=\s*([0-9]+(?:\.[0-9]+)?)")
 
 

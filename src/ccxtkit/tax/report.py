@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ccxtkit.errors import InputError, UsageError
-from ccxtkit.workspace import write_private
+from ccxtkit.ledger.names import TRANSFERS_LATEST
+from ccxtkit.workspace import write_output, write_private
 
 from .elections import (
     ELECTION_EVENT,
@@ -75,7 +76,7 @@ TRADE_SQL = (
 _DECIMAL_COLUMNS = (8, 9, 10, 11, 14)
 TRANSFER_SQL = (
     "SELECT seq, timestamp, epoch_us(timestamp), exchange, lower(kind), upper(asset), amount, "
-    "fee, fee_currency, txid, status, notes FROM transfers WHERE timestamp < ? "
+    f"fee, fee_currency, txid, status, notes FROM {TRANSFERS_LATEST} WHERE timestamp < ? "
     "ORDER BY timestamp, seq"
 )
 PRICE_SQL = "SELECT epoch_us(timestamp), asset, quote, price FROM prices WHERE timestamp < ?"
@@ -253,6 +254,9 @@ def tax_report(
         text = f"# WHAT-IF SCENARIO ({requested.value}), NOT FOR FILING\n" + text
     else:
         target = output or ws.reports_dir / f"tax_{year}.csv"
-    write_private(target, text)
+    if output is not None:
+        write_output(target, text)  # the user's path: its problems are exit 2, naming it
+    else:
+        write_private(target, text)
     report.output = target
     return report
