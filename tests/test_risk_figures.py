@@ -71,6 +71,8 @@ def test_withdrawal_is_no_drawdown_anywhere_and_a_loss_is_the_same_everywhere(
     _snapshot(ws, now - timedelta(hours=1), "50000")
     readings = _readings(ws, now)
     assert readings == {"trigger": 0, "limit": 0, "metric": 0.0, "status": 0}, readings
+    code, out, err = run(capsys, home, "--json", "kill-switch", "--status")
+    assert code == 0 and D(json.loads(out)["risk"]["drawdown_pct"]) == 0, out + err
     code, out, err = run(capsys, home, "--json", "kill-switch", "--check")
     assert code == 0 and json.loads(out)["fired"] == [], out + err
     code, _, err = run(capsys, home, "trade", "buy", "BTC/USD", "0.01", "--dry-run")
@@ -85,6 +87,8 @@ def test_withdrawal_is_no_drawdown_anywhere_and_a_loss_is_the_same_everywhere(
     assert code == 1, out + err
     assert [f["trigger"] for f in json.loads(out)["fired"]] == ["max_drawdown"]
     assert killswitch.read_state(ws).active
+    code, out, err = run(capsys, home, "kill-switch", "--status")
+    assert code == 0 and "drawdown 20" in out, out + err
 
 
 def test_pnl_and_prices_are_one_figure(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -72,12 +72,13 @@ def kill_switch(
         _render_activation(st.json, result)
         _fail_if_needed(result)
     elif status:
+        from ccxtkit.risk.figures import status_figures
         from ccxtkit.risk.killswitch import effective_state
 
         # A status must answer during a long reconcile: the ledger's record is skipped (and
         # said so) if it stays busy for a couple of seconds.
         wait = min(float(ws.config.ledger.lock_wait_seconds), STATUS_LEDGER_WAIT_SECONDS)
-        _render_state(st.json, effective_state(ws, wait_seconds=wait))
+        _render_state(st.json, effective_state(ws, wait_seconds=wait), status_figures(ws))
     elif deactivate:
         from ccxtkit.risk.killswitch import deactivate as do_deactivate
         from ccxtkit.risk.killswitch import effective_state
@@ -193,9 +194,10 @@ def _fail_if_needed(result: Activation) -> None:
         )
 
 
-def _render_state(as_json: bool, eff: Effective) -> None:
+def _render_state(as_json: bool, eff: Effective, risk: dict[str, object] | None) -> None:
+    """The switch's state; `risk`: the figures the limits and triggers read (None: unread)."""
     if as_json:
-        print_json(eff.to_dict())
+        print_json({**eff.to_dict(), "risk": risk})
         return
     s = eff.file
     if eff.active:
@@ -217,6 +219,13 @@ def _render_state(as_json: bool, eff: Effective) -> None:
         console.print(f"  ledger: last kill-switch event is {eff.last_event.describe()}")
     if eff.ledger_note:
         console.print(f"  ledger not checked: {eff.ledger_note}")
+    if risk is not None:
+        drawdown = risk["drawdown_pct"]
+        console.print(
+            f"risk: portfolio {risk['portfolio_usd']} USD, drawdown "
+            f"{'unknown' if drawdown is None else str(drawdown) + ' %'}, "
+            f"PnL today {risk['pnl_today_usd']} USD, {risk['open_orders']} open order(s)"
+        )
     last = s.last_activation
     if last:
         console.print(
