@@ -11,6 +11,7 @@ from ..exchanges.base import ExchangeClient, Order, Trade
 from ..exchanges.fees import apply_ledger_fees
 from ..ledger.chain import now_utc
 from ..ledger.store import Ledger
+from ..logs import log
 from ..money import is_usd_like
 
 #: Order events after which nothing more happens to the order.
@@ -95,19 +96,28 @@ def record_fills(
     client_order_id: str | None = None,
     strategy: str | None = None,
 ) -> int:
-    """Append the fills not yet in the ledger (by exchange + trade id); returns how many."""
+    """Append the fills not yet in the ledger (by exchange + trade id); returns how many.
+
+    A fill whose id the ledger already holds with other values (an import, say) is not a
+    duplicate: it is kept out, and recorded as a `trade.conflict` event for a person to settle.
+    """
     fills = list(trades)
     if not fills:
         return 0
     ids = [t.id for t in fills]
     marks = ", ".join("?" for _ in ids)
-    known = {
-        r[0]
+    stored = {
+        str(r[0]): r[1:]
         for r in ledger.query(
-            f"SELECT trade_id FROM trades WHERE exchange = ? AND trade_id IN ({marks})",
+            "SELECT trade_id, symbol, side, amount, price FROM trades "
+            f"WHERE exchange = ? AND trade_id IN ({marks})",
             [exchange, *ids],
         )
     }
+    known = set(stored)
+    for t in fills:
+        if t.id in stored and stored[t.id] != (t.symbol, t.side, t.amount, t.price):
+            _record_conflict(ledger, exchange, t, stored[t.id])
     rows = [
         trade_row(exchange, t, source, client_order_id, strategy)
         for t in fills
@@ -116,6 +126,24 @@ def record_fills(
     unique = {r["trade_id"]: r for r in rows}
     ledger.append("trades", list(unique.values()))
     return len(unique)
+
+
+def _record_conflict(ledger: Ledger, exchange: str, fill: Trade, stored: tuple[Any, ...]) -> None:
+    symbol, side, amount, price = stored
+    details = {
+        "exchange": exchange,
+        "trade_id": fill.id,
+        "ledger": {"symbol": symbol, "side": side, "amount": amount, "price": price},
+        "exchange_fill": {
+            "symbol": fill.symbol, "side": fill.side, "amount": fill.amount, "price": fill.price,
+        },
+    }  # fmt: skip
+    log.warning(
+        "%s fill %s conflicts with the ledger's row of that id (%s %s %s @ %s): not recorded; "
+        "settle it by hand (`vhc ledger log` shows trade.conflict)",
+        exchange, fill.id, side, amount, symbol, price,
+    )  # fmt: skip
+    ledger.record_event("trade.conflict", details, subject=f"{exchange}:{fill.id}")
 
 
 def trade_row(
