@@ -10,7 +10,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import UnsafePermissionsError, UsageError
+from .errors import ConfigError, UnsafePermissionsError, UsageError
 
 if TYPE_CHECKING:
     from .config import TradingConfig
@@ -32,6 +32,14 @@ class Workspace:
         config_arg = config or os.environ.get("VHC_CONFIG")
         config_path = Path(config_arg).expanduser() if config_arg else root / CONFIG_RELPATH
         return cls(home=root.resolve(), config_path=config_path.resolve())
+
+    def require_config(self) -> None:
+        """Refuse a folder that is not a workspace (exit 2), before anything is created in it."""
+        if not self.config_path.is_file():
+            raise ConfigError(
+                f"no vhc workspace here: {self.config_path} does not exist; "
+                "run `vhc init DIR` to create one, or point at yours with --home DIR or VHC_HOME"
+            )
 
     @cached_property
     def config(self) -> TradingConfig:

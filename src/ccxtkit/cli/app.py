@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import os
+import re
 import sys
 from importlib import import_module
 from typing import Annotated
@@ -12,6 +14,7 @@ import typer
 
 from ..errors import VhcError
 from ..logs import redact
+from . import output
 from .output import State, note
 
 #: Command modules, each with `register(root)`. Order is the order of `vhc --help`.
@@ -34,18 +37,44 @@ COMMAND_MODULES = [
 #: Exit code for a bug in vhc itself (not in DESIGN.md's table: it is never expected).
 INTERNAL_ERROR = 70
 
+
+def _done(*_args: object, **_kwargs: object) -> None:
+    """The command succeeded: print its held --json document (unless main() prints it)."""
+    if not output.run_by_main:
+        output.flush_json()
+
+
 app = typer.Typer(
+    result_callback=_done,
     name="vhc",
     help="vhc: trade through exchanges under hard risk limits, with a tamper-evident ledger.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
-@app.callback()
+def version_text() -> str:
+    """`vhc X.Y.Z` from the installed distribution (the package's own version otherwise)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"vhc {version('vhc')}"
+    except PackageNotFoundError:
+        from .. import __version__
+
+        return f"vhc {__version__}"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(version_text())
+        raise typer.Exit(0)
+
+
+@app.callback(invoke_without_command=False)
 def root(
     ctx: typer.Context,
     home: Annotated[
@@ -61,9 +90,21 @@ def root(
     verbose: Annotated[
         bool, typer.Option("-v", "--verbose", help="Show tracebacks and debug notes.")
     ] = False,
+    quiet: Annotated[
+        bool, typer.Option("-q", "--quiet", help="Print nothing on success (for cron).")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_print_version, help="Print the version."
+        ),
+    ] = False,
 ) -> None:
-    """vhc: trade through exchanges under hard risk limits, with a tamper-evident ledger."""
-    ctx.obj = State(home=home, config=config, json=json_output, verbose=verbose)
+    """vhc: trade through exchanges under hard risk limits, with a tamper-evident ledger.
+
+    --json, -q and -v also work after the command. Formats: docs/ in the source tree.
+    """
+    ctx.obj = State(home=home, config=config, json=json_output, verbose=verbose, quiet=quiet)
 
 
 for _name in COMMAND_MODULES:
@@ -81,47 +122,97 @@ def _log_command(args: list[str], code: int) -> None:
         logger.info("vhc %s -> exit %d", " ".join(shown), code)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: run the app and turn every failure into one line + exit code."""
-    args = sys.argv[1:] if argv is None else argv
-    os.umask(0o077)  # everything vhc creates (ledger, state, reports, logs) is private
-    verbose = "-v" in args or "--verbose" in args
+#: Global flags that may also follow the command (`vhc balances --json`).
+GLOBAL_FLAGS = {"--json", "-q", "--quiet", "-v", "--verbose"}
+
+
+def hoist_global_flags(args: list[str]) -> list[str]:
+    """Move --json, -q and -v to the front wherever they appear (not after a `--`)."""
+    if "--" in args:
+        cut = args.index("--")
+        head, tail = args[:cut], args[cut:]
+    else:
+        head, tail = args, []
+    flags = [a for a in head if a in GLOBAL_FLAGS]
+    return [*dict.fromkeys(flags), *(a for a in head if a not in GLOBAL_FLAGS), *tail]
+
+
+def error_kind(exc: BaseException) -> str:
+    """A stable machine name for an error class: RiskLimitError -> risk_limit."""
+    name = type(exc).__name__.removesuffix("Error")
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower() or "error"
+
+
+def _run(args: list[str], verbose: bool) -> tuple[int, str | None, str, dict[str, object] | None]:
+    """Run the app: (exit code, error message if it failed, error kind, extra error fields)."""
     try:
         # Without standalone mode, `raise typer.Exit(n)` comes back as the return value.
         returned = app(args=args, prog_name="vhc", standalone_mode=False)
         code = returned if isinstance(returned, int) else 0
+        return code, None if code == 0 else output.last_note(), "exit", None
     except typer.Exit as exc:
-        code = exc.exit_code
+        return exc.exit_code, None if exc.exit_code == 0 else output.last_note(), "exit", None
     except typer.Abort:
-        note("aborted: nothing was done")
-        code = 2
+        message = "aborted: nothing was done"
+        note(message)
+        return 2, message, "aborted", None
     except typer.TyperException as exc:  # bad usage: one line, like every other error
         format_message = getattr(exc, "format_message", None)
-        message = format_message() if format_message else str(exc)
+        text = format_message() if format_message else str(exc)
         ctx = getattr(exc, "ctx", None)
         where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
-        note(f"error: {message}{where}")
-        code = 2
+        message = f"{text}{where}"
+        note(f"error: {message}")
+        return 2, message, "usage", None
     except VhcError as exc:
         if verbose:
             import traceback
 
             note(redact("".join(traceback.format_exception(exc))))
         note(f"error: {exc.message}")
-        code = exc.exit_code
+        extra = getattr(exc, "details", None)
+        return exc.exit_code, exc.message, error_kind(exc), extra
     except KeyboardInterrupt:
         note("interrupted")
-        code = 130
+        return 130, "interrupted", "interrupted", None
     except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
         if verbose:
             import traceback
 
             note(redact("".join(traceback.format_exception(exc))))
-        note(
+        message = (
             f"internal error: {type(exc).__name__}: {redact(str(exc))}; "
             "`vhc ledger verify` checks the ledger; rerun with -v and report it"
         )
-        code = INTERNAL_ERROR
+        note(message)
+        return INTERNAL_ERROR, message, "internal", None
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: run the app and turn every failure into one line + exit code."""
+    args = hoist_global_flags(sys.argv[1:] if argv is None else argv)
+    os.umask(0o077)  # everything vhc creates (ledger, state, reports, logs) is private
+    verbose = "-v" in args or "--verbose" in args
+    as_json = "--json" in args
+    quiet = "-q" in args or "--quiet" in args
+    output.take_json()  # nothing held over from an earlier run in this process
+    output.run_by_main = True
+    stdout = sys.stdout
+    held = io.StringIO()
+    if quiet:
+        sys.stdout = held  # printed only if the command fails: cron mails only problems
+    try:
+        code, message, kind, extra = _run(args, verbose)
+    finally:
+        sys.stdout = stdout
+        output.run_by_main = False
+    if quiet and code != 0:
+        stdout.write(held.getvalue())
+    if as_json:
+        if message is not None:
+            typer.echo(output.dumps(output.error_document(code, kind, message, extra)))
+        else:
+            output.flush_json()
     _log_command(args, code)
     if "ccxtkit.secrets" in sys.modules:  # only when this run resolved keys
         for warning in sys.modules["ccxtkit.secrets"].take_warnings():
