@@ -208,6 +208,7 @@ def main(argv: list[str] | None = None) -> None:
         output.run_by_main = False
     if quiet and code != 0:
         stdout.write(held.getvalue())
+        stdout.flush()
     if as_json:
         if message is not None:
             typer.echo(output.dumps(output.error_document(code, kind, message, extra)))

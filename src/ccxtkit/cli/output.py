@@ -61,9 +61,9 @@ class _Out(Console):
             return
         kwargs["soft_wrap"] = True
         for obj in objects:
-            if isinstance(obj, Table):
-                text = "\n".join(tsv_lines(obj))
-                super().print(Text(text), soft_wrap=True, highlight=False)
+            if isinstance(obj, Table):  # written as is: rich would expand the tabs
+                self.file.write("".join(f"{line}\n" for line in tsv_lines(obj)))
+                self.file.flush()
             else:
                 super().print(obj, **kwargs)
 

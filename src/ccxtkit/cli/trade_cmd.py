@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from ..errors import ExchangeError
+from ..errors import ExchangeError, RiskLimitError
 from ..money import fmt, to_decimal
 from .output import console, note, print_json, state, table
 
@@ -39,6 +39,11 @@ def _default_exchange(ctx: typer.Context, exchange: str | None) -> str:
             f"several accounts are enabled ({', '.join(enabled) or 'none'}); choose one with --exchange"
         )
     return enabled[0]
+
+
+def _print_checks(checks: list[Any]) -> None:
+    rows = [[c.name, "ok" if c.ok else "REFUSED", c.message] for c in checks]
+    console.print(table("Risk checks", ["limit", "result", "detail"], rows))
 
 
 def _order(
@@ -75,12 +80,16 @@ def _order(
         shown = f" at {price}" if price else " at market"
         if not typer.confirm(f"LIVE order on {name}: {side} {amount} {symbol}{shown}. Send it?"):
             raise typer.Abort()
-    result = place_order(ws, request)
+    try:
+        result = place_order(ws, request)
+    except RiskLimitError as exc:  # show every check, the passing ones too
+        if exc.details and not state(ctx).json:
+            _print_checks(exc.details["checks"])
+        raise
     if state(ctx).json:
         print_json(result)
         return
-    rows = [[c.name, "ok" if c.ok else "REFUSED", c.message] for c in result.checks]
-    console.print(table("Risk checks", ["limit", "result", "detail"], rows))
+    _print_checks(result.checks)
     if result.resolved_pending:
         note(f"resolved earlier pending orders: {', '.join(result.resolved_pending)}")
     if result.dry_run:

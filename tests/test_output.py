@@ -1,0 +1,150 @@
+"""Output for scripts (issue 16 items 1, 2, 6): TSV when piped, global flags anywhere, JSON errors."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ccxtkit.cli.app import main
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+def vhc(*args: str, input: str | None = None) -> Run:
+    """Run `vhc` through main() with stdout and stderr that are not terminals."""
+    with CliRunner().isolation(input=input) as (out, err, _):
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        return Run(code, out.getvalue().decode(), err.getvalue().decode())
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Path:
+    home = tmp_path / "ws"
+    assert vhc("init", str(home)).code == 0
+    return home
+
+
+def test_piped_tables_are_tsv_with_every_row_in_full(ws: Path) -> None:
+    h = ("--home", str(ws))
+    assert vhc(*h, "trade", "buy", "SOL/USD", "1").code == 0
+    assert (
+        vhc(*h, "trade", "buy", "BTC/USD", "0.001", "--type", "limit", "--price", "1000").code == 0
+    )
+    run = vhc(*h, "trade", "orders", "--all")
+    assert run.code == 0, run.err
+    lines = run.out.splitlines()
+    header = lines[0].split("\t")
+    assert header[1:4] == ["exchange", "order_id", "symbol"] and header[0].startswith("time (")
+    rows = [line.split("\t") for line in lines[1:]]
+    assert len(rows) == 2 and all(len(r) == len(header) for r in rows)
+    assert {r[3] for r in rows} == {"SOL/USD", "BTC/USD"}  # grep SOL/USD finds it
+    assert "…" not in run.out
+
+
+def test_long_messages_are_not_hard_wrapped(ws: Path) -> None:
+    run = vhc("--home", str(ws), "trade", "buy", "BTC/USD", "1000", "--dry-run")
+    assert run.code == 3
+    refusal = [line for line in run.out.splitlines() if "REFUSED" in line]
+    # every refused check is one line, every one reported (not only the first)
+    assert len(refusal) >= 3 and all(line.count("\t") == 2 for line in refusal)
+    assert len(run.err.strip().splitlines()) == 1 and len(run.err) > 200
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_global_flags_anywhere(ws: Path, where: str) -> None:
+    args = ["--home", str(ws), "balances"]
+    flags = ["--json", "-v"]
+    run = vhc(*(flags + args if where == "before" else args + flags))
+    assert run.code == 0, run.err
+    assert json.loads(run.out)["balances"]["paper"]["USD"]["total"] == "100000"
+
+
+def test_json_failure_is_one_error_object_and_the_message_on_stderr(ws: Path) -> None:
+    run = vhc("--home", str(ws), "trade", "buy", "BTC/USD", "1000", "--dry-run", "--json")
+    assert run.code == 3
+    doc = json.loads(run.out)  # exactly one document
+    error = doc["error"]
+    assert error["exit_code"] == 3 and error["kind"] == "risk_limit"
+    assert run.err.strip() == f"error: {error['message']}"
+    refused = [c["name"] for c in error["checks"] if not c["ok"]]
+    assert {"risk.max_order_value", "risk.max_daily_volume"} <= set(refused)
+    usage = vhc("--home", str(ws), "trade", "buy", "--json")
+    assert usage.code == 2 and json.loads(usage.out)["error"]["kind"] == "usage"
+
+
+def test_quiet_prints_nothing_on_success_and_everything_on_failure(ws: Path) -> None:
+    ok = vhc("--home", str(ws), "trade", "buy", "SOL/USD", "1", "-q")
+    assert ok.code == 0 and ok.out == "" and ok.err == ""
+    assert vhc("-q", "--home", str(ws), "ledger", "verify").out == ""
+    bad = vhc("--home", str(ws), "--quiet", "trade", "buy", "BTC/USD", "1000")
+    assert bad.code == 3 and "REFUSED" in bad.out and bad.err.startswith("error: ")
+
+
+def test_version() -> None:
+    run = vhc("--version")
+    assert run.code == 0 and run.out.startswith("vhc ") and run.out.strip()[4:][0].isdigit()
+
+
+def test_shell_completion_is_offered() -> None:
+    assert "--install-completion" in vhc("--help").out
+
+
+# A plausible value for each required parameter, so the workspace check is what fails.
+SAMPLE = {"--year": "2025", "--method": "hifo", "amount": "1", "--auth-code": "123456"}
+
+
+def _leaf_commands() -> list[tuple[list[str], list[str]]]:
+    import typer.main
+
+    from ccxtkit.cli.app import app
+
+    found: list[tuple[list[str], list[str]]] = []
+
+    def walk(cmd: object, path: list[str]) -> None:
+        subs = getattr(cmd, "commands", None)
+        if subs:
+            for name, sub in subs.items():
+                walk(sub, [*path, name])
+            return
+        args: list[str] = []
+        for p in getattr(cmd, "params", []):
+            if not p.required:
+                continue
+            opts = [o for o in p.opts if o.startswith("--")]
+            key = opts[0] if opts else p.name
+            value = SAMPLE.get(key, "x")
+            args += [opts[0], value] if opts else [value]
+        found.append((path, args))
+
+    walk(typer.main.get_command(app), [])
+    return [(p, a) for p, a in found if p[0] not in ("init", "demo")]
+
+
+@pytest.mark.parametrize("path,args", _leaf_commands(), ids=lambda v: " ".join(v) or "-")
+def test_every_command_needs_a_workspace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: list[str], args: list[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("VHC_HOME", raising=False)
+    monkeypatch.delenv("VHC_CONFIG", raising=False)
+    extra = ["--status"] if path == ["kill-switch"] else []
+    run = vhc(*path, *args, *extra)
+    assert run.code == 2, (run.out, run.err)
+    assert "vhc init" in run.err and "VHC_HOME" in run.err
+    assert "inactive" not in run.out
+    assert list(tmp_path.iterdir()) == []  # nothing created (no ./state/, no ./logs/)
+    as_json = vhc(*path, *args, *extra, "--json")
+    assert json.loads(as_json.out)["error"]["exit_code"] == 2
