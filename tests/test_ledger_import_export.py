@@ -223,9 +223,9 @@ def test_log_shows_import_and_verify(
     assert code == 0, err
     events = json.loads(out)
     assert [e["kind"] for e in events] == ["ledger.verify", "ledger.import", "workspace.init"]
-    details = json.loads(events[1]["details"])
+    details = events[1]["details"]  # an object, not a JSON string inside JSON
     assert details == {"file": "trades.csv", "rows": 3, "imported": 3}
-    assert json.loads(events[0]["details"])["ok"] is True
+    assert events[0]["details"]["ok"] is True
     code, out, _ = vhc(capsys, "--home", str(ws), "ledger", "log")
     assert code == 0 and "ledger.import" in out and "ledger.verify" in out
     assert datetime.fromisoformat(events[0]["timestamp"]).year == datetime.now(UTC).year

@@ -148,3 +148,26 @@ def test_every_command_needs_a_workspace(
     assert list(tmp_path.iterdir()) == []  # nothing created (no ./state/, no ./logs/)
     as_json = vhc(*path, *args, *extra, "--json")
     assert json.loads(as_json.out)["error"]["exit_code"] == 2
+
+
+def test_dash_is_stdout_and_stdin_and_an_export_reimports(ws: Path, tmp_path: Path) -> None:
+    h = ("--home", str(ws))
+    assert vhc(*h, "trade", "buy", "SOL/USD", "1").code == 0
+    exported = vhc(*h, "ledger", "export", "--table", "trades", "--format", "csv", "--output", "-")
+    assert exported.code == 0, exported.err
+    assert exported.out.startswith("seq,") and "SOL/USD" in exported.out
+    assert not Path("-").exists()
+    first = exported.out.splitlines()[1]
+    assert "+00:00" in first  # RFC 3339 with an offset in CSV too
+    other = tmp_path / "other"
+    assert vhc("init", str(other)).code == 0
+    imported = vhc("--home", str(other), "--json", "ledger", "import", "--trades", "-",
+                   input=exported.out)  # fmt: skip
+    assert imported.code == 0, imported.err
+    assert json.loads(imported.out)["imported"] == 1
+    again = vhc("--home", str(other), "--json", "ledger", "import", "--trades", "-",
+                input=exported.out)  # fmt: skip
+    assert json.loads(again.out)["duplicates"] == 1
+    digest = vhc(*h, "ledger", "digest", "--output", "-")
+    assert digest.code == 0 and isinstance(json.loads(digest.out), dict)
+    assert not Path("-").exists()

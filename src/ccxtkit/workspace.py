@@ -148,6 +148,44 @@ def init_workspace(home: Path) -> InitResult:
     example = files("ccxtkit").joinpath("data/trading_config.example.yaml").read_text("utf-8")
     write_private(home / CONFIG_RELPATH, example)
     ws = Workspace(home=home, config_path=home / CONFIG_RELPATH)
-    with ws.open_ledger() as ledger:
+    opening = _paper_opening_rows(ws)
+    with ws.open_ledger() as ledger, ledger.transaction():
         ledger.record_event("workspace.init", {"home": str(home)}, subject=str(home))
+        if opening:
+            ledger.append("transfers", opening)
     return InitResult(home, ws.config_path, ws.ledger_path)
+
+
+def _paper_opening_rows(ws: Workspace) -> list[dict[str, object]]:
+    """The paper accounts' starting balances as opening_balance transfers: a fresh workspace
+    reconciles clean (`vhc reconcile --date today` right after init exits 0)."""
+    from datetime import UTC, datetime
+
+    from .trading.accounts import connect, is_paper
+
+    rows: list[dict[str, object]] = []
+    at = datetime.now(UTC).replace(tzinfo=None)
+    for name, account in ws.config.enabled_exchanges().items():
+        if not is_paper(name, account):
+            continue
+        client = connect(ws, name)
+        try:
+            held = client.fetch_balance()
+        finally:
+            client.close()
+        for asset in sorted(held):
+            if held[asset].total > 0:
+                rows.append(
+                    {
+                        "timestamp": at,
+                        "exchange": name,
+                        "kind": "opening_balance",
+                        "asset": asset,
+                        "amount": held[asset].total,
+                        "transfer_id": f"opening-{name}-{asset}",
+                        "status": "ok",
+                        "source": "init",
+                        "notes": "starting balance of the paper account, recorded by vhc init",
+                    }
+                )
+    return rows

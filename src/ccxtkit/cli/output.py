@@ -9,7 +9,14 @@ holds exactly one document, with the error merged in when the command fails.
 from __future__ import annotations
 
 import json
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -18,18 +25,23 @@ from rich.table import Table
 from rich.text import Text
 
 from ..logs import redact
+from ..records import jsonable
 from ..workspace import Workspace
-from .records import jsonable
 
 __all__ = [
     "State",
     "console",
+    "is_dash",
+    "stdin_file",
+    "stdout_file",
     "err_console",
     "jsonable",
+    "local_time",
     "note",
     "print_json",
     "state",
     "table",
+    "time_header",
     "tsv_lines",
 ]
 
@@ -158,6 +170,65 @@ def note(message: str) -> None:
 def last_note() -> str | None:
     """The last line note() printed in this run, if any."""
     return _last_note[0] if _last_note else None
+
+
+def is_dash(path: Path | str | None) -> bool:
+    """`-` as a path means stdin or stdout (DESIGN.md)."""
+    return path is not None and str(path) == "-"
+
+
+@contextmanager
+def stdin_file(path: Path) -> Iterator[Path]:
+    """The file to read: `-` is stdin, copied to a private temporary file first."""
+    if not is_dash(path):
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="vhc-stdin-") as tmp:
+        copy = Path(tmp) / "stdin"
+        with open(copy, "wb") as handle:
+            shutil.copyfileobj(sys.stdin.buffer, handle)
+        yield copy
+
+
+@contextmanager
+def stdout_file(path: Path) -> Iterator[Path]:
+    """The file to write: for `-`, a private temporary file copied to stdout afterwards."""
+    if not is_dash(path):
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="vhc-stdout-") as tmp:
+        out = Path(tmp) / "stdout"
+        yield out
+        sys.stdout.flush()
+        binary = getattr(sys.stdout, "buffer", None)
+        if binary is None:  # a text-only stream (the -q buffer)
+            sys.stdout.write(out.read_text("utf-8"))
+            return
+        with open(out, "rb") as handle:
+            shutil.copyfileobj(handle, binary)
+        binary.flush()
+
+
+def zone_name(ws: Workspace) -> str:
+    """The workspace's `timezone` (UTC when the config names none): what tables show."""
+    return ws.config.timezone or "UTC"
+
+
+def time_header(ws: Workspace, label: str = "time") -> str:
+    """A table's time column header, saying which zone: `time (America/New_York)`."""
+    return f"{label} ({zone_name(ws)})"
+
+
+def local_time(ws: Workspace, value: datetime | None, seconds: bool = False) -> str:
+    """A timestamp for a table, in the workspace's zone, with the year (a naive time is UTC)."""
+    if value is None:
+        return "-"
+    from zoneinfo import ZoneInfo
+
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    shown = value.astimezone(ZoneInfo(zone_name(ws)))
+    return f"{shown:%Y-%m-%d %H:%M:%S}" if seconds else f"{shown:%Y-%m-%d %H:%M}"
 
 
 def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table:

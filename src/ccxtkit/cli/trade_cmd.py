@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 import typer
 
 from ..errors import ExchangeError, RiskLimitError
 from ..money import fmt, to_decimal
-from .output import console, note, print_json, state, table
+from ..records import order_record
+from .output import console, local_time, note, print_json, state, table, time_header
 
 app = typer.Typer(help="Place, cancel, list and recover orders.", no_args_is_help=True)
 
@@ -185,18 +187,19 @@ def orders(
     """
     from ..trading.recording import order_table
 
-    with state(ctx).workspace.open_ledger() as ledger:
-        rows = order_table(ledger, exchange, include_all)
+    ws = state(ctx).workspace
+    with ws.open_ledger() as ledger:
+        rows = [order_record(r) for r in order_table(ledger, exchange, include_all)]
     if state(ctx).json:
         print_json(rows)
         return
-    cols = ["exchange", "order_id", "symbol", "side", "type", "amount", "price", "state", "filled"]
+    cols = ["exchange", "order_id", "symbol", "side", "type", "amount", "price", "status", "filled"]
     shown = [
-        [f"{r['timestamp']:%m-%d %H:%M}"]
-        + [fmt(v) if hasattr(v, "quantize") else v for v in (r[c] for c in cols)]
+        [local_time(ws, r["timestamp"] and datetime.fromisoformat(r["timestamp"]))]
+        + [r[c] for c in cols]
         for r in rows
     ]
-    console.print(table("Orders", ["time (UTC)", *cols], shown))
+    console.print(table("Orders", [time_header(ws), *cols], shown))
 
 
 @app.command("recover")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from ..errors import FindingsError
 from ..money import fmt
+from ..records import allowlist_record
 from .output import console, print_json, state, table
 
 if TYPE_CHECKING:
@@ -121,7 +123,6 @@ def list_(
 
     Example: vhc withdraw list --status all
     """
-    from datetime import UTC, datetime
 
     from ..withdrawals.service import list_requests
 
@@ -236,7 +237,8 @@ def allowlist_add(
     entry = add_entry(st.workspace, asset, address, network, label, auth_code, approver)
     ready = entry.usable_from(Policy.from_config(st.workspace.config.withdrawals).new_address_delay)
     if st.json:
-        print_json({**_entry_doc(entry), "usable_from": ready})
+        waiting = ready > datetime.now(UTC)
+        print_json(allowlist_record(entry, "cooling_off" if waiting else "usable", ready))
     else:
         console.print(
             f"added {entry.asset} {entry.address}; usable from {ready:%Y-%m-%d %H:%M} UTC"
@@ -261,7 +263,7 @@ def allowlist_remove(
     st = state(ctx)
     entry = remove_entry(st.workspace, asset, address, network, auth_code, approver)
     if st.json:
-        print_json(_entry_doc(entry))
+        print_json(allowlist_record(entry, "removed"))
     else:
         console.print(f"removed {entry.asset} {entry.address}")
 
@@ -277,7 +279,7 @@ def allowlist_list(ctx: typer.Context) -> None:
     st = state(ctx)
     rows = list_entries(st.workspace)
     if st.json:
-        print_json(rows)
+        print_json([allowlist_record(r) for r in rows])
         return
     cells = [
         [
@@ -297,16 +299,6 @@ def allowlist_list(ctx: typer.Context) -> None:
             cells,
         )
     )
-
-
-def _entry_doc(entry: Any) -> dict[str, Any]:
-    return {
-        "asset": entry.asset,
-        "address": entry.address,
-        "network": entry.network,
-        "label": entry.label,
-        "added_at": entry.added_at,
-    }
 
 
 def register(root: typer.Typer) -> None:
