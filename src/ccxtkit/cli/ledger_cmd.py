@@ -92,7 +92,7 @@ def digest(
 def import_(
     ctx: typer.Context,
     trades: Annotated[
-        Path, typer.Option("--trades", help="Trades CSV (docs/ledger-format.md); - reads stdin.")
+        Path, typer.Option("--trades", help="Trades CSV (docs/csv.md); - reads stdin.")
     ],
 ) -> None:
     """Import trades from CSV: all rows or none; a trade already recorded is skipped.
