@@ -171,3 +171,33 @@ def test_dash_is_stdout_and_stdin_and_an_export_reimports(ws: Path, tmp_path: Pa
     digest = vhc(*h, "ledger", "digest", "--output", "-")
     assert digest.code == 0 and isinstance(json.loads(digest.out), dict)
     assert not Path("-").exists()
+
+
+def test_fresh_workspace_reconciles_clean(ws: Path) -> None:
+    run = vhc("--home", str(ws), "--json", "reconcile", "--date", "today")
+    assert run.code == 0, run.out + run.err
+    assert json.loads(run.out)["accounts"]["paper"]["clean"] is True
+
+
+def test_one_broken_account_does_not_stop_the_others(
+    ws: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import yaml
+
+    monkeypatch.delenv("KRAKEN_API_KEY", raising=False)
+    monkeypatch.delenv("KRAKEN_API_SECRET", raising=False)
+    path = ws / "config" / "trading_config.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["exchanges"]["kraken"] = {"id": "kraken", "secrets": "env", "enabled": True}
+    path.write_text(yaml.safe_dump(data))
+    run = vhc("--home", str(ws), "balances")
+    assert run.code == 5 and "paper\tUSD" in run.out and "kraken" in run.err
+    doc = json.loads(vhc("--home", str(ws), "--json", "balances").out)
+    assert doc["balances"]["paper"]["USD"]["total"] == "100000"
+    assert "KRAKEN_API_KEY" in doc["errors"]["kraken"] and doc["error"]["exit_code"] == 5
+    rec = vhc("--home", str(ws), "--json", "reconcile", "--date", "today")
+    assert rec.code == 5
+    accounts = json.loads(rec.out)["accounts"]
+    assert accounts["paper"]["clean"] and accounts["kraken"]["error"]
+    findings = (ws / "reports").glob("reconciliation_*_findings.csv")
+    assert "exchange_unreadable" in next(findings).read_text()
