@@ -201,3 +201,19 @@ def test_one_broken_account_does_not_stop_the_others(
     assert accounts["paper"]["clean"] and accounts["kraken"]["error"]
     findings = (ws / "reports").glob("reconciliation_*_findings.csv")
     assert "exchange_unreadable" in next(findings).read_text()
+
+
+def test_cancelling_a_filled_order_is_exit_1_with_its_final_state(ws: Path) -> None:
+    h = ("--home", str(ws))
+    filled = json.loads(vhc(*h, "--json", "trade", "buy", "SOL/USD", "1").out)["order"]
+    run = vhc(*h, "--json", "trade", "cancel", filled["order_id"])
+    assert run.code == 1, run.err  # not 5: nothing is wrong with the exchange
+    error = json.loads(run.out)["error"]
+    assert error["order"]["status"] == "filled" and "already filled" in error["message"]
+    resting = vhc(
+        *h, "--json", "trade", "buy", "BTC/USD", "0.001", "--type", "limit", "--price", "1000"
+    )
+    order_id = json.loads(resting.out)["order"]["order_id"]
+    first, second = (vhc(*h, "--json", "trade", "cancel", order_id) for _ in range(2))
+    assert first.code == second.code == 0  # cancelling twice: the same answer
+    assert json.loads(first.out)["status"] == json.loads(second.out)["status"] == "canceled"
