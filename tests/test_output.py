@@ -217,3 +217,18 @@ def test_cancelling_a_filled_order_is_exit_1_with_its_final_state(ws: Path) -> N
     first, second = (vhc(*h, "--json", "trade", "cancel", order_id) for _ in range(2))
     assert first.code == second.code == 0  # cancelling twice: the same answer
     assert json.loads(first.out)["status"] == json.loads(second.out)["status"] == "canceled"
+
+
+def test_totp_setup_without_a_keyring_is_exit_2_with_the_fix(ws: Path) -> None:
+    import keyring
+    from keyring.backends import fail
+
+    previous = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())
+    try:
+        run = vhc("--home", str(ws), "--json", "totp", "setup", "--approver", "bob")
+    finally:
+        keyring.set_keyring(previous)
+    assert run.code == 2, run.err
+    error = json.loads(run.out)["error"]
+    assert "no OS keyring" in error["message"] and "--backend vault|aws" in error["message"]

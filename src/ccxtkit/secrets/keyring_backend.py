@@ -39,6 +39,10 @@ class PlaintextKeyringError(ConfigError):
     """The keyring backend keeps secrets in a readable file: vhc will not use it (exit 2)."""
 
 
+class NoUsableKeyringError(ConfigError):
+    """No keyring backend is installed or unlocked to store in (exit 2, with the fix)."""
+
+
 def _backend_name(backend: Any) -> str:
     return f"{type(backend).__module__}.{type(backend).__qualname__}"
 
@@ -93,12 +97,19 @@ def read(ref: SecretRef) -> Fetched:
 def write(ref: SecretRef, fields: dict[str, str]) -> str:
     """Store a secret in the keyring; returns where it went."""
     import keyring
-    from keyring.errors import KeyringError
+    from keyring.errors import KeyringError, NoKeyringError
 
     require_safe_keyring()
     text = json.dumps(fields, sort_keys=True) if ref.is_exchange else fields["value"]
     try:
         keyring.set_password(KEYRING_SERVICE, username(ref), text)
+    except NoKeyringError:
+        # Nothing is down: this machine has no keyring to store in (a setup problem, exit 2).
+        raise NoUsableKeyringError(
+            f"there is no OS keyring on this machine to store {where(ref)}: install and unlock "
+            "one (GNOME Keyring, KWallet, macOS Keychain, Windows Credential Locker), or store "
+            "it elsewhere with --backend vault|aws (see `secrets:` in the config)"
+        ) from None
     except KeyringError as exc:
         raise _unavailable(ref, exc) from None
     return where(ref)
