@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -232,3 +233,38 @@ def test_totp_setup_without_a_keyring_is_exit_2_with_the_fix(ws: Path) -> None:
     assert run.code == 2, run.err
     error = json.loads(run.out)["error"]
     assert "no OS keyring" in error["message"] and "--backend vault|aws" in error["message"]
+
+
+def _all_paths() -> list[list[str]]:
+    import typer.main
+
+    from ccxtkit.cli.app import app
+
+    paths: list[list[str]] = []
+
+    def walk(cmd: object, path: list[str]) -> None:
+        paths.append(path)
+        for name, sub in (getattr(cmd, "commands", None) or {}).items():
+            walk(sub, [*path, name])
+
+    walk(typer.main.get_command(app), [])
+    return paths
+
+
+def test_help_speaks_to_users() -> None:
+    for path in _all_paths():
+        run = vhc(*path, "--help")
+        assert run.code == 0, path
+        text = run.out
+        assert not re.search(r"<(str|int|float|path)[^>]*>", text), (path, text)
+        assert "{" not in text.split("\n", 1)[0], (path, text)  # usage: SYMBOL, not {symbol}
+        assert "DESIGN.md" not in text, path  # users of the package have docs/, not DESIGN.md
+        commands = text.split("Commands:", 1)[1] if "Commands:" in text else ""
+        assert "..." not in commands.replace("COMMAND [ARGS]...", ""), (path, commands)
+        for line in text.splitlines():  # a default is said once
+            assert not ("(default" in line and "[default:" in line), (path, line)
+
+
+def test_a_group_alone_prints_its_help_and_exits_0() -> None:
+    run = vhc("ledger")
+    assert run.code == 0 and "Commands:" in run.out and "verify" in run.out and run.err == ""

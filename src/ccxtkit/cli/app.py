@@ -7,10 +7,14 @@ import logging
 import os
 import re
 import sys
+from collections.abc import Callable
 from importlib import import_module
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+import typer.main
+from typer._click.exceptions import NoArgsIsHelpError
+from typer.core import TyperArgument
 
 from ..errors import VhcError
 from ..logs import redact
@@ -122,6 +126,42 @@ def _log_command(args: list[str], code: int) -> None:
         logger.info("vhc %s -> exit %d", " ".join(shown), code)
 
 
+def _first_sentence(text: str) -> str:
+    """A command's summary for group help: its first paragraph, whole (never cut with ...)."""
+    para = " ".join(text.strip().split("\n\n")[0].split())
+    return para
+
+
+def _constant(text: str) -> Callable[[], str]:
+    return lambda: text
+
+
+def _tidy(cmd: Any) -> None:
+    """Help for people: metavars in capitals, whole summaries, each default said once."""
+    for param in cmd.params:
+        if param.metavar is None and not getattr(param, "is_flag", False):
+            param.metavar = (param.name or "value").upper()
+        if isinstance(param, TyperArgument):  # `SYMBOL`, not `{symbol}` and `<str>`
+            shown = str(param.metavar) if param.required else f"[{param.metavar}]"
+            arg: Any = param
+            arg._usage_display_name = _constant(shown)
+            arg.display_type_rich = lambda ctx: ""
+        helptext = getattr(param, "help", None) or ""
+        if "default" in helptext.lower():
+            param.show_default = False  # the help sentence says it already
+    if cmd.help and not cmd.short_help:
+        cmd.short_help = _first_sentence(cmd.help)
+    for sub in getattr(cmd, "commands", {}).values():
+        _tidy(sub)
+
+
+def build_command() -> Any:
+    """The click command tree of `vhc`, tidied for help."""
+    cmd = typer.main.get_command(app)
+    _tidy(cmd)
+    return cmd
+
+
 #: Global flags that may also follow the command (`vhc balances --json`).
 GLOBAL_FLAGS = {"--json", "-q", "--quiet", "-v", "--verbose"}
 
@@ -147,11 +187,14 @@ def _run(args: list[str], verbose: bool) -> tuple[int, str | None, str, dict[str
     """Run the app: (exit code, error message if it failed, error kind, extra error fields)."""
     try:
         # Without standalone mode, `raise typer.Exit(n)` comes back as the return value.
-        returned = app(args=args, prog_name="vhc", standalone_mode=False)
+        returned = build_command().main(args=args, prog_name="vhc", standalone_mode=False)
         code = returned if isinstance(returned, int) else 0
         return code, None if code == 0 else output.last_note(), "exit", None
     except typer.Exit as exc:
         return exc.exit_code, None if exc.exit_code == 0 else output.last_note(), "exit", None
+    except NoArgsIsHelpError as exc:  # `vhc ledger` alone: its help, exit 0
+        typer.echo(exc.ctx.get_help())
+        return 0, None, "exit", None
     except typer.Abort:
         message = "aborted: nothing was done"
         note(message)
