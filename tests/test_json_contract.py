@@ -175,3 +175,12 @@ def test_tables_piped_are_never_cut_or_wrapped(ws: Path, monkeypatch: pytest.Mon
     wide = vhc(*h, "trade", "buy", "BTC/USD", "1000", "--dry-run")
     assert max(len(line) for line in wide.out.splitlines()) > 40
     assert len(wide.err.splitlines()) == 1
+
+
+def test_log_lines_start_with_rfc3339_and_an_offset(ws: Path) -> None:
+    assert vhc("--home", str(ws), "trade", "buy", "SOL/USD", "1").code == 0
+    lines = (ws / "logs" / "trading.log").read_text().splitlines()
+    assert lines
+    for line in lines:
+        stamp = datetime.fromisoformat(line.split(" ", 1)[0])
+        assert stamp.tzinfo is not None and stamp.utcoffset() is not None, line

@@ -37,6 +37,15 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class Rfc3339Formatter(logging.Formatter):
+    """Log times as RFC 3339 in UTC with an explicit offset (`2026-12-03T08:31:03.173+00:00`)."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        from datetime import UTC, datetime
+
+        return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+
+
 def setup_logging(path: Path, level: str, max_bytes: int, backup_count: int) -> None:
     """Send vhc's log records to a rotating, owner-only file; safe to call more than once."""
     for old in [h for h in log.handlers if getattr(h, "_vhc", False)]:
@@ -51,9 +60,7 @@ def setup_logging(path: Path, level: str, max_bytes: int, backup_count: int) -> 
     )
     handler._vhc = True  # type: ignore[attr-defined]
     handler.addFilter(RedactingFilter())
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S%z")
-    )
+    handler.setFormatter(Rfc3339Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     log.addHandler(handler)
     log.setLevel(level)
     log.propagate = False
