@@ -268,3 +268,14 @@ def test_help_speaks_to_users() -> None:
 def test_a_group_alone_prints_its_help_and_exits_0() -> None:
     run = vhc("ledger")
     assert run.code == 0 and "Commands:" in run.out and "verify" in run.out and run.err == ""
+
+
+def test_doctor_wants_an_approver_and_a_config_that_enables_an_account(ws: Path) -> None:
+    doc = json.loads(vhc("--home", str(ws), "--json", "doctor").out)
+    approvers = [c for c in doc["checks"] if c["area"] == "approvers"]
+    assert approvers[0]["status"] == "warn" and "vhc totp setup" in approvers[0]["detail"]
+    (ws / "config" / "trading_config.yaml").write_text("{}\n")
+    run = vhc("--home", str(ws), "--json", "doctor")
+    assert run.code == 2
+    config = json.loads(run.out)["checks"][0]
+    assert config["area"] == "config" and config["status"] == "fail"

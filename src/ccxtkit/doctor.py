@@ -29,7 +29,18 @@ def _guard(area: str, probe: Callable[[], list[Check]]) -> list[Check]:
 
 def _config(ws: Workspace) -> list[Check]:
     check_private(ws.config_path)
-    names = ", ".join(ws.config.enabled_exchanges()) or "none"
+    if not ws.config.enabled_exchanges():
+        # An empty (or all-disabled) config parses, but nothing can trade or be reconciled.
+        return [
+            Check(
+                "config",
+                "fail",
+                f"{ws.config_path} enables no account under `exchanges:`; add one "
+                "(config/trading_config.example.yaml has examples) or run `vhc init DIR`",
+                2,
+            )
+        ]
+    names = ", ".join(ws.config.enabled_exchanges())
     return [Check("config", "ok", f"{ws.config_path} valid; enabled accounts: {names}")]
 
 
@@ -85,6 +96,24 @@ def _exchanges(ws: Workspace) -> list[Check]:
     return out
 
 
+def _approvers(ws: Workspace) -> list[Check]:
+    import os
+
+    from .auth.totp import enrolled_approvers
+
+    names = sorted(enrolled_approvers(ws))
+    if not names and not os.environ.get("VHC_TOTP_SECRET"):
+        return [
+            Check(
+                "approvers",
+                "warn",
+                "no approver is enrolled: the kill switch could not be lifted and no "
+                "withdrawal approved; run `vhc totp setup --approver NAME`",
+            )
+        ]
+    return [Check("approvers", "ok", f"enrolled: {', '.join(names) or 'admin (VHC_TOTP_SECRET)'}")]
+
+
 def _kill_switch(ws: Workspace) -> list[Check]:
     from .risk.killswitch import read_state
 
@@ -103,6 +132,7 @@ def run_doctor(ws: Workspace, now: datetime) -> list[Check]:
     checks += _guard("ledger", lambda: _ledger(ws))
     checks += _guard("secrets", lambda: _secrets(ws, now))
     checks += _guard("exchanges", lambda: _exchanges(ws))
+    checks += _guard("approvers", lambda: _approvers(ws))
     checks += _guard("kill switch", lambda: _kill_switch(ws))
     return checks
 
