@@ -279,3 +279,17 @@ def test_doctor_wants_an_approver_and_a_config_that_enables_an_account(ws: Path)
     assert run.code == 2
     config = json.loads(run.out)["checks"][0]
     assert config["area"] == "config" and config["status"] == "fail"
+
+
+def test_prices_fetch_is_incremental(ws: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    today = datetime.now(UTC).date()
+    d1, d2 = (today - timedelta(days=3)).isoformat(), (today - timedelta(days=2)).isoformat()
+    h = ("--home", str(ws), "--json", "prices", "fetch", "--symbol", "BTC/USD")
+    first = json.loads(vhc(*h, "--start", d1, "--end", d1).out)
+    assert first["fetched"] == first["recorded"] == 24
+    again = json.loads(vhc(*h, "--start", d1, "--end", d1).out)
+    assert again["fetched"] == 0  # nothing asked of the exchange twice
+    longer = json.loads(vhc(*h, "--start", d1, "--end", d2).out)
+    assert longer["fetched"] == longer["recorded"] == 24  # only the new day

@@ -10,7 +10,7 @@ import typer
 
 from ccxtkit.errors import UsageError
 
-from .output import console, note, print_json, state, table
+from .output import console, err_console, note, print_json, state, table
 
 tax_app = typer.Typer(help="Tax elections on the record.", no_args_is_help=True)
 prices_app = typer.Typer(help="USD prices for valuation.", no_args_is_help=True)
@@ -139,7 +139,20 @@ def prices_fetch_cmd(
     if (lo is None) != (hi is None):
         raise UsageError("give both --start and --end, or neither")
     now = datetime.now(UTC).replace(tzinfo=None)
-    result = fetch_prices(st.workspace, symbol or None, lo, hi, exchange, now)
+    if st.json or st.quiet or not err_console.is_terminal:
+        result = fetch_prices(st.workspace, symbol or None, lo, hi, exchange, now)
+    else:  # a progress bar for people; scripts and cron get none
+        from rich.progress import Progress
+
+        with Progress(console=err_console, transient=True) as bar:
+            tasks: dict[str, Any] = {}
+
+            def advance(name: str, done: float) -> None:
+                if name not in tasks:
+                    tasks[name] = bar.add_task(name, total=1.0)
+                bar.update(tasks[name], completed=done)
+
+            result = fetch_prices(st.workspace, symbol or None, lo, hi, exchange, now, advance)
     if st.json:
         print_json(result)
     else:
