@@ -293,3 +293,20 @@ def test_prices_fetch_is_incremental(ws: Path) -> None:
     assert again["fetched"] == 0  # nothing asked of the exchange twice
     longer = json.loads(vhc(*h, "--start", d1, "--end", d2).out)
     assert longer["fetched"] == longer["recorded"] == 24  # only the new day
+
+
+def test_tables_show_the_workspace_timezone_and_name_it(ws: Path) -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    path = ws / "config" / "trading_config.yaml"
+    path.write_text(path.read_text().replace("timezone: UTC", "timezone: Asia/Tokyo"))
+    h = ("--home", str(ws))
+    order = json.loads(vhc(*h, "--json", "trade", "buy", "SOL/USD", "1").out)["order"]
+    run = vhc(*h, "trade", "orders", "--all")
+    header, row = run.out.splitlines()[:2]
+    assert header.split("\t")[0] == "time (Asia/Tokyo)"
+    placed = datetime.fromisoformat(order["timestamp"]).astimezone(ZoneInfo("Asia/Tokyo"))
+    assert row.split("\t")[0] == f"{placed:%Y-%m-%d %H:%M}"
+    assert "requested (Asia/Tokyo)" in vhc(*h, "withdraw", "list").out
+    assert "time (Asia/Tokyo)" in vhc(*h, "ledger", "log").out

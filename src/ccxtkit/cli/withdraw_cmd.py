@@ -10,7 +10,7 @@ import typer
 from ..errors import FindingsError
 from ..money import fmt
 from ..records import allowlist_record
-from .output import console, print_json, state, table
+from .output import console, local_time, print_json, state, table, time_header
 
 if TYPE_CHECKING:
     from ..withdrawals.execute import Execution
@@ -35,7 +35,7 @@ NetworkOpt = Annotated[
 ]
 
 
-def _request_row(r: WithdrawalRequest, now: Any) -> list[Any]:
+def _request_row(r: WithdrawalRequest, now: Any, ws: Any) -> list[Any]:
     return [
         r.id,
         r.status_at(now),
@@ -44,16 +44,17 @@ def _request_row(r: WithdrawalRequest, now: Any) -> list[Any]:
         fmt(r.usd) if r.usd is not None else "-",
         r.address + (f" ({r.network})" if r.network else ""),
         f"{len(set(r.approvers))}/{r.approvals_needed}" + (" auto" if r.auto else ""),
-        f"{r.requested_at:%Y-%m-%d %H:%M}",
-        f"{r.expires_at:%Y-%m-%d %H:%M}",
+        local_time(ws, r.requested_at),
+        local_time(ws, r.expires_at),
         r.transfer_id or r.reason or "-",
     ]
 
 
-_COLUMNS = [
-    "id", "status", "exchange", "amount", "USD", "to", "approvals", "requested (UTC)",
-    "expires (UTC)", "exchange id / reason",
-]  # fmt: skip
+def _columns(ws: Any) -> list[str]:
+    return [
+        "id", "status", "exchange", "amount", "USD", "to", "approvals",
+        time_header(ws, "requested"), time_header(ws, "expires"), "exchange id / reason",
+    ]  # fmt: skip
 
 
 def _execution_line(e: Execution) -> str:
@@ -132,7 +133,8 @@ def list_(
     if st.json:
         print_json([r.to_dict(now) for r in found])
         return
-    console.print(table(f"withdrawals ({status})", _COLUMNS, [_request_row(r, now) for r in found]))
+    rows = [_request_row(r, now, st.workspace) for r in found]
+    console.print(table(f"withdrawals ({status})", _columns(st.workspace), rows))
 
 
 @app.command("reject")
