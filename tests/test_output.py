@@ -90,6 +90,7 @@ def test_quiet_prints_nothing_on_success_and_everything_on_failure(ws: Path) -> 
     ok = vhc("--home", str(ws), "trade", "buy", "SOL/USD", "1", "-q")
     assert ok.code == 0 and ok.out == "" and ok.err == ""
     assert vhc("-q", "--home", str(ws), "ledger", "verify").out == ""
+    assert json.loads(vhc("-q", "--json", "--home", str(ws), "balances").out)["balances"]
     bad = vhc("--home", str(ws), "--quiet", "trade", "buy", "BTC/USD", "1000")
     assert bad.code == 3 and "REFUSED" in bad.out and bad.err.startswith("error: ")
 
