@@ -311,3 +311,11 @@ def test_tables_show_the_workspace_timezone_and_name_it(ws: Path) -> None:
     assert row.split("\t")[0] == f"{placed:%Y-%m-%d %H:%M}"
     assert "requested (Asia/Tokyo)" in vhc(*h, "withdraw", "list").out
     assert "time (Asia/Tokyo)" in vhc(*h, "ledger", "log").out
+
+
+def test_a_document_that_carries_its_exit_code_gets_no_error_object(ws: Path) -> None:
+    assert vhc("--home", str(ws), "secrets", "check", "nope").code != 0  # leaves a note behind
+    run = vhc("--home", str(ws), "--json", "doctor")
+    assert run.code == 1  # a warning: no approver yet
+    doc = json.loads(run.out)
+    assert doc["exit_code"] == 1 and "error" not in doc

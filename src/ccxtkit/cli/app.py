@@ -239,6 +239,7 @@ def main(argv: list[str] | None = None) -> None:
     as_json = "--json" in args
     quiet = "-q" in args or "--quiet" in args
     output.take_json()  # nothing held over from an earlier run in this process
+    output.forget_notes()
     output.run_by_main = True
     stdout = sys.stdout
     held = io.StringIO()
@@ -253,7 +254,9 @@ def main(argv: list[str] | None = None) -> None:
         stdout.write(held.getvalue())
         stdout.flush()
     if as_json:
-        if message is not None:
+        # A command that exits non-zero on purpose after printing its document (doctor,
+        # reconcile with findings) has said everything in it: no error object then.
+        if message is not None and not (kind == "exit" and output.has_json()):
             typer.echo(output.dumps(output.error_document(code, kind, message, extra)))
         else:
             output.flush_json()

@@ -130,6 +130,11 @@ def dumps(value: Any) -> str:
     return redact(json.dumps(value, indent=2, sort_keys=True))
 
 
+def has_json() -> bool:
+    """Whether this run holds a --json document."""
+    return bool(_pending)
+
+
 def take_json() -> list[Any]:
     """The documents held so far (normally one), forgetting them."""
     held = list(_pending)
@@ -165,6 +170,11 @@ def note(message: str) -> None:
     _last_note[:] = [message]
     # soft_wrap: an error stays one line however narrow the terminal (scripts grep it).
     err_console.print(redact(message), markup=False, highlight=False, soft_wrap=True)
+
+
+def forget_notes() -> None:
+    """Start a run with no last note."""
+    _last_note.clear()
 
 
 def last_note() -> str | None:
