@@ -14,7 +14,9 @@ from tests.test_output import Run, vhc
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "json.md"
 AMOUNT_KEYS = {"amount", "price", "filled", "free", "used", "total", "fee", "cost", "value",
-               "limit", "headroom", "average", "usd"}  # fmt: skip
+               "limit", "headroom", "average", "usd", "proceeds", "cost_basis", "gain",
+               "discrepancy", "discrepancy_usd", "value_usd", "local_balance",
+               "exchange_balance"}  # fmt: skip
 NORMALIZED = re.compile(r"^-?\d+(\.\d*[1-9])?$")
 LOOKS_LIKE_TIME = re.compile(r"^\d{4}-\d\d-\d\d[T ]\d\d:\d\d")
 

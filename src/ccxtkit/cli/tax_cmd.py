@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,6 +11,7 @@ import typer
 
 from ccxtkit.errors import UsageError
 
+from ..records import decimal_str
 from .output import console, err_console, note, print_json, state, table
 
 tax_app = typer.Typer(help="Tax elections on the record.", no_args_is_help=True)
@@ -47,10 +49,11 @@ def tax_report_cmd(
     sched = report.schedule
 
     def part(t: Any) -> dict[str, str]:
+        # Rounded to the cent as the form is; normalized as every --json amount is.
         return {
-            "proceeds": _money(t.proceeds),
-            "cost_basis": _money(t.cost_basis),
-            "gain": _money(t.gain),
+            "proceeds": decimal_str(Decimal(_money(t.proceeds))),
+            "cost_basis": decimal_str(Decimal(_money(t.cost_basis))),
+            "gain": decimal_str(Decimal(_money(t.gain))),
         }
 
     if st.json:
