@@ -47,17 +47,20 @@ def aws_env(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> MotoSer
 
 
 @pytest.fixture
-def file_keyring(tmp_path: Path) -> Iterator[Path]:
-    """keyring backed by a plaintext file in tmp_path (keyrings.alt); the old keyring restored."""
+def file_keyring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """keyring backed by a test-only file backend in tmp_path; the old keyring restored.
+
+    Subprocesses get it too, through PYTHON_KEYRING_BACKEND (tests/ must be importable).
+    """
     import keyring
-    from keyrings.alt.file import PlaintextKeyring
+
+    from tests.keyring_for_tests import FileKeyringForTests
 
     previous = keyring.get_keyring()
-    backend = PlaintextKeyring()
-    path = tmp_path / "keyring" / "keyring_pass.cfg"
-    path.parent.mkdir()
-    backend.file_path = str(path)  # type: ignore[misc]
-    keyring.set_keyring(backend)
+    path = tmp_path / "keyring" / "keyring_for_tests.json"
+    monkeypatch.setenv("VHC_TEST_KEYRING_FILE", str(path))
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "tests.keyring_for_tests.FileKeyringForTests")
+    keyring.set_keyring(FileKeyringForTests(path))
     try:
         yield path
     finally:

@@ -171,7 +171,12 @@ def test_corrupt_ledger_never_shows_a_traceback(
         assert "Traceback" not in out + err
         lines = err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: the ledger "), err
-        assert out == ""
+        if "--json" in args:  # the one JSON document is the error object
+            error = json.loads(out)["error"]
+            assert error["exit_code"] == 6 and error["kind"] == "ledger_integrity"
+            assert lines[0] == f"error: {error['message']}"
+        else:
+            assert out == ""
     # With -v the details are there for a bug report.
     code, _, err = vhc(capsys, "-v", "--home", str(ws), "ledger", "verify")
     assert code == 6 and "Traceback" in err

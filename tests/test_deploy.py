@@ -79,14 +79,16 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"]}
     for family in text_string_to_metric_families(text):
         names.update(family.name + s for s in suffixes.get(family.type, [""]))
-    assert "trading_orders_filled" not in names and "trading_api_latency_ms" not in names
+    assert "trading_orders_filled" not in names and not any(
+        n.endswith("_ms") or "_ms_" in n for n in names
+    )
     return names
 
 
 def test_exported_names_cover_the_seed(exported: set[str]) -> None:
     seed = {
         "trading_orders_total", "trading_orders_filled_total", "trading_orders_rejected_total",
-        "trading_balance_usd", "trading_pnl_daily_usd", "trading_api_latency_ms_bucket",
+        "trading_balance_usd", "trading_pnl_daily_usd", "trading_api_latency_seconds_bucket",
         "trading_reconciliation_discrepancy_usd", "vhc_kill_switch_active",
         "vhc_ledger_head_seq", "vhc_last_reconcile_success_timestamp_seconds",
         "vhc_withdrawal_requests_pending", "vhc_ledger_verify_ok", "trading_drawdown_pct",

@@ -108,7 +108,7 @@ def test_activation_sweeps_accounts_concurrently(tmp_path, kraken_server, monkey
     assert not by_name["broken"]["ok"] and "did not answer" in by_name["broken"]["errors"][0]
     for name in ("fast", "slow", "kraken"):
         assert by_name[name]["ok"], by_name[name]
-        assert sorted(by_name[name]["cancelled"]) == sorted(placed[name])
+        assert sorted(by_name[name]["canceled"]) == sorted(placed[name])
     # Concurrent: about the slowest healthy account, far from the sum of them all.
     seconds = {n: a["seconds"] for n, a in by_name.items()}
     slowest = max(seconds["slow"], seconds["kraken"])
@@ -237,7 +237,7 @@ def test_status_exit_zero_either_way(tmp_path, capsys):
     doc = json.loads(out)
     assert code == 0 and doc["active"] and doc["reason"] == "audit finding"
     assert doc["trigger"] == "manual" and doc["since"]
-    assert len(doc["last_activation"]["accounts"]["p"]["cancelled"]) == 1
+    assert len(doc["last_activation"]["accounts"]["p"]["canceled"]) == 1
     code, out, _ = run_cli(ws, ["kill-switch", "--status"], capsys)
     assert code == 0 and "ACTIVE since" in out and "audit finding" in out
 

@@ -96,7 +96,7 @@ def test_no_order_is_sent_after_activation_returns(tmp_path, kraken_server, monk
     assert placed and all(o.opentm < returned for o in placed)
     assert kraken_server.open_orders() == []
     report = json.loads(activation.stdout)["accounts"][0]
-    assert report["ok"] and len(report["cancelled"]) >= 1
+    assert report["ok"] and len(report["canceled"]) >= 1
     # Every attempt that started after activation returned was refused with exit 4.
     late = [a for a in attempts if a["start"] > returned]
     assert late and {a["code"] for a in late} == {4}

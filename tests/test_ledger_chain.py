@@ -237,9 +237,9 @@ def test_insert_forged_row_with_duplicate_seq_in_other_table(
     tamper(
         ws,
         "INSERT INTO transfers SELECT * REPLACE (amount * 100 AS amount) FROM transfers "
-        "ORDER BY seq LIMIT 1",
-        f"UPDATE transfers SET seq = {k} WHERE seq = (SELECT min(seq) FROM transfers) "
-        "AND amount > 50000",
+        "WHERE source = 'test' ORDER BY seq LIMIT 1",
+        f"UPDATE transfers SET seq = {k} WHERE seq = "
+        "(SELECT min(seq) FROM transfers WHERE source = 'test') AND amount > 50000",
     )
     assert_both_fail_at(capsys, ws, k)
 

@@ -225,7 +225,7 @@ def test_log_shows_import_and_verify_records_nothing(
     # verify checks and writes nothing (issue 14, finding 3); init records the first policy.
     kinds = ["ledger.import", "policy.recorded", "workspace.init", "ledger.migration"]
     assert [e["kind"] for e in events] == kinds
-    details = json.loads(events[0]["details"])
+    details = events[0]["details"]  # an object, not a JSON string inside JSON
     assert details == {"file": "trades.csv", "rows": 3, "imported": 3}
     code, out, _ = vhc(capsys, "--home", str(ws), "ledger", "log")
     assert code == 0 and "ledger.import" in out and "ledger.verify" not in out

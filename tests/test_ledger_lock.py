@@ -145,7 +145,7 @@ def test_concurrent_writers_lose_and_double_nothing(ws: Path) -> None:
         )
         result = verify_chain(ledger)
     assert result.ok, result.problem
-    assert result.rows == 203  # ledger.migration, workspace.init, policy.recorded, 4 x 50
+    assert result.rows == 204  # migration, init, policy, paper opening balance, 4 x 50
     seen = sorted((actor, json.loads(details)["n"]) for actor, details in rows)
     assert seen == sorted((f"w{p}", n) for p in range(4) for n in range(50))
 

@@ -145,10 +145,11 @@ def test_textfile_holds_values_derived_from_the_ledger(tmp_path: Path) -> None:
     assert value(m, "vhc_ledger_readable") == 1
     with open_ledger(ws.ledger_path, 5) as led:
         assert value(m, "vhc_ledger_head_seq") == led.head().seq
-    bucket = "trading_api_latency_ms_bucket"
-    assert value(m, bucket, exchange="kraken", method="fetch_balance", le="50.0") == 1
-    assert value(m, bucket, exchange="kraken", method="fetch_balance", le="1000.0") == 3
-    assert value(m, "trading_api_latency_ms_sum", exchange="kraken", method="fetch_balance") == 810
+    bucket = "trading_api_latency_seconds_bucket"  # base units, as Prometheus names them
+    assert value(m, bucket, exchange="kraken", method="fetch_balance", le="0.05") == 1
+    assert value(m, bucket, exchange="kraken", method="fetch_balance", le="1.0") == 3
+    total = value(m, "trading_api_latency_seconds_sum", exchange="kraken", method="fetch_balance")
+    assert total == pytest.approx(0.81)
     assert value(m, "vhc_exchange_up", exchange="kraken") == 1
     # coinbase's health check (3 min ago) is newer than its last successful call (10 min ago)
     assert value(m, "vhc_exchange_up", exchange="coinbase") == 0

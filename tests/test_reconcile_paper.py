@@ -114,13 +114,19 @@ def reconcile_json(capsys: pytest.CaptureFixture[str], home: Path, *extra: str) 
 def test_funded_account_is_adopted_once_then_clean(
     home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # `vhc init` recorded the paper account's opening balance; an account added later is not.
+    assert reconcile_json(capsys, home)[0] == 0
+    edit_config(home, lambda d: d["exchanges"].__setitem__("desk", dict(d["exchanges"]["paper"])))
     code, doc = reconcile_json(capsys, home)
     assert code == 1
-    (usd,) = doc["accounts"]["paper"]["balances"]
+    (usd,) = doc["accounts"]["desk"]["balances"]
     assert usd["discrepancy"] == "100000" and "no opening balance" in usd["status"]
+    assert [f["finding"] for f in findings(home)] == ["balance_mismatch"]  # in the findings file
     code, doc = reconcile_json(capsys, home, "--auto-sync")
-    assert code == 0 and doc["accounts"]["paper"]["adopted"] == {"USD": "100000"}
-    opening = rows(home, "SELECT kind, asset, amount, source, notes FROM transfers")
+    assert code == 0 and doc["accounts"]["desk"]["adopted"] == {"USD": "100000"}
+    opening = rows(
+        home, "SELECT kind, asset, amount, source, notes FROM transfers WHERE exchange = 'desk'"
+    )
     assert len(opening) == 1 and opening[0][:4] == (
         "opening_balance",
         "USD",
@@ -130,7 +136,7 @@ def test_funded_account_is_adopted_once_then_clean(
     assert "cost basis unknown" in opening[0][4]
     before = rows(home, "SELECT count(*) FROM transfers UNION ALL SELECT count(*) FROM trades")
     code, doc = reconcile_json(capsys, home, "--auto-sync")
-    assert code == 0 and doc["accounts"]["paper"]["adopted"] == {}
+    assert code == 0 and doc["accounts"]["desk"]["adopted"] == {}
     assert (
         rows(home, "SELECT count(*) FROM transfers UNION ALL SELECT count(*) FROM trades") == before
     )

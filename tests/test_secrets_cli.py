@@ -58,13 +58,13 @@ exchanges:
     )
 
 
-def test_set_prompts_and_check_resolves(home, file_keyring):
+def test_set_reads_stdin_when_not_a_terminal_and_check_resolves(home, file_keyring):
     ran = vhc(
-        ["--home", str(home), "secrets", "set", "kraken"],
-        input="key-abcdef\nkey-abcdef\nsecret-abcdef\nsecret-abcdef\n\n",
+        ["--home", str(home), "secrets", "set", "kraken"], input="key-abcdef\nsecret-abcdef\n"
     )
     assert ran.code == 0, ran.stderr
-    assert "Stored kraken" in ran.stdout and "secret-abcdef" not in ran.stdout
+    assert "Stored kraken" in ran.stdout and "secret-abcdef" not in ran.stdout + ran.stderr
+    assert "Warning" not in ran.stderr  # no GetPassWarning: no prompt at all
 
     ran = vhc(["--home", str(home), "--json", "secrets", "check"])
     assert ran.code == 0, ran.stderr
@@ -73,15 +73,90 @@ def test_set_prompts_and_check_resolves(home, file_keyring):
     assert rows["paper"]["status"] == "not needed"
 
 
-def test_mismatched_confirmation_is_asked_again(home, file_keyring):
-    ran = vhc(
-        ["--home", str(home), "secrets", "set", "kraken"],
-        input="key-1111111\nkey-2222222\nkey-3333333\nkey-3333333\nsec-4444444\nsec-4444444\n\n",
-    )
-    assert ran.code == 0, ran.stderr
+def test_set_from_file_and_a_bad_file_stores_nothing(home, file_keyring, tmp_path):
     import keyring
 
-    assert json.loads(keyring.get_password("vhc", "exchanges/kraken"))["api_key"] == "key-3333333"
+    keys = tmp_path / "keys.txt"
+    keys.write_text("key-from-file\nsecret-from-file\npass-from-file\n")
+    ran = vhc(["--home", str(home), "secrets", "set", "kraken", "--from-file", str(keys)])
+    assert ran.code == 0, ran.stderr
+    stored = json.loads(keyring.get_password("vhc", "exchanges/kraken"))
+    assert stored["api_secret"] == "secret-from-file" and stored["passphrase"] == "pass-from-file"
+    ran = vhc(["--home", str(home), "secrets", "set", "slack_token"], input="  tok-123  \n")
+    assert ran.code == 0 and keyring.get_password("vhc", "slack_token") == "tok-123"
+    bad = vhc(["--home", str(home), "secrets", "set", "kraken"], input="only-one-line\n")
+    assert bad.code == 2 and "line 2" in bad.stderr
+    assert json.loads(keyring.get_password("vhc", "exchanges/kraken"))["api_key"] == "key-from-file"
+
+
+def test_on_a_terminal_it_prompts_and_asks_again_on_a_mismatch(home, file_keyring):
+    """A real pseudo-terminal: no echo, a confirmation, a typo caught before storing."""
+    import os
+    import pty
+    import subprocess
+    import sys
+    import time
+
+    import keyring
+
+    master, slave = pty.openpty()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ccxtkit", "--home", str(home), "secrets", "set", "kraken"],
+        stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True,
+    )  # fmt: skip
+    os.close(slave)
+    seen = b""
+
+    def expect(text: bytes) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + 60
+        while text not in seen:
+            assert time.monotonic() < deadline, seen
+            try:
+                seen += os.read(master, 1024)
+            except OSError:
+                break
+
+    script = [
+        (b"API key: ", b"key-1111111"),
+        (b"confirmation: ", b"key-2222222"),  # a typo: asked again
+        (b"API key: ", b"key-3333333"),
+        (b"confirmation: ", b"key-3333333"),
+        (b"API secret: ", b"sec-4444444"),
+        (b"confirmation: ", b"sec-4444444"),
+        (b"none): ", b""),
+    ]
+    for prompt, answer in script:
+        expect(prompt)
+        assert b"key-" not in seen and b"sec-" not in seen  # nothing echoed
+        seen = b""
+        os.write(master, answer + b"\n")
+    code = proc.wait(timeout=60)
+    expect(b"\x00")  # the rest of the output, for the message below
+    os.close(master)
+    assert code == 0, seen
+    stored = json.loads(keyring.get_password("vhc", "exchanges/kraken"))
+    assert stored["api_key"] == "key-3333333" and stored["api_secret"] == "sec-4444444"
+
+
+def test_a_plaintext_keyring_is_refused_naming_it_and_the_fix(home, tmp_path):
+    import keyring
+    from keyrings.alt.file import PlaintextKeyring
+
+    previous = keyring.get_keyring()
+    backend = PlaintextKeyring()
+    backend.file_path = str(tmp_path / "plain.cfg")  # type: ignore[misc]
+    keyring.set_keyring(backend)
+    try:
+        ran = vhc(["--home", str(home), "secrets", "set", "kraken"], input="key-abc\nsec-abc\n")
+        check = vhc(["--home", str(home), "secrets", "check", "kraken"])
+    finally:
+        keyring.set_keyring(previous)
+    assert ran.code == 2
+    assert "keyrings.alt.file.PlaintextKeyring" in ran.stderr and "pip uninstall" in ran.stderr
+    assert not (tmp_path / "plain.cfg").exists()  # nothing was written
+    assert check.code == 2 and "plain text" in check.stderr  # never "ok"
 
 
 def test_check_missing_key_exits_2_with_the_fix(home, file_keyring):
@@ -155,11 +230,11 @@ secrets:
     runs = [
         vhc(
             ["--home", str(home), "secrets", "set", "kraken"],
-            input=f"{CANARY_KEY}\n{CANARY_KEY}\n{CANARY_SECRET}\n{CANARY_SECRET}\n{CANARY_PASS}\n",
+            input=f"{CANARY_KEY}\n{CANARY_SECRET}\n{CANARY_PASS}\n",
         ),
         vhc(
             ["--home", str(home), "secrets", "set", "smtp_password"],
-            input=f"{CANARY_SMTP}\n{CANARY_SMTP}\n",
+            input=f"{CANARY_SMTP}\n",
         ),
         vhc(["--home", str(home), "secrets", "check"]),
         vhc(["--home", str(home), "--json", "secrets", "check"]),

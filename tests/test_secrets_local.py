@@ -1,4 +1,4 @@
-"""keyring (a file keyring from keyrings.alt), env, key age, the ledger record and file modes."""
+"""keyring (a test-only file keyring), env, key age, the ledger record and file modes."""
 
 from __future__ import annotations
 

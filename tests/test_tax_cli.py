@@ -75,11 +75,11 @@ def test_report_writes_csv_and_json_totals(home: Path) -> None:
     # FIFO: sells the 2024-01-10 lot: proceeds 25,000 - 5 = 24,995; basis 10,000 + 10 = 10,010
     assert doc["year"] == 2025 and doc["method"] == "fifo"
     assert doc["long_term"] == {
-        "proceeds": "24995.00",
-        "cost_basis": "10010.00",
-        "gain": "14985.00",
+        "proceeds": "24995",
+        "cost_basis": "10010",
+        "gain": "14985",
     }
-    assert doc["short_term"] == {"proceeds": "0.00", "cost_basis": "0.00", "gain": "0.00"}
+    assert doc["short_term"] == {"proceeds": "0", "cost_basis": "0", "gain": "0"}
     csv_path = home / "reports" / "tax_2025.csv"
     lines = csv_path.read_text().splitlines()
     assert lines == [
@@ -103,7 +103,7 @@ def test_elections_govern_and_contradicting_method_is_refused(home: Path) -> Non
     scenario = vhc(home, "--json", "tax-report", "--year", "2025", "--method", "hifo", "--what-if")
     assert scenario.code == 0, scenario.stderr
     doc = json.loads(scenario.stdout)
-    assert doc["what_if"] is True and doc["short_term"]["gain"] == "-5005.00"
+    assert doc["what_if"] is True and doc["short_term"]["gain"] == "-5005"
     assert not (home / "reports" / "tax_2025.csv").exists()  # never the filing form
     what_if_csv = home / "reports" / "tax_2025_what-if_hifo.csv"
     assert what_if_csv.read_text().startswith("# WHAT-IF SCENARIO (hifo), NOT FOR FILING")
@@ -118,7 +118,7 @@ def test_elections_govern_and_contradicting_method_is_refused(home: Path) -> Non
     assert json.loads(ok.stdout)["method"] == "hifo"
     # ...but it was recorded after the 2025 sale, so that sale stays FIFO (standing orders only)
     again = vhc(home, "--json", "tax-report", "--year", "2025")
-    assert json.loads(again.stdout)["long_term"]["gain"] == "14985.00"
+    assert json.loads(again.stdout)["long_term"]["gain"] == "14985"
     with open_ledger(Workspace.locate(str(home)).ledger_path) as ledger:
         kinds = [r[0] for r in ledger.query("SELECT kind FROM control_events")]
     assert "tax.election" in kinds
@@ -137,7 +137,7 @@ def test_future_election_applies_to_later_sales(home: Path) -> None:
     run = vhc(home, "--json", "tax-report", "--year", str(later))
     doc = json.loads(run.stdout)
     # HIFO takes the 30,000 lot of 2025 (long-term by then): 20,000 - 30,000 = -10,000
-    assert doc["method"] == "hifo" and doc["long_term"]["gain"] == "-10000.00"
+    assert doc["method"] == "hifo" and doc["long_term"]["gain"] == "-10000"
     assert vhc(home, "tax-report", "--year", str(later), "--method", "hifo").code == 0
     assert vhc(home, "tax-report", "--year", str(later), "--method", "fifo").code == 2
 

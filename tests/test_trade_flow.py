@@ -134,7 +134,7 @@ def test_limit_order_rests_then_fill_is_recovered(
     assert code == 0, err
     assert "OPEN" in out
     code, out, _ = run(capsys, "--home", str(paper_ws), "--json", "trade", "orders")
-    assert '"state": "open"' in out
+    assert '"status": "open"' in out
     open_exchange(ws, "paper").set_price("BTC/USD", Decimal("58000"))  # type: ignore[attr-defined]
     code, out, err = run(capsys, "--home", str(paper_ws), "trade", "recover")
     assert code == 0, err

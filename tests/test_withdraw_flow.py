@@ -342,6 +342,8 @@ def test_time_lock_veto_and_single_approver_after_the_lock(make_ws: Make) -> Non
     vetoed = service.request_withdrawal(ws, "paper", "USDC", "2000", ADDR, now=t0).request
     assert vetoed.time_lock_until == t0 + timedelta(hours=12)
     service.reject(ws, vetoed.id, "not ours", now=t0 + timedelta(hours=1))
+    again = service.reject(ws, vetoed.id, "twice", now=t0 + timedelta(hours=1))
+    assert again.status == "rejected" and again.reason == "not ours"  # idempotent: the first
     with pytest.raises(UsageError, match="rejected"):
         service.approve(ws, vetoed.id, code(ws, "admin", t0), "admin", now=t0)
     rid = service.request_withdrawal(ws, "paper", "USDC", "2000", ADDR, now=t0).request.id

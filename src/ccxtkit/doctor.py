@@ -29,7 +29,18 @@ def _guard(area: str, probe: Callable[[], list[Check]]) -> list[Check]:
 
 def _config(ws: Workspace) -> list[Check]:
     check_private(ws.config_path)
-    names = ", ".join(ws.config.enabled_exchanges()) or "none"
+    if not ws.config.enabled_exchanges():
+        # An empty (or all-disabled) config parses, but nothing can trade or be reconciled.
+        return [
+            Check(
+                "config",
+                "fail",
+                f"{ws.config_path} enables no account under `exchanges:`; add one "
+                "(config/trading_config.example.yaml has examples) or run `vhc init DIR`",
+                2,
+            )
+        ]
+    names = ", ".join(ws.config.enabled_exchanges())
     return [Check("config", "ok", f"{ws.config_path} valid; enabled accounts: {names}")]
 
 
@@ -83,6 +94,22 @@ def _exchanges(ws: Workspace) -> list[Check]:
         except VhcError as exc:
             out.append(Check("exchanges", "fail", f"{name}: {exc.message}", exc.exit_code))
     return out
+
+
+def _approvers(ws: Workspace) -> list[Check]:
+    from .auth.totp import enrolled_approvers
+
+    names = sorted(enrolled_approvers(ws))
+    if not names:
+        return [
+            Check(
+                "approvers",
+                "warn",
+                "no approver is enrolled: the kill switch could not be lifted and no "
+                "withdrawal approved; run `vhc totp setup --approver NAME`",
+            )
+        ]
+    return [Check("approvers", "ok", f"enrolled: {', '.join(names)}")]
 
 
 def _kill_switch(ws: Workspace) -> list[Check]:
@@ -173,7 +200,7 @@ def _reconcile_age(ws: Workspace, now: datetime) -> list[Check]:
     frequency = ws.config.reconciliation.frequency
     if frequency not in STALE_AFTER:
         return [Check("reconcile", "ok", f"reconciliation.frequency: {frequency} (not scheduled)")]
-    with ws.open_ledger() as ledger:
+    with ws.open_ledger(read_only=True) as ledger:
         rows = ledger.query(
             "SELECT max(timestamp) FROM control_events WHERE kind = 'reconcile.completed'"
         )
@@ -218,6 +245,7 @@ def run_doctor(ws: Workspace, now: datetime) -> list[Check]:
     checks += _guard("exchanges", lambda: _exchanges(ws))
     checks += _guard("reconcile", lambda: _reconcile_age(ws, now))
     checks += _guard("logs", lambda: _logs(ws))
+    checks += _guard("approvers", lambda: _approvers(ws))
     checks += _guard("kill switch", lambda: _kill_switch(ws))
     return checks
 

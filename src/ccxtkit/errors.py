@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class VhcError(Exception):
     """Base class: a message a user can act on, and the process exit code."""
 
     exit_code = 2
+    #: Extra fields for the `--json` error object (e.g. every risk check of a refusal).
+    details: dict[str, Any] | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

@@ -161,6 +161,15 @@ class DailyFileHandler(logging.Handler):
         os.replace(tmp, link)
 
 
+class Rfc3339Formatter(logging.Formatter):
+    """Log times as RFC 3339 in UTC with an explicit offset (`2026-12-03T08:31:03.173+00:00`)."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        from datetime import UTC, datetime
+
+        return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+
+
 def setup_logging(
     path: Path, level: str, retention_days: int = 2555, immutable: bool = False
 ) -> None:
@@ -175,9 +184,7 @@ def setup_logging(
     handler = DailyFileHandler(path.absolute(), bool(immutable))
     handler._vhc = True  # type: ignore[attr-defined]
     handler.addFilter(RedactingFilter())
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S%z")
-    )
+    handler.setFormatter(Rfc3339Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     log.addHandler(handler)
     log.setLevel(level)
     log.propagate = False

@@ -10,7 +10,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import UnsafePermissionsError, UsageError
+from .errors import ConfigError, UnsafePermissionsError, UsageError
 
 if TYPE_CHECKING:
     from .config import TradingConfig
@@ -32,6 +32,14 @@ class Workspace:
         config_arg = config or os.environ.get("VHC_CONFIG")
         config_path = Path(config_arg).expanduser() if config_arg else root / CONFIG_RELPATH
         return cls(home=root.resolve(), config_path=config_path.resolve())
+
+    def require_config(self) -> None:
+        """Refuse a folder that is not a workspace (exit 2), before anything is created in it."""
+        if not self.config_path.is_file():
+            raise ConfigError(
+                f"no vhc workspace here: {self.config_path} does not exist; "
+                "run `vhc init DIR` to create one, or point at yours with --home DIR or VHC_HOME"
+            )
 
     @cached_property
     def config(self) -> TradingConfig:
@@ -176,9 +184,49 @@ def init_workspace(home: Path) -> InitResult:
     example = files("ccxtkit").joinpath("data/trading_config.example.yaml").read_text("utf-8")
     write_private(home / CONFIG_RELPATH, example)
     ws = Workspace(home=home, config_path=home / CONFIG_RELPATH)
-    with ws.open_ledger() as ledger:
+    opening = _paper_opening_rows(ws)
+    with ws.open_ledger() as ledger, ledger.transaction():
         ledger.record_event("workspace.init", {"home": str(home)}, subject=str(home))
         from .policy.service import record_initial
 
         record_initial(ws, ledger)  # the first policy is on the record from the start
+        if opening:
+            ledger.append("transfers", opening)
     return InitResult(home, ws.config_path, ws.ledger_path)
+
+
+def _paper_opening_rows(ws: Workspace) -> list[dict[str, object]]:
+    """The paper accounts' starting balances as opening_balance transfers: a fresh workspace
+    reconciles clean (`vhc reconcile --date today` right after init exits 0)."""
+    from datetime import UTC, datetime
+
+    from .exchanges.factory import open_exchange
+    from .trading.accounts import is_paper
+
+    rows: list[dict[str, object]] = []
+    at = datetime.now(UTC).replace(tzinfo=None)
+    for name, account in ws.config.enabled_exchanges().items():
+        if not is_paper(name, account):
+            continue
+        # No policy check: the policy's first record is written by init itself, below.
+        client = open_exchange(ws, name, check_policy=False)
+        try:
+            held = client.fetch_balance()
+        finally:
+            client.close()
+        for asset in sorted(held):
+            if held[asset].total > 0:
+                rows.append(
+                    {
+                        "timestamp": at,
+                        "exchange": name,
+                        "kind": "opening_balance",
+                        "asset": asset,
+                        "amount": held[asset].total,
+                        "transfer_id": f"opening-{name}-{asset}",
+                        "status": "ok",
+                        "source": "init",
+                        "notes": "starting balance of the paper account, recorded by vhc init",
+                    }
+                )
+    return rows

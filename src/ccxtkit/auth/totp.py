@@ -108,8 +108,10 @@ def env_names(approver: str) -> list[str]:
 
 
 def enrolled_approvers(ws: Workspace) -> dict[str, dict[str, Any]]:
-    """Approvers enrolled (from the ledger), with when and where their secret went."""
-    with ws.open_ledger() as ledger:
+    """Approvers enrolled (from the ledger, read-only), with when and where their secret went."""
+    if not ws.ledger_path.exists():
+        return {}
+    with ws.open_ledger(read_only=True) as ledger:
         found = enrolled_in(ledger, ws)
     return {
         n: {

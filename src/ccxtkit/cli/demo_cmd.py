@@ -16,7 +16,6 @@ def demo(
     directory: Annotated[
         Path | None, typer.Option("--dir", help="Run in this new folder (default: a temp one).")
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="Print only the summary.")] = False,
 ) -> None:
     """Offline tour on the paper exchange: trades, a resting limit order, each risk limit refusing.
 
@@ -28,14 +27,13 @@ def demo(
     if state(ctx).json:
         print_json({"home": result.home, "ok": result.ok, "steps": result.steps})
     else:
-        if not quiet:
-            rows = [
-                [i, s.title, s.outcome.upper() if s.expected != "info" else "", s.detail]
-                for i, s in enumerate(result.steps, 1)
-            ]
-            console.print(
-                table("vhc demo (paper exchange, offline)", ["#", "step", "result", "detail"], rows)
-            )
+        rows = [
+            [i, s.title, s.outcome.upper() if s.expected != "info" else "", s.detail]
+            for i, s in enumerate(result.steps, 1)
+        ]
+        console.print(
+            table("vhc demo (paper exchange, offline)", ["#", "step", "result", "detail"], rows)
+        )
         console.print(f"demo workspace: {result.home}  (try: vhc --home {result.home} ledger log)")
     if not result.ok:
         bad = [s.title for s in result.steps if not s.as_expected]

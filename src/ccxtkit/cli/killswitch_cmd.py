@@ -154,7 +154,7 @@ def _account_rows(accounts: list[dict[str, Any]]) -> list[list[Any]]:
             [
                 a["account"],
                 "ok" if a["ok"] else "FAILED",
-                len(a["cancelled"]),
+                len(a.get("canceled", a.get("cancelled", []))),  # older state files
                 len(a["still_open"]),
                 closed or "-",
                 "; ".join(a["errors"]) or "-",
@@ -164,7 +164,7 @@ def _account_rows(accounts: list[dict[str, Any]]) -> list[list[Any]]:
     return rows
 
 
-_COLUMNS = ["account", "result", "cancelled", "still open", "closed", "errors", "seconds"]
+_COLUMNS = ["account", "result", "canceled", "still open", "closed", "errors", "seconds"]
 
 
 def _render_activation(as_json: bool, result: Activation) -> None:

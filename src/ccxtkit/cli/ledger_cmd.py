@@ -9,8 +9,20 @@ from typing import Annotated
 import typer
 
 from ..errors import LedgerIntegrityError
+from ..records import ledger_event_record
 from ..workspace import write_output
-from .output import console, print_json, state, table
+from .output import (
+    console,
+    is_dash,
+    local_time,
+    note,
+    print_json,
+    state,
+    stdin_file,
+    stdout_file,
+    table,
+    time_header,
+)
 
 app = typer.Typer(
     help="Verify, digest, import, export, read, back up and restore the ledger.",
@@ -83,11 +95,11 @@ def digest(
     from ..ledger.verify import make_digest
     from ..workspace import output_path
 
-    if output is not None:
+    if output is not None and not is_dash(output):
         output_path(output)  # before the ledger is even opened
     with state(ctx).workspace.open_ledger(read_only=True) as ledger:
         data = make_digest(ledger)
-    if output is not None:
+    if output is not None and not is_dash(output):
         write_output(output, json.dumps(data) + "\n")
     if state(ctx).json:
         print_json(data)
@@ -98,7 +110,9 @@ def digest(
 @app.command("import")
 def import_(
     ctx: typer.Context,
-    trades: Annotated[Path, typer.Option("--trades", help="Trades CSV (DESIGN.md format).")],
+    trades: Annotated[
+        Path, typer.Option("--trades", help="Trades CSV (docs/csv.md); - reads stdin.")
+    ],
 ) -> None:
     """Import trades from CSV: all rows or none; a trade already recorded is skipped.
 
@@ -106,8 +120,9 @@ def import_(
     """
     from ..ledger.trades_csv import import_trades
 
-    with state(ctx).workspace.open_ledger() as ledger:
-        result = import_trades(ledger, trades)
+    ws = state(ctx).workspace
+    with stdin_file(trades) as path, ws.open_ledger() as ledger:
+        result = import_trades(ledger, path)
     if state(ctx).json:
         print_json(result)
     else:
@@ -122,7 +137,9 @@ def export(
     ctx: typer.Context,
     table_name: Annotated[str, typer.Option("--table", help="Ledger table.")] = "trades",
     fmt: Annotated[str, typer.Option("--format", help="csv, parquet or json.")] = "csv",
-    output: Annotated[Path | None, typer.Option("--output", help="Output file.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", help="Output file; - writes to stdout.")
+    ] = None,
 ) -> None:
     """Export a ledger table (default: trades as CSV into reports/).
 
@@ -132,9 +149,11 @@ def export(
 
     ws = state(ctx).workspace
     target = output or ws.reports_dir / f"{table_name}.{fmt}"
-    with ws.open_ledger(read_only=True) as ledger:
-        result = export_table(ledger, table_name, fmt, target)
-    if state(ctx).json:
+    with stdout_file(target) as path, ws.open_ledger(read_only=True) as ledger:
+        result = export_table(ledger, table_name, fmt, path)
+    if is_dash(target):  # stdout holds the data: the summary goes to stderr
+        note(f"wrote {result.rows} {result.table} rows to stdout")
+    elif state(ctx).json:
         print_json(result)
     else:
         console.print(f"wrote {result.rows} {result.table} rows to {result.path}")
@@ -151,15 +170,16 @@ def log_(
     """
     from ..ledger.export import audit_log
 
-    with state(ctx).workspace.open_ledger(read_only=True) as ledger:
+    ws = state(ctx).workspace
+    with ws.open_ledger(read_only=True) as ledger:
         events = audit_log(ledger, limit)
     if state(ctx).json:
-        print_json(events)
+        print_json([ledger_event_record(e) for e in events])
         return
     rows = [
         [
             e["seq"],
-            f"{e['timestamp']:%Y-%m-%d %H:%M:%S}",
+            local_time(ws, e["timestamp"], seconds=True),
             e["kind"],
             e["actor"],
             e["subject"],
@@ -167,9 +187,8 @@ def log_(
         ]
         for e in events
     ]
-    console.print(
-        table("Audit trail", ["seq", "time (UTC)", "event", "actor", "subject", "details"], rows)
-    )
+    columns = ["seq", time_header(ws), "event", "actor", "subject", "details"]
+    console.print(table("Audit trail", columns, rows))
 
 
 @app.command("backup")

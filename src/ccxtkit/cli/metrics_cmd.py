@@ -32,6 +32,33 @@ def write(ctx: typer.Context) -> None:
             console.print(line, markup=False, highlight=False)
 
 
+@app.command("show")
+def show(ctx: typer.Context) -> None:
+    """Print the metrics in Prometheus' text exposition format on stdout (nothing is written).
+
+    Example: vhc metrics show | grep vhc_kill_switch_active
+    """
+    from prometheus_client import generate_latest
+
+    from ccxtkit.metrics import collect
+
+    ws = state(ctx).workspace
+    ws.config  # noqa: B018 - a clear config error first
+    text = generate_latest(collect(ws)).decode()
+    if state(ctx).json:
+        from prometheus_client.parser import text_string_to_metric_families
+
+        print_json(
+            [
+                {"name": s.name, "labels": s.labels, "value": s.value}
+                for family in text_string_to_metric_families(text)
+                for s in family.samples
+            ]
+        )
+        return
+    typer.echo(text, nl=False)
+
+
 @app.command("serve")
 def serve(
     ctx: typer.Context,

@@ -12,6 +12,7 @@ import typer
 from ccxtkit.errors import ExchangeError, FindingsError
 from ccxtkit.money import cents, fmt
 
+from ..records import decimal_str
 from .output import console, err_console, note, print_json, state, table
 
 if TYPE_CHECKING:
@@ -50,17 +51,22 @@ def _usd(value: Any) -> str:
     return "" if value is None else f"{cents(value):.2f}"
 
 
+def _usd_json(value: Any) -> str | None:
+    """USD to the cent as a normalized decimal string (docs/json.md), null when unpriced."""
+    return None if value is None else decimal_str(cents(value))
+
+
 def _doc(result: ReconcileResult) -> dict[str, Any]:
     accounts = {}
     for name, a in sorted(result.accounts.items()):
         accounts[name] = {
             "error": a.error,
             "clean": a.clean,
-            "discrepancy_usd": _usd(a.discrepancy_usd),
+            "discrepancy_usd": _usd_json(a.discrepancy_usd),
             "adopted": {k: fmt(v) for k, v in a.adopted.items()},
             "balances": [
                 {"asset": c.asset, "local_balance": fmt(c.local), "exchange_balance": fmt(c.actual),
-                 "discrepancy": fmt(c.difference), "discrepancy_usd": _usd(c.difference_usd),
+                 "discrepancy": fmt(c.difference), "discrepancy_usd": _usd_json(c.difference_usd),
                  "status": c.status, "ok": c.ok}
                 for c in a.checks
             ],
@@ -68,7 +74,7 @@ def _doc(result: ReconcileResult) -> dict[str, Any]:
                 {"kind": f.kind, "label": f.label, "severity": f.severity, "id": f.ref,
                  "timestamp": f.timestamp, "subject": f.subject,
                  "amount": None if f.amount is None else fmt(f.amount),
-                 "value_usd": _usd(f.value_usd), "action": f.action, "detail": f.detail}
+                 "value_usd": _usd_json(f.value_usd), "action": f.action, "detail": f.detail}
                 for f in a.findings
             ],
         }  # fmt: skip

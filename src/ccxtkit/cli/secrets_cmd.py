@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ccxtkit.cli.output import console, note, print_json, state, table
-from ccxtkit.errors import VhcError
+from ccxtkit.errors import UsageError, VhcError
 
 if TYPE_CHECKING:
-    from ccxtkit.secrets import SetResult
+    from ccxtkit.secrets import Credentials, SetResult
 
 #: Spelled out here so that `vhc --help` does not import the secrets backends (and pydantic).
 BACKENDS = ("keyring", "vault", "aws", "env")
@@ -44,14 +45,20 @@ def set_cmd(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Exchange account name, or a secret's name.")],
     backend: BackendOption = None,
+    from_file: Annotated[
+        str | None,
+        typer.Option("--from-file", help="Read the value(s) from this file; - reads stdin."),
+    ] = None,
 ) -> None:
     """Store an account's API key (or a named secret); prompts and never echoes.
 
     For an account under `exchanges:` it asks for the API key, the secret and an optional
-    passphrase; for any other name (e.g. smtp_password) it asks for one value. The ledger
-    records when the secret was set and where, never the value.
+    passphrase; for any other name (e.g. smtp_password) it asks for one value. When stdin
+    is not a terminal (or with --from-file) the values are read from it instead: one value,
+    or for an account the key, the secret and the optional passphrase on lines 1-3. The
+    ledger records when the secret was set and where, never the value.
 
-    Example: vhc secrets set kraken --backend vault
+    Example: vhc secrets set kraken --backend vault; echo "$TOKEN" | vhc secrets set slack
     """
     st = state(ctx)
     ws = st.workspace
@@ -59,6 +66,7 @@ def set_cmd(
     from ccxtkit.secrets.common import require_backend
 
     ref, chosen = target(ws, name, require_backend(backend) if backend else None)
+    given = _read_values(from_file)
     result: SetResult
     if ref.is_exchange:
         configured = ws.config.exchange(name).secrets
@@ -67,19 +75,54 @@ def set_cmd(
                 f"note: account {name!r} reads its key from {configured!r} "
                 f"(exchanges.{name}.secrets); storing in {chosen!r} as asked"
             )
-        creds = Credentials(
-            api_key=_ask("API key"),
-            api_secret=_ask("API secret"),
-            passphrase=_ask("Passphrase (Enter for none)", optional=True) or None,
-        )
+        if given is not None:
+            creds = _credentials_from(given, name)
+        else:
+            creds = Credentials(
+                api_key=_ask("API key"),
+                api_secret=_ask("API secret"),
+                passphrase=_ask("Passphrase (Enter for none)", optional=True) or None,
+            )
         result = set_credentials(ws, name, creds, chosen, now=datetime.now(UTC))
     else:
-        result = set_secret(ws, name, _ask(f"Value of {name}"), chosen, now=datetime.now(UTC))
+        value = given.strip() if given is not None else _ask(f"Value of {name}")
+        if not value:
+            raise UsageError(f"no value for {name} on stdin (or in --from-file); nothing stored")
+        result = set_secret(ws, name, value, chosen, now=datetime.now(UTC))
     _show_warnings()
     if st.json:
         print_json(result)
         return
     console.print(f"Stored {result.name} in {result.location} ({result.recorded})")
+
+
+def _read_values(from_file: str | None) -> str | None:
+    """The text given by --from-file or a non-terminal stdin (gh secret set's convention)."""
+    import sys
+
+    if from_file is not None and from_file != "-":
+        try:
+            return Path(from_file).expanduser().read_text("utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot read --from-file {from_file}: {exc.strerror}") from None
+    if from_file == "-" or not sys.stdin.isatty():
+        return sys.stdin.read()
+    return None
+
+
+def _credentials_from(text: str, name: str) -> Credentials:
+    """API key, secret and optional passphrase on lines 1-3."""
+    from ccxtkit.secrets import Credentials
+
+    lines = [line.strip() for line in text.splitlines()]
+    while lines and not lines[-1]:
+        lines.pop()
+    if len(lines) < 2 or not lines[0] or not lines[1] or len(lines) > 3:
+        raise UsageError(
+            f"expected the API key of {name} on line 1, its secret on line 2 and an optional "
+            "passphrase on line 3 (stdin or --from-file); nothing stored"
+        )
+    return Credentials(lines[0], lines[1], (lines[2] if len(lines) == 3 else "") or None)
 
 
 @app.command("check")

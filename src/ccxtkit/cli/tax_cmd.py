@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,7 +11,8 @@ import typer
 
 from ccxtkit.errors import UsageError
 
-from .output import console, note, print_json, state, table
+from ..records import decimal_str
+from .output import console, err_console, note, print_json, state, table
 
 tax_app = typer.Typer(help="Tax elections on the record.", no_args_is_help=True)
 prices_app = typer.Typer(help="USD prices for valuation.", no_args_is_help=True)
@@ -47,10 +49,11 @@ def tax_report_cmd(
     sched = report.schedule
 
     def part(t: Any) -> dict[str, str]:
+        # Rounded to the cent as the form is; normalized as every --json amount is.
         return {
-            "proceeds": _money(t.proceeds),
-            "cost_basis": _money(t.cost_basis),
-            "gain": _money(t.gain),
+            "proceeds": decimal_str(Decimal(_money(t.proceeds))),
+            "cost_basis": decimal_str(Decimal(_money(t.cost_basis))),
+            "gain": decimal_str(Decimal(_money(t.gain))),
         }
 
     if st.json:
@@ -139,7 +142,20 @@ def prices_fetch_cmd(
     if (lo is None) != (hi is None):
         raise UsageError("give both --start and --end, or neither")
     now = datetime.now(UTC).replace(tzinfo=None)
-    result = fetch_prices(st.workspace, symbol or None, lo, hi, exchange, now)
+    if st.json or st.quiet or not err_console.is_terminal:
+        result = fetch_prices(st.workspace, symbol or None, lo, hi, exchange, now)
+    else:  # a progress bar for people; scripts and cron get none
+        from rich.progress import Progress
+
+        with Progress(console=err_console, transient=True) as bar:
+            tasks: dict[str, Any] = {}
+
+            def advance(name: str, done: float) -> None:
+                if name not in tasks:
+                    tasks[name] = bar.add_task(name, total=1.0)
+                bar.update(tasks[name], completed=done)
+
+            result = fetch_prices(st.workspace, symbol or None, lo, hi, exchange, now, advance)
     if st.json:
         print_json(result)
     else:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any
 
 import typer
 
-from ..errors import ExchangeError
+from ..errors import ExchangeError, RiskLimitError
 from ..money import fmt, to_decimal
-from .output import console, note, print_json, state, table
+from ..records import order_record
+from .output import console, local_time, note, print_json, state, table, time_header
 
 app = typer.Typer(help="Place, cancel, list and recover orders.", no_args_is_help=True)
 
@@ -39,6 +41,11 @@ def _default_exchange(ctx: typer.Context, exchange: str | None) -> str:
             f"several accounts are enabled ({', '.join(enabled) or 'none'}); choose one with --exchange"
         )
     return enabled[0]
+
+
+def _print_checks(checks: list[Any]) -> None:
+    rows = [[c.name, "ok" if c.ok else "REFUSED", c.message] for c in checks]
+    console.print(table("Risk checks", ["limit", "result", "detail"], rows))
 
 
 def _order(
@@ -75,12 +82,16 @@ def _order(
         shown = f" at {price}" if price else " at market"
         if not typer.confirm(f"LIVE order on {name}: {side} {amount} {symbol}{shown}. Send it?"):
             raise typer.Abort()
-    result = place_order(ws, request)
+    try:
+        result = place_order(ws, request)
+    except RiskLimitError as exc:  # show every check, the passing ones too
+        if exc.details and not state(ctx).json:
+            _print_checks(exc.details["checks"])
+        raise
     if state(ctx).json:
         print_json(result)
         return
-    rows = [[c.name, "ok" if c.ok else "REFUSED", c.message] for c in result.checks]
-    console.print(table("Risk checks", ["limit", "result", "detail"], rows))
+    _print_checks(result.checks)
     if result.resolved_pending:
         note(f"resolved earlier pending orders: {', '.join(result.resolved_pending)}")
     if result.dry_run:
@@ -176,18 +187,19 @@ def orders(
     """
     from ..trading.recording import order_table
 
-    with state(ctx).workspace.open_ledger() as ledger:
-        rows = order_table(ledger, exchange, include_all)
+    ws = state(ctx).workspace
+    with ws.open_ledger() as ledger:
+        rows = [order_record(r) for r in order_table(ledger, exchange, include_all)]
     if state(ctx).json:
         print_json(rows)
         return
-    cols = ["exchange", "order_id", "symbol", "side", "type", "amount", "price", "state", "filled"]
+    cols = ["exchange", "order_id", "symbol", "side", "type", "amount", "price", "status", "filled"]
     shown = [
-        [f"{r['timestamp']:%m-%d %H:%M}"]
-        + [fmt(v) if hasattr(v, "quantize") else v for v in (r[c] for c in cols)]
+        [local_time(ws, r["timestamp"] and datetime.fromisoformat(r["timestamp"]))]
+        + [r[c] for c in cols]
         for r in rows
     ]
-    console.print(table("Orders", ["time (UTC)", *cols], shown))
+    console.print(table("Orders", [time_header(ws), *cols], shown))
 
 
 @app.command("recover")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from ..errors import FindingsError
 from ..money import fmt
-from .output import console, print_json, state, table
+from ..records import allowlist_record
+from .output import console, local_time, print_json, state, table, time_header
 
 if TYPE_CHECKING:
     from ..withdrawals.execute import Execution
@@ -37,7 +39,7 @@ NetworkOpt = Annotated[
 ]
 
 
-def _request_row(r: WithdrawalRequest, now: Any) -> list[Any]:
+def _request_row(r: WithdrawalRequest, now: Any, ws: Any) -> list[Any]:
     return [
         r.id,
         r.status_at(now),
@@ -49,17 +51,17 @@ def _request_row(r: WithdrawalRequest, now: Any) -> list[Any]:
         + (f" tag {r.tag}" if r.tag else "")
         + (f" [{r.label}]" if r.label else ""),
         f"{len(set(r.approvers))}/{r.approvals_needed}" + (" auto" if r.auto else ""),
-        f"{r.requested_at:%Y-%m-%d %H:%M}",
-        f"{r.expires_at:%Y-%m-%d %H:%M}",
+        local_time(ws, r.requested_at),
+        local_time(ws, r.expires_at),
         r.transfer_id or r.reason or "-",
     ]
 
 
-_COLUMNS = [
-    "id", "status", "exchange", "amount", "USD", "to (network, tag, [label])", "approvals",
-    "requested (UTC)",
-    "expires (UTC)", "exchange id / reason",
-]  # fmt: skip
+def _columns(ws: Any) -> list[str]:
+    return [
+        "id", "status", "exchange", "amount", "USD", "to (network, tag, [label])", "approvals",
+        time_header(ws, "requested"), time_header(ws, "expires"), "exchange id / reason",
+    ]  # fmt: skip
 
 
 def _execution_line(e: Execution) -> str:
@@ -132,7 +134,6 @@ def list_(
 
     Example: vhc withdraw list --status all
     """
-    from datetime import UTC, datetime
 
     from ..withdrawals.service import list_requests
 
@@ -142,7 +143,8 @@ def list_(
     if st.json:
         print_json([r.to_dict(now) for r in found])
         return
-    console.print(table(f"withdrawals ({status})", _COLUMNS, [_request_row(r, now) for r in found]))
+    rows = [_request_row(r, now, st.workspace) for r in found]
+    console.print(table(f"withdrawals ({status})", _columns(st.workspace), rows))
 
 
 @app.command("reject")
@@ -252,7 +254,8 @@ def allowlist_add(
     entry = add_entry(st.workspace, asset, address, network, label, auth_code, approver, tag=tag)
     ready = entry.usable_from(Policy.from_config(st.workspace.config.withdrawals).new_address_delay)
     if st.json:
-        print_json({**_entry_doc(entry), "usable_from": ready})
+        waiting = ready > datetime.now(UTC)
+        print_json(allowlist_record(entry, "cooling_off" if waiting else "usable", ready))
     else:
         tagged = f" tag {entry.tag}" if entry.tag else ""
         console.print(
@@ -279,7 +282,7 @@ def allowlist_remove(
     st = state(ctx)
     entry = remove_entry(st.workspace, asset, address, network, auth_code, approver, tag=tag)
     if st.json:
-        print_json(_entry_doc(entry))
+        print_json(allowlist_record(entry, "removed"))
     else:
         console.print(f"removed {entry.asset} {entry.address}")
 
@@ -304,7 +307,7 @@ def allowlist_import_config(
         for p in outcome.skipped
     ]
     if st.json:
-        added = [{**_entry_doc(e), "usable_from": outcome.usable_from} for e in outcome.added]
+        added = [allowlist_record(e, "cooling_off", outcome.usable_from) for e in outcome.added]
         print_json({"added": added, "skipped": skipped})
     else:
         for e in outcome.added:
@@ -331,7 +334,7 @@ def allowlist_list(ctx: typer.Context) -> None:
     st = state(ctx)
     rows = list_entries(st.workspace)
     if st.json:
-        print_json(rows)
+        print_json([allowlist_record(r) for r in rows])
         return
     cells = [
         [
@@ -352,17 +355,6 @@ def allowlist_list(ctx: typer.Context) -> None:
             cells,
         )
     )
-
-
-def _entry_doc(entry: Any) -> dict[str, Any]:
-    return {
-        "asset": entry.asset,
-        "address": entry.address,
-        "network": entry.network,
-        "tag": entry.tag,
-        "label": entry.label,
-        "added_at": entry.added_at,
-    }
 
 
 def register(root: typer.Typer) -> None:

@@ -1,4 +1,4 @@
-"""Every exchange call timed for the `trading_api_latency_ms` histogram and `vhc_exchange_up`."""
+"""Every exchange call timed for the `trading_api_latency_seconds` histogram and `vhc_exchange_up`."""
 
 from __future__ import annotations
 

@@ -24,6 +24,16 @@ class ExportResult:
     rows: int
 
 
+def _column_sql(name: str, kind: str | None, fmt: str) -> str:
+    """One exported column: exact strings for money in JSON, RFC 3339 times in text formats."""
+    if fmt == "json" and kind == "decimal":
+        return f'CAST("{name}" AS VARCHAR) AS "{name}"'
+    if fmt in ("csv", "json") and kind == "timestamp":
+        # Ledger times are naive UTC: say so, as RFC 3339 does (machines read these files).
+        return f"strftime(\"{name}\", '%Y-%m-%dT%H:%M:%S.%f') || '+00:00' AS \"{name}\""
+    return f'"{name}"'
+
+
 def export_table(ledger: Ledger, table: str, fmt: str, output: Path) -> ExportResult:
     """Write one table, in chain order, to `output` (mode 0600)."""
     if table not in TABLES:
@@ -32,12 +42,7 @@ def export_table(ledger: Ledger, table: str, fmt: str, output: Path) -> ExportRe
         raise UsageError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     kinds = {"seq": "int", "recorded_at": "timestamp"} | {c.name: c.kind for c in TABLES[table]}
     # JSON numbers become floats in most readers: money travels as exact strings there.
-    select = ", ".join(
-        f'CAST("{n}" AS VARCHAR) AS "{n}"'
-        if fmt == "json" and kinds.get(n) == "decimal"
-        else f'"{n}"'
-        for n in all_columns(table)
-    )
+    select = ", ".join(_column_sql(n, kinds.get(n), fmt) for n in all_columns(table))
     from ..workspace import output_path
 
     output_path(output)

@@ -169,8 +169,52 @@ def _same_trade(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return all(a[k] == b[k] for k in keys)
 
 
+#: Columns of `vhc ledger export --table trades --format csv` that the ledger computes itself.
+LEDGER_ONLY = ("seq", "prev_hash", "row_hash", "recorded_at", "asset", "quote", "cost",
+               "client_order_id", "source", "total_usd")  # fmt: skip
+
+
 def import_trades(ledger: Ledger, path: Path, source: str = "import") -> ImportResult:
-    """Import a trades CSV in one transaction; a trade already in the ledger is skipped."""
+    """Import a trades CSV in one transaction; a trade already in the ledger is skipped.
+
+    A file written by `vhc ledger export --table trades --format csv` imports too: the
+    columns the ledger computes (seq, hashes, cost...) are dropped and computed again.
+    """
+    import tempfile
+    from dataclasses import replace
+
+    exported = _exported_columns(path)
+    if exported is None:
+        return _import_file(ledger, path, source)
+    with tempfile.TemporaryDirectory(prefix="vhc-import-") as tmp:
+        plain = Path(tmp) / (path.name if path.name not in ("", "-") else "stdin.csv")
+        keep = [*REQUIRED, *(n for n in OPTIONAL if n in exported)]
+        with (
+            open(path, newline="", encoding="utf-8-sig") as src,
+            open(plain, "w", newline="", encoding="utf-8") as dst,
+        ):
+            writer = csv.writer(dst, lineterminator="\n")
+            writer.writerow(keep)
+            for row in csv.DictReader(src):
+                writer.writerow([row.get(n) or "" for n in keep])
+        return replace(_import_file(ledger, plain, source), file=path)
+
+
+def _exported_columns(path: Path) -> list[str] | None:
+    """The header of a ledger export (it names ledger-only columns), else None."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            header = next(csv.reader(handle), None)
+    except OSError:
+        return None  # the importer proper names the problem
+    names = [h.strip() for h in header or []]
+    known = {*REQUIRED, *OPTIONAL, *LEDGER_ONLY}
+    if set(REQUIRED) <= set(names) <= known and any(n in LEDGER_ONLY for n in names):
+        return names
+    return None
+
+
+def _import_file(ledger: Ledger, path: Path, source: str) -> ImportResult:
     from .fast_import import fast_import
 
     names = _read_header(path)

@@ -25,7 +25,8 @@ from .facts import LedgerFacts
 from .latency import LatencySample
 
 #: Upper bounds of the latency histogram's buckets, in milliseconds.
-LATENCY_BUCKETS_MS = (25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000)
+#: Histogram bounds in seconds (Prometheus base units: `_seconds`, never `_ms`).
+LATENCY_BUCKETS_SECONDS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
 class StaticCollector:
@@ -134,7 +135,9 @@ def latency_families(
     samples: list[LatencySample], health: dict[str, tuple[bool, datetime]]
 ) -> list[Metric]:
     """The latency histogram and per-exchange up/last-check gauges."""
-    counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0] * len(LATENCY_BUCKETS_MS))
+    counts: dict[tuple[str, str], list[int]] = defaultdict(
+        lambda: [0] * len(LATENCY_BUCKETS_SECONDS)
+    )
     sums: dict[tuple[str, str], float] = defaultdict(float)
     totals: dict[tuple[str, str], int] = defaultdict(int)
     latest: dict[str, tuple[bool, float]] = {
@@ -143,17 +146,22 @@ def latency_families(
     for s in samples:
         key = (s.exchange, s.method)
         totals[key] += 1
-        sums[key] += s.ms
-        for i, bound in enumerate(LATENCY_BUCKETS_MS):
-            if s.ms <= bound:
+        seconds = s.ms / 1000
+        sums[key] += seconds
+        for i, bound in enumerate(LATENCY_BUCKETS_SECONDS):
+            if seconds <= bound:
                 counts[key][i] += 1
         if s.exchange not in latest or latest[s.exchange][1] <= s.timestamp:
             latest[s.exchange] = (s.ok, s.timestamp)
     histogram = HistogramMetricFamily(
-        "trading_api_latency_ms", "Exchange API call duration, ms.", labels=["exchange", "method"]
+        "trading_api_latency_seconds",
+        "Exchange API call duration, seconds.",
+        labels=["exchange", "method"],
     )
     for key in sorted(totals):
-        bounds = [str(float(b)) for b in LATENCY_BUCKETS_MS]  # le="50.0", as Histogram writes it
+        bounds = [
+            str(float(b)) for b in LATENCY_BUCKETS_SECONDS
+        ]  # le="0.05", as Histogram writes it
         buckets = [(b, float(c)) for b, c in zip(bounds, counts[key], strict=True)]
         buckets.append(("+Inf", float(totals[key])))
         histogram.add_metric(list(key), buckets, sums[key])

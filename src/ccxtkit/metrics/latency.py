@@ -1,7 +1,7 @@
 """Exchange API call timings, kept in a small JSON-lines file for the latency histogram.
 
 The exchange gateway calls `record_latency` after each call; `read_latency` feeds
-`trading_api_latency_ms` and `vhc_exchange_up`. The file is bounded: past `MAX_BYTES` the
+`trading_api_latency_seconds` and `vhc_exchange_up`. The file is bounded: past `MAX_BYTES` the
 oldest half is dropped, so the histogram's counts can go down (Prometheus treats that as a
 counter reset, which `rate()` and `increase()` handle).
 """

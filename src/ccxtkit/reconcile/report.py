@@ -2,7 +2,7 @@
 
 `reports/reconciliation_<label>.csv` with exactly DESIGN's columns, one row per exchange and
 asset; `reports/reconciliation_<label>_findings.csv` with one row per finding (an account that
-could not be read is a finding too). `<label>` is the day, or `<start>_<end>` for a range.
+could not be read, and a balance that does not agree, are findings too). `<label>` is the day, or `<start>_<end>` for a range.
 `--output FILE` names the first file; the findings file goes beside it as `<stem>_findings.csv`.
 Files are written atomically, readable by their owner only.
 """
@@ -43,6 +43,10 @@ FINDING_COLUMNS = [
     "action",
     "detail",
 ]
+
+
+#: Balance statuses that no movement finding explains (they get a finding row of their own).
+UNEXPLAINED = ("no opening balance", "fee mismatch", "unexplained difference")
 
 
 def report_paths(ws: Workspace, label: str, output: Path | None) -> tuple[Path, Path]:
@@ -95,6 +99,11 @@ def finding_rows(result: ReconcileResult) -> list[list[str]]:
                 f.timestamp.isoformat() if f.timestamp else "", f.subject,
                 "" if f.amount is None else fmt(f.amount), _usd(f.value_usd), f.action, f.detail,
             ])  # fmt: skip
+        for c in acct.checks:  # a difference no movement explains is a finding too
+            if not c.ok and any(label in c.status for label in UNEXPLAINED):
+                rows.append([c.exchange, "balance_mismatch", "warning", "", "", c.asset,
+                             fmt(c.difference), _usd(c.difference_usd), "reported",
+                             c.status])  # fmt: skip
     return rows
 
 

@@ -21,7 +21,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from ccxtkit.errors import ExchangeError, SecretsError
+from ccxtkit.errors import ConfigError, ExchangeError, SecretsError
 from ccxtkit.exchanges.base import Balance, LedgerEntry, Trade, Transfer
 from ccxtkit.exchanges.fees import apply_ledger_fees
 from ccxtkit.ledger.store import Ledger
@@ -144,7 +144,7 @@ def read_account(
             step("prices")
         finally:
             client.close()
-    except (ExchangeError, SecretsError) as exc:
+    except (ExchangeError, SecretsError, ConfigError) as exc:  # this account only
         read.error = exc.message
         log.warning("reconcile: %s could not be read: %s", name, exc.message)
     return read

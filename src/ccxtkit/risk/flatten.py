@@ -51,7 +51,7 @@ class AccountResult:
         return {
             "account": self.account,
             "ok": self.ok,
-            "cancelled": list(self.cancelled),
+            "canceled": list(self.cancelled),  # ccxt's spelling, as everywhere in --json
             "still_open": list(self.still_open),
             "closed": [dict(c) for c in self.closed],
             "errors": list(self.errors),

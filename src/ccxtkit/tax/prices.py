@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -110,8 +110,14 @@ def fetch_prices(
     end: datetime | None,
     exchange: str | None,
     now: datetime,
+    progress: Callable[[str, float], None] | None = None,
 ) -> FetchResult:
-    """Fetch hourly candles through the exchange gateway and record their opens as USD prices."""
+    """Fetch hourly candles through the exchange gateway and record their opens as USD prices.
+
+    Incremental: for each symbol only the hours after the last price already recorded from
+    this exchange are asked for, so a re-run fetches only what is new. `progress(symbol, f)`
+    is called after each page with the fraction f of the span done.
+    """
     from ccxtkit.errors import UsageError
     from ccxtkit.exchanges.factory import open_exchange
 
@@ -133,6 +139,16 @@ def fetch_prices(
     result = FetchResult(name, list(symbols), start, end)
     if not symbols or start >= end:
         return result
+    source = f"ohlcv:{name}:{TIMEFRAME}"
+    with ws.open_ledger() as ledger:
+        latest = {
+            str(asset): _naive(t)
+            for asset, t in ledger.query(
+                "SELECT upper(asset), max(timestamp) FROM prices "
+                "WHERE source = ? AND timestamp >= ? AND timestamp < ? GROUP BY 1",
+                [source, start, end],
+            )
+        }
     rows: list[dict[str, object]] = []
     client = open_exchange(ws, name)
     try:
@@ -144,17 +160,21 @@ def fetch_prices(
             if not is_usd_like(quote):
                 raise UsageError(f"{symbol}: quote {quote} is not USD or a USD stablecoin")
             since = start
+            if base.upper() in latest:  # already recorded up to there: ask only for what is new
+                since = max(start, latest[base.upper()] + timedelta(microseconds=_STEP_US))
             while since < end:
                 candles = client.fetch_ohlcv(symbol, TIMEFRAME, since, _PAGE)
                 fresh = [c for c in candles if since <= _naive(c.timestamp) < end]
                 for c in fresh:
                     rows.append(
                         {"timestamp": c.timestamp, "asset": base, "quote": quote,
-                         "price": c.open, "source": f"ohlcv:{name}:{TIMEFRAME}"}
+                         "price": c.open, "source": source}
                     )  # fmt: skip
                 if not fresh:
                     break
                 since = _naive(fresh[-1].timestamp) + timedelta(microseconds=_STEP_US)
+                if progress is not None:
+                    progress(symbol, min(1.0, (since - start) / (end - start)))
     finally:
         client.close()
     result.fetched = len(rows)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from ..errors import ExchangeError, SecretsError
+from ..errors import ConfigError, ExchangeError, SecretsError
 from ..exchanges.base import Balance
 from ..ledger.chain import now_utc
 from ..ledger.store import Ledger
@@ -84,7 +84,7 @@ def read_balances(ws: Workspace, exchange: str | None = None) -> BalancesReport:
                 )
             finally:
                 client.close()
-        except (ExchangeError, SecretsError) as exc:
+        except (ExchangeError, SecretsError, ConfigError) as exc:  # this account only
             report.errors[name] = exc.message
     if fetched:
         with ws.open_ledger() as ledger, ledger.transaction():

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from ..errors import InputError
+from ..errors import ExchangeError, FindingsError, InputError
 from ..exchanges.base import Order
+from ..money import fmt
+from ..records import order_record, order_status
 from ..workspace import Workspace
 from . import recording
 from .accounts import connect
+
+#: ccxt states in which an order can no longer be canceled (canceled itself is idempotent).
+FINISHED = ("closed", "expired", "rejected")
 
 
 def cancel_order(ws: Workspace, order_ref: str, exchange: str | None = None) -> Order:
@@ -33,8 +38,16 @@ def cancel_order(ws: Workspace, order_ref: str, exchange: str | None = None) -> 
     target = found[0]
     client = connect(ws, target["exchange"])
     try:
-        client.cancel_order(target["order_id"], target["symbol"])
         order = client.fetch_order(target["order_id"], target["symbol"])
+        if order.status not in FINISHED:
+            try:
+                client.cancel_order(target["order_id"], target["symbol"])
+            except ExchangeError:
+                # It may have filled in between: the order's state says which it was.
+                order = client.fetch_order(target["order_id"], target["symbol"])
+                if order.status not in FINISHED:
+                    raise
+            order = client.fetch_order(target["order_id"], target["symbol"])
     finally:
         client.close()
     with ws.open_ledger() as ledger, ledger.transaction():
@@ -44,4 +57,12 @@ def cancel_order(ws: Workspace, order_ref: str, exchange: str | None = None) -> 
         recording.record_fills(
             ledger, target["exchange"], order.trades, "trade", target["client_order_id"]
         )
+    if order.status in FINISHED:
+        # Not an exchange outage (exit 5 pages someone): the order ended before the cancel.
+        done = FindingsError(
+            f"order {target['order_id']} is already {order_status(order.status, order.filled)}"
+            f" (filled {fmt(order.filled)} of {fmt(order.amount)}): nothing to cancel"
+        )
+        done.details = {"order": order_record(order, target["exchange"])}
+        raise done
     return order

@@ -235,8 +235,13 @@ def _check_and_record_intent(
             _check_client_id_unused(ledger, request.exchange, client_order_id)
             ledger.append("orders", [_intent_row(request, p.symbol, client_order_id, live, now)])
     if refusal is not None:
-        log.warning("order refused on %s: %s", request.exchange, refusal.message)
-        raise RiskLimitError(refusal.message)
+        # Every refused limit, not only the first: a dry run is how people size an order.
+        refused = [c for c in checks if not c.ok]
+        message = "; ".join(c.message for c in refused)
+        log.warning("order refused on %s: %s", request.exchange, message)
+        error = RiskLimitError(message)
+        error.details = {"checks": checks}
+        raise error
     if not request.dry_run:
         log.info(
             "order intent %s on %s: %s %s %s %s",

@@ -29,6 +29,7 @@ from typing import Any
 from ccxtkit.errors import UsageError
 from ccxtkit.ledger.store import Ledger
 from ccxtkit.money import to_decimal
+from ccxtkit.records import decimal_str, timestamp
 
 from .policy import WINDOW, Sent
 
@@ -74,28 +75,28 @@ class WithdrawalRequest:
         return self.status
 
     def to_dict(self, now: datetime) -> dict[str, Any]:
-        """A JSON-ready view (money as strings)."""
+        """The withdrawal request record of docs/json.md (money as normalized strings)."""
         return {
             "id": self.id,
             "status": self.status_at(now),
             "exchange": self.exchange,
             "asset": self.asset,
-            "amount": str(self.amount),
+            "amount": decimal_str(self.amount),
             "address": self.address,
             "network": self.network,
             "tag": self.tag,
             "label": self.label,
-            "usd": None if self.usd is None else str(self.usd),
-            "requested_at": self.requested_at.isoformat(),
+            "usd": None if self.usd is None else decimal_str(self.usd),
+            "requested_at": timestamp(self.requested_at),
             "requested_by": self.requested_by,
             "approvals_needed": self.approvals_needed,
             "approvers": list(self.approvers),
             "auto": self.auto,
-            "time_lock_until": self.time_lock_until.isoformat() if self.time_lock_until else None,
-            "expires_at": self.expires_at.isoformat(),
+            "time_lock_until": timestamp(self.time_lock_until) if self.time_lock_until else None,
+            "expires_at": timestamp(self.expires_at),
             "transfer_id": self.transfer_id,
             "txid": self.txid,
-            "fee": None if self.fee is None else str(self.fee),
+            "fee": None if self.fee is None else decimal_str(self.fee),
             "reason": self.reason,
         }
 

@@ -308,6 +308,8 @@ def reject(
         raise UsageError("--reason TEXT is required: it is recorded in the ledger")
     with ws.open_ledger() as ledger:
         req = get_request(ledger, request_id)
+    if req.status == "rejected":
+        return req  # rejecting twice answers the same, like cancelling twice (nothing recorded)
     _mark_expired(ws, req, now)
     if req.status_at(now) == "expired":
         raise UsageError(f"withdrawal {request_id} already expired: nothing to reject")
