@@ -22,6 +22,7 @@ from ..errors import (
     ExchangeError,
     InputError,
     KillSwitchActiveError,
+    OrderLookupUnproven,
     OrderOutcomeUnknown,
     RiskLimitError,
     VhcError,
@@ -36,7 +37,7 @@ from ..risk.exposure import build_exposure
 from ..risk.limits import CheckResult, OrderProposal, check_order
 from ..workspace import Workspace
 from . import inflight, recording
-from .accounts import connect, is_live_account
+from .accounts import connect, is_live_account, unproven_lookup_warning
 from .balances import record_snapshot
 from .pricing import usd_prices
 from .recover import Resolution, look_up
@@ -92,6 +93,7 @@ class PlaceResult:
     fills: int = 0
     resolved_pending: list[str] = field(default_factory=list)
     tripped: list[str] = field(default_factory=list)  # kill-switch triggers this order fired
+    warnings: list[str] = field(default_factory=list)  # e.g. an unproven order lookup
 
 
 def place_order(ws: Workspace, request: OrderRequest) -> PlaceResult:
@@ -100,12 +102,16 @@ def place_order(ws: Workspace, request: OrderRequest) -> PlaceResult:
     account = ws.config.exchange(request.exchange)
     if not account.enabled:
         raise InputError(f"exchange account {request.exchange!r} is disabled in the config")
+    warning = unproven_lookup_warning(request.exchange, account)
+    if warning:
+        log.warning("%s", warning)  # on every trade, not once
     killswitch.ensure_trading_allowed(ws)
     client = connect(ws, request.exchange)
     try:
-        return _place(ws, client, request, is_live_account(request.exchange, account))
+        result = _place(ws, client, request, is_live_account(request.exchange, account))
     finally:
         client.close()
+    return replace(result, warnings=[warning]) if warning else result
 
 
 @dataclass(frozen=True)
@@ -278,6 +284,11 @@ def _send(
                     "unknown",
                     {"error": lost.message, "lookup_error": exc.message},
                 )
+                if isinstance(exc, OrderLookupUnproven):
+                    raise OrderLookupUnproven(
+                        f"order {client_order_id} on {request.exchange}: the reply was lost; "
+                        f"it was NOT resent. {exc.message}"
+                    ) from None
                 raise OrderOutcomeUnknown(
                     f"order {client_order_id} on {request.exchange}: the reply was lost and the "
                     "exchange cannot be asked now; it was NOT resent. Run `vhc trade recover` "
