@@ -23,7 +23,8 @@ What ccxt 4.5.x does against Binance.US (read from its binance.py / binanceus.py
   dropped reply raises NetworkError (ccxt does not resend the POST).
 
 Test control is plain Python: set_price, set_balance, add_deposit, add_withdrawal,
-add_closed_orders, fail_next, drop_reply_next, ``latency``, and the ``orders``/``trades``/
+add_closed_orders, fail_next, drop_reply_next (performed, reply lost), drop_request_next (not
+performed), ``latency``, and the ``orders``/``trades``/
 ``transfers``/``requests`` lists. Headers (API key, signature) are never logged.
 """
 
@@ -337,6 +338,11 @@ class BinanceUSServer:
         with self._lock:
             self._faults.append({"path": path, "method": method, "kind": "drop", "times": times})
 
+    def drop_request_next(self, path: str, *, method: str | None = None, times: int = 1) -> None:
+        """The next `times` calls to `path` are NOT performed; the connection is just closed."""
+        with self._lock:
+            self._faults.append({"path": path, "method": method, "kind": "lost", "times": times})
+
     def requests_to(self, path: str, method: str | None = None) -> list[Request]:
         """Logged requests to `path` (e.g. "/api/v3/order"), of one method or all."""
         with self._lock:
@@ -367,6 +373,10 @@ class BinanceUSServer:
                 error = {"code": fault["code"], "msg": fault["msg"]}
                 self._send(h, fault["status"], json.dumps(error))
             return
+        if fault is not None and fault["kind"] == "lost":
+            req.outcome = "lost"
+            self._hang_up(h)
+            return
         try:
             result = self._dispatch(h, split.path, split.query, body, params)
             status, payload = 200, json.dumps(result)
@@ -375,13 +385,17 @@ class BinanceUSServer:
             status, payload = exc.status, json.dumps({"code": exc.code, "msg": exc.msg})
         if fault is not None and fault["kind"] == "drop":
             req.outcome = "dropped"
-            h.close_connection = True
-            try:
-                h.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            self._hang_up(h)
             return
         self._send(h, status, payload)
+
+    @staticmethod
+    def _hang_up(h: BaseHTTPRequestHandler) -> None:
+        h.close_connection = True
+        try:
+            h.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     @staticmethod
     def _send(h: BaseHTTPRequestHandler, status: int, body: str, ctype: str = "") -> None:
