@@ -197,3 +197,66 @@ def test_kill_switch_cancels_resting_orders_on_binanceus(
     assert sorted(r.params["symbol"] for r in cancels) == ["BTCUSD", "ETHUSD"]
     code, _, err = trade(capsys, home, "buy", "BTC/USD", "0.01")
     assert code == 4 and len(binance.requests_to(ORDER, "POST")) == 3
+
+
+# -- an exchange whose lookup cannot prove absence --------------------------------------------
+@pytest.fixture
+def unproven(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Take binanceus out of the proven table: vhc then treats it as it treats gemini or
+    bitfinex (scan open orders and the latest closed page), against the same real server."""
+    from ccxtkit.exchanges import lookup
+
+    monkeypatch.delitem(lookup.STRATEGIES, "binanceus")
+
+
+def test_unproven_lookup_refuses_live_trading_without_opt_in(
+    home: Path, binance: BinanceUSServer, capsys: pytest.CaptureFixture[str], unproven: None
+) -> None:
+    for extra in ((), ("--dry-run",)):
+        code, _, err = trade(capsys, home, "buy", "BTC/USD", "0.01", *extra)
+        assert code == 2 and "allow_unproven_lookup: true" in err, err
+        assert len([line for line in err.splitlines() if line.startswith("error:")]) == 1
+    assert binance.requests == []  # refused before anything reached the exchange
+    assert ledger_rows(home, "SELECT count(*) FROM orders") == [(0,)]
+
+
+def test_unproven_lookup_still_finds_an_order_and_warns_on_every_trade(
+    tmp_path: Path,
+    binance: BinanceUSServer,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    unproven: None,
+) -> None:
+    home = tmp_path / "ws"
+    init_workspace(home)
+    add_binanceus_account(home, binance, monkeypatch, allow_unproven_lookup=True)
+    code, _, err = trade(capsys, home, "buy", "BTC/USD", "0.01")
+    assert code == 0 and "order lookup by client id is unproven" in err, err
+    binance.drop_reply_next(ORDER, method="POST")
+    code, out, err = trade(capsys, home, "buy", "BTC/USD", "0.01")
+    assert code == 0 and "order lookup by client id is unproven" in err, err  # warned again
+    assert "CLOSED" in out  # found among the recent closed orders
+    assert len(binance.requests_to(ORDER, "POST")) == 2 and len(binance.orders) == 2
+    assert events(home) == ["filled", "filled"]
+
+
+def test_unproven_lost_reply_not_found_stays_unknown(
+    tmp_path: Path,
+    binance: BinanceUSServer,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    unproven: None,
+) -> None:
+    home = tmp_path / "ws"
+    init_workspace(home)
+    add_binanceus_account(home, binance, monkeypatch, allow_unproven_lookup=True)
+    binance.drop_request_next(ORDER, method="POST")  # truly absent, but vhc cannot know
+    code, _, err = trade(capsys, home, "buy", "BTC/USD", "0.01")
+    assert code == 5 and "NOT resent" in err and "by hand" in err, err
+    assert len(binance.requests_to(ORDER, "POST")) == 1 and binance.orders == []
+    assert events(home) == ["unknown"]
+    code, _, err = run(capsys, "--home", str(home), "trade", "recover")
+    assert code == 5 and events(home) == ["unknown"]  # still unknown, never "not_found"
+    code, _, err = trade(capsys, home, "buy", "BTC/USD", "0.01")
+    assert code == 5 and "by hand" in err  # no new order while one is unknown there
+    assert len(binance.requests_to(ORDER, "POST")) == 1
