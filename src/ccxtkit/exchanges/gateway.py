@@ -53,6 +53,7 @@ from .markets_cache import MarketsCache
 from .pagination import PAGINATION, Pager, collect
 from .quirks import (
     CCXT_DEFAULTS,
+    CLIENT_ID_PARAM,
     FILLS_BY_ORDER_ID,
     NO_SPOT_LEDGER,
     TRADES_PER_SYMBOL,
@@ -371,7 +372,7 @@ class CcxtGateway:
         f_amount = _float(amount, "amount")
         f_price = None if price is None else _float(price, "price")
         ctx = CallContext(self.name, "create_order", symbol=symbol, side=side, amount=amount)
-        params = {"clientOrderId": client_order_id}
+        params = {CLIENT_ID_PARAM.get(self.exchange.id, "clientOrderId"): client_order_id}
         raw = call_create(
             lambda: self.exchange.create_order(symbol, type, side, f_amount, f_price, params), ctx
         )

@@ -10,6 +10,9 @@ Binance and Binance.US:
   ``myTrades?orderId=`` instead.
 - ccxt's ``fetch_ledger`` covers derivatives wallets only: no spot ledger (fees show their
   currency on each fill anyway).
+
+Coinbase: ccxt's create_order drops a unified ``clientOrderId`` and sends its own
+``ccxt-<uuid>``; ours must go as ``client_order_id`` to reach the exchange.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ CCXT_DEFAULTS: dict[str, dict[str, Any]] = {
     "binance": {"options": {"warnOnFetchOpenOrdersWithoutSymbol": False}},
     "binanceus": {"options": {"warnOnFetchOpenOrdersWithoutSymbol": False}},
 }
+
+#: The create_order param that carries our client order id, where it is not `clientOrderId`.
+CLIENT_ID_PARAM: dict[str, str] = {"coinbase": "client_order_id"}
 
 #: Exchanges whose fetch_my_trades needs a symbol (read market by market).
 TRADES_PER_SYMBOL = _BINANCE
