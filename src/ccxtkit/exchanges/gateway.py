@@ -57,7 +57,9 @@ from .quirks import (
     FILLS_BY_ORDER_ID,
     NO_SPOT_LEDGER,
     TRADES_PER_SYMBOL,
+    TRANSFERS_IN_WINDOWS,
     binance_trades,
+    binance_transfers,
 )
 
 #: Keys that hold secrets: they come from the secrets backend, never from the config file.
@@ -301,14 +303,37 @@ class CcxtGateway:
     def fetch_deposits(self, since: datetime, until: datetime | None = None) -> list[Transfer]:
         """All deposits in the range."""
         self.load_markets()
-        raws = self._collect("fetchDeposits", self.exchange.fetch_deposits, since, until)
+        raws = self._transfers("fetchDeposits", self.exchange.fetch_deposits, since, until)
         return [to_transfer(r, "deposit") for r in raws]
 
     def fetch_withdrawals(self, since: datetime, until: datetime | None = None) -> list[Transfer]:
         """All withdrawals in the range."""
         self.load_markets()
-        raws = self._collect("fetchWithdrawals", self.exchange.fetch_withdrawals, since, until)
+        raws = self._transfers("fetchWithdrawals", self.exchange.fetch_withdrawals, since, until)
         return [to_transfer(r, "withdrawal") for r in raws]
+
+    def _transfers(
+        self, method: str, fn: Callable[..., list[Raw]], since: datetime, until: datetime | None
+    ) -> list[Raw]:
+        if self.exchange.id not in TRANSFERS_IN_WINDOWS:
+            return self._collect(method, fn, since, until)
+        since_ms = datetime_to_ms(since)
+        until_ms = datetime_to_ms(until) if until else int(self.exchange.milliseconds()) + 1
+
+        def call(page: Callable[[], Any]) -> Any:
+            rows = self._safe(method, page)
+            if self.on_page is not None:
+                self.on_page(method)
+            return rows
+
+        raws = binance_transfers(fn, since_ms, until_ms, call)
+        unique = {str(r["id"]): r for r in raws}
+        kept = [
+            r
+            for r in unique.values()
+            if r.get("timestamp") is None or since_ms <= int(r["timestamp"]) < until_ms
+        ]
+        return sorted(kept, key=lambda r: int(r.get("timestamp") or 0))
 
     def fetch_ledger(
         self, since: datetime, until: datetime | None = None
