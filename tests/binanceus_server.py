@@ -343,6 +343,13 @@ class BinanceUSServer:
         with self._lock:
             self._faults.append({"path": path, "method": method, "kind": "lost", "times": times})
 
+    def perform_late_next(self, path: str, delay: float, *, method: str | None = None) -> None:
+        """The next call to `path` gets no reply and is performed `delay` seconds later (what
+        Binance's -1007 "execution status unknown" allows): a first lookup finds nothing."""
+        with self._lock:
+            self._faults.append({"path": path, "method": method, "kind": "late", "times": 1,
+                                 "delay": delay})  # fmt: skip
+
     def requests_to(self, path: str, method: str | None = None) -> list[Request]:
         """Logged requests to `path` (e.g. "/api/v3/order"), of one method or all."""
         with self._lock:
@@ -372,6 +379,20 @@ class BinanceUSServer:
             else:
                 error = {"code": fault["code"], "msg": fault["msg"]}
                 self._send(h, fault["status"], json.dumps(error))
+            return
+        if fault is not None and fault["kind"] == "late":
+            req.outcome = "late"
+            route = _ROUTES[(h.command, split.path)]
+            self._authenticate(h, split.query, body, params)
+
+            def perform() -> None:
+                with self._lock:
+                    route[0](self, params)
+
+            timer = threading.Timer(fault["delay"], perform)
+            timer.daemon = True
+            timer.start()
+            self._hang_up(h)
             return
         if fault is not None and fault["kind"] == "lost":
             req.outcome = "lost"

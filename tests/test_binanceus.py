@@ -103,9 +103,20 @@ def test_request_lost_before_the_exchange_saw_it_is_sent_once_more(
     posts = binance.requests_to(ORDER, "POST")
     assert [r.outcome for r in posts] == ["lost", "ok"]
     assert posts[0].params["newClientOrderId"] == posts[1].params["newClientOrderId"]
-    lookup = binance.requests_to(ORDER, "GET")[0]
-    assert lookup.outcome == "error -2013"  # the exchange confirmed absence before the resend
+    lookups = binance.requests_to(ORDER, "GET")
+    assert [r.outcome for r in lookups[:2]] == ["error -2013"] * 2  # absent twice, then resent
     assert len(binance.orders) == 1 and events(home) == ["unknown", "filled"]
+
+
+def test_order_that_reaches_the_engine_late_is_found_by_the_recheck(
+    home: Path, binance: BinanceUSServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    binance.perform_late_next(ORDER, 1.0, method="POST")  # placed after the first lookup
+    code, out, err = trade(capsys, home, "buy", "BTC/USD", "0.01")
+    assert code == 0 and "CLOSED" in out, err
+    assert len(binance.requests_to(ORDER, "POST")) == 1 and len(binance.orders) == 1
+    assert [r.outcome for r in binance.requests_to(ORDER, "GET")][:2] == ["error -2013", "ok"]
+    assert events(home) == ["filled"]
 
 
 def test_lookup_finds_the_order_behind_1000_later_closed_orders(

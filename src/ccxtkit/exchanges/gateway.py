@@ -271,7 +271,7 @@ class CcxtGateway:
         def safe(fn: Callable[[], Any]) -> Any:
             return self._safe("find_order_by_client_id", fn, symbol=symbol)
 
-        raw = find_raw(self.exchange, client_order_id, symbol, safe, self.name)
+        raw = find_raw(self.exchange, client_order_id, symbol, safe, self.name, self.retry.sleep)
         return None if raw is None else to_order(self._with_fills(raw, symbol))
 
     def fetch_my_trades(self, since: datetime, until: datetime | None = None) -> list[Trade]:

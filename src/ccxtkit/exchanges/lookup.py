@@ -6,9 +6,11 @@ order with that client id. Each exchange proves that differently, or not at all:
 - kraken: OpenOrders and ClosedOrders filter by ``cl_ord_id`` server-side (ccxt maps
   ``clientOrderId`` to it), so an empty answer from both is absence;
 - binance, binanceus: GET /api/v3/order with ``origClientOrderId`` finds an open or closed
-  order of the symbol; error -2013 "Order does not exist." is absence. (Binance archives
-  CANCELED/EXPIRED orders without fills after 90 days: fine for a lookup seconds after the
-  send, and `recover` never resends.)
+  order of the symbol; error -2013 "Order does not exist." is absence, once it is said twice
+  `RECHECK_SECONDS` apart: Binance documents replies (-1006, -1007) whose "execution status
+  is unknown", i.e. the order may still reach the matching engine after the first answer.
+  (Binance archives CANCELED/EXPIRED orders without fills after 90 days: fine for a lookup
+  seconds after the send, and `recover` never resends.)
 - everything else (coinbase, gemini, bitfinex, ...): vhc can *find* an order among the open
   orders and the latest page of closed ones, but a miss proves nothing on a busy account.
   Not found there raises `OrderLookupUnproven`: the order stays unknown, is never resent,
@@ -17,6 +19,7 @@ order with that client id. Each exchange proves that differently, or not at all:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -62,6 +65,8 @@ STRATEGIES: dict[str, LookupStrategy] = {
 
 #: Binance's error code for "Order does not exist." (GET /api/v3/order).
 _BINANCE_NO_SUCH_ORDER = "-2013"
+#: Seconds between the two "does not exist" answers that make absence confirmed on Binance.
+RECHECK_SECONDS = 3.0
 
 
 def strategy_for(ccxt_id: str) -> LookupStrategy:
@@ -69,7 +74,14 @@ def strategy_for(ccxt_id: str) -> LookupStrategy:
     return STRATEGIES.get(ccxt_id, SCAN)
 
 
-def find_raw(ex: Any, client_order_id: str, symbol: str, safe: Safe, account: str) -> Raw | None:
+def find_raw(
+    ex: Any,
+    client_order_id: str,
+    symbol: str,
+    safe: Safe,
+    account: str,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Raw | None:
     """The ccxt order carrying `client_order_id`; None only on confirmed absence.
 
     Raises `OrderLookupUnproven` when the order was not found and the exchange cannot
@@ -86,18 +98,11 @@ def find_raw(ex: Any, client_order_id: str, symbol: str, safe: Safe, account: st
         )
         return found[0] if found else None
     if strategy.kind == "orig_client_order_id":
-        try:
-            raw = safe(lambda: ex.fetch_order(None, symbol, {"origClientOrderId": client_order_id}))
-        except ExchangeOrderNotFound as exc:
-            if _BINANCE_NO_SUCH_ORDER in exc.message:
-                return None
-            raise
-        if raw.get("clientOrderId") != client_order_id:
-            raise ExchangeError(
-                f"{account}: asked for client order id {client_order_id}, the exchange "
-                f"answered with order {raw.get('id')} ({raw.get('clientOrderId')})"
-            )
-        return dict(raw)
+        order = _binance_query(ex, client_order_id, symbol, safe, account)
+        if order is None:
+            sleep(RECHECK_SECONDS)  # absent twice, seconds apart: nothing still in flight
+            order = _binance_query(ex, client_order_id, symbol, safe, account)
+        return order
     has = ex.has
     closed = ex.fetch_closed_orders if has.get("fetchClosedOrders") else ex.fetch_orders
     found = []
@@ -112,6 +117,24 @@ def find_raw(ex: Any, client_order_id: str, symbol: str, safe: Safe, account: st
         f"latest closed ones, but {ex.id} cannot prove it does not exist: it stays unknown and "
         f"is never resent; check the order history on {ex.id} by hand"
     )
+
+
+def _binance_query(
+    ex: Any, client_order_id: str, symbol: str, safe: Safe, account: str
+) -> Raw | None:
+    """GET /api/v3/order by origClientOrderId: the order, or None on -2013."""
+    try:
+        raw = safe(lambda: ex.fetch_order(None, symbol, {"origClientOrderId": client_order_id}))
+    except ExchangeOrderNotFound as exc:
+        if _BINANCE_NO_SUCH_ORDER in exc.message:
+            return None
+        raise
+    if raw.get("clientOrderId") != client_order_id:
+        raise ExchangeError(
+            f"{account}: asked for client order id {client_order_id}, the exchange "
+            f"answered with order {raw.get('id')} ({raw.get('clientOrderId')})"
+        )
+    return dict(raw)
 
 
 def _matching(raws: list[Raw], client_order_id: str) -> list[Raw]:
