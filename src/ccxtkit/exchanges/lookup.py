@@ -46,7 +46,9 @@ KRAKEN = LookupStrategy(
     "cl_ord_id_filter", True, "OpenOrders + ClosedOrders filtered by cl_ord_id server-side"
 )
 BINANCE = LookupStrategy(
-    "orig_client_order_id", True, "GET /api/v3/order?origClientOrderId=…; -2013 = absent"
+    "orig_client_order_id",
+    True,
+    "GET /api/v3/order?origClientOrderId=…; -2013 twice, 3 s apart = absent",
 )
 PAPER = LookupStrategy("paper", True, "the paper exchange's own order book (local)")
 SCAN = LookupStrategy(
