@@ -80,3 +80,11 @@ def test_vhc_exchanges_shows_guarantees_and_live_trading(
     assert code == 0, err
     assert "order lookup by client id" in out and "origClientOrderId" in out
     assert "deposits/withdrawals history" in out and "cancel-all" in out
+    code, out, _ = run(capsys, "--home", str(home), "--json", "doctor")
+    checks = [c for c in json.loads(out)["checks"] if c["area"] == "guarantees"]
+    by_account = {c["detail"].split(":")[0]: c for c in checks}
+    assert by_account["binanceus"]["status"] == "ok" and by_account["kraken"]["status"] == "ok"
+    assert by_account["gemini"]["status"] == "warn" and "refused" in by_account["gemini"]["detail"]
+    assert (
+        by_account["bitfinex"]["status"] == "warn" and "warned" in by_account["bitfinex"]["detail"]
+    )

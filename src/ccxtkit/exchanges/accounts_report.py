@@ -44,7 +44,7 @@ def report_accounts(
         ccxt_id = cfg.id or name
         guarantees = for_exchange(ccxt_id)
         lookup = guarantees.order_lookup if guarantees else "unproven"
-        live = _live_trading(name, cfg)
+        live = live_trading(name, cfg)
         if is_paper(name, cfg):
             markets = len(connect(ws, name).load_markets())
             reports.append(
@@ -102,7 +102,7 @@ def report_accounts(
     return reports
 
 
-def _live_trading(name: str, cfg: ExchangeConfig) -> str:
+def live_trading(name: str, cfg: ExchangeConfig) -> str:
     """Whether `vhc trade` sends live orders on this account, in the trade path's own words."""
     from ccxtkit.trading.accounts import is_live_account, unproven_lookup_warning
 
