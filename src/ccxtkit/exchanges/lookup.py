@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ccxtkit.errors import ExchangeError, OrderLookupUnproven
+from ccxtkit.logs import log
 
 from .errors_map import ExchangeOrderNotFound
 
@@ -98,6 +99,8 @@ def find_raw(
         found += _matching(
             safe(lambda: ex.fetch_closed_orders(None, None, None, params)), client_order_id
         )
+        if len({r["id"] for r in found}) > 1:
+            log.warning("%s: several orders carry client id %s", account, client_order_id)
         return found[0] if found else None
     if strategy.kind == "orig_client_order_id":
         order = _binance_query(ex, client_order_id, symbol, safe, account)
