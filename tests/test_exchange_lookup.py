@@ -52,3 +52,12 @@ def test_lookup_table() -> None:
         assert not strategy_for(unproven).proven
     assert issubclass(OrderLookupUnproven, OrderOutcomeUnknown)  # handled as "unknown"
     assert OrderLookupUnproven("x").exit_code == 5
+
+
+def test_binanceus_sandbox_is_refused_not_sent_to_binance_com() -> None:
+    from ccxtkit.config import ExchangeConfig
+    from ccxtkit.errors import ConfigError
+    from ccxtkit.exchanges.gateway import build_ccxt
+
+    with pytest.raises(ConfigError, match="no sandbox of its own"):
+        build_ccxt("binanceus", ExchangeConfig(sandbox=True), None)

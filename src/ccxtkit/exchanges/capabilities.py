@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .lookup import strategy_for
-from .quirks import NO_SPOT_LEDGER, TRADES_PER_SYMBOL
+from .quirks import NO_OWN_SANDBOX, NO_SPOT_LEDGER, TRADES_PER_SYMBOL
 
 #: ccxt ids whose protocol a local server in tests/ proves end to end.
 PROVEN_BY_TEST_SERVER = {
@@ -45,9 +45,6 @@ NOTES: dict[str, str] = {
 
 #: ccxt's fetch_my_trades needs a symbol here and vhc has no per-market walk for it.
 _TRADES_NEED_SYMBOL = {"gemini"}
-
-#: ccxt offers test URLs that are not this exchange's own sandbox.
-_NO_OWN_SANDBOX = {"binanceus"}
 
 
 @dataclass(frozen=True)
@@ -99,7 +96,7 @@ def describe(ccxt_id: str, has: dict[str, Any], urls: dict[str, Any]) -> Capabil
         transfers_history=transfers,
         exchange_ledger=ledger,
         cancel_all="native" if has.get("cancelAllOrders") else "one order at a time",
-        sandbox="yes" if urls.get("test") and ccxt_id not in _NO_OWN_SANDBOX else "no",
+        sandbox="yes" if urls.get("test") and ccxt_id not in NO_OWN_SANDBOX else "no",
         withdrawals=withdrawals,
         notes=NOTES.get(ccxt_id),
     )

@@ -55,6 +55,7 @@ from .quirks import (
     CCXT_DEFAULTS,
     CLIENT_ID_PARAM,
     FILLS_BY_ORDER_ID,
+    NO_OWN_SANDBOX,
     NO_SPOT_LEDGER,
     TRADES_PER_SYMBOL,
     TRANSFERS_IN_WINDOWS,
@@ -127,6 +128,12 @@ def build_ccxt(name: str, cfg: ExchangeConfig, credentials: ApiKey | None) -> An
         raise ConfigError(
             f"exchanges.{name}: {ccxt_id!r} is not a ccxt exchange id "
             "(set `id:` to one of ccxt's ids, e.g. kraken, or `paper`)"
+        )
+    if cfg.sandbox and ccxt_id in NO_OWN_SANDBOX:
+        raise ConfigError(
+            f"exchanges.{name}: {ccxt_id} has no sandbox of its own (ccxt's test URLs for it "
+            "belong to another exchange); set `sandbox: false` or point `ccxt: {urls: ...}` "
+            "at a test server"
         )
     exchange = getattr(ccxt, ccxt_id)(ccxt_config(name, cfg, credentials))
     if cfg.sandbox:

@@ -43,6 +43,8 @@ TRADES_PER_SYMBOL = _BINANCE
 FILLS_BY_ORDER_ID = _BINANCE
 #: Exchanges whose deposit/withdrawal history is read in 90-day windows.
 TRANSFERS_IN_WINDOWS = _BINANCE
+#: ccxt's test URLs for these are another exchange's testnet (binanceus: Binance.com's).
+NO_OWN_SANDBOX = frozenset({"binanceus"})
 #: Exchanges where ccxt advertises fetchLedger but has none for spot accounts.
 NO_SPOT_LEDGER = _BINANCE
 
