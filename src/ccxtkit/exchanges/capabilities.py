@@ -25,9 +25,10 @@ WITHDRAW_BY_KEY = {"kraken"}
 #: What is known and not proven on exchanges the seed names but no test server covers.
 NOTES: dict[str, str] = {
     "coinbase": (
-        "not proven: no test server yet; the Advanced Trade API signs with ES256 JWTs; its "
-        "order list has no client-id filter, so a lost order not found on the first pages "
-        "stays unknown"
+        "not proven: no test server yet (Advanced Trade signs each request with an ES256 or "
+        "Ed25519 JWT); vhc reads the open orders and one page of closed ones, so a miss "
+        "proves nothing; vhc sends its client id as client_order_id (ccxt's unified "
+        "clientOrderId is dropped for coinbase)"
     ),
     "gemini": (
         "not proven: no test server; ccxt lists no closed orders for gemini (open orders "
@@ -35,9 +36,9 @@ NOTES: dict[str, str] = {
         "withdrawal history through vhc (ccxt has fetchDepositsWithdrawals only)"
     ),
     "bitfinex": (
-        "not proven: no test server; closed orders come one page at a time without a "
-        "client-id filter, so absence is never confirmed; no deposit or withdrawal history "
-        "through vhc (ccxt has fetchDepositsWithdrawals only)"
+        "not proven: no test server; vhc reads the open orders and one page of closed ones, "
+        "so a miss proves nothing; no deposit or withdrawal history through vhc (ccxt has "
+        "fetchDepositsWithdrawals only)"
     ),
     "binance": "order lookup as binanceus (same API); the protocol is proven for binanceus",
     "binanceus": "no sandbox: ccxt's test URLs for binanceus are Binance.com's testnet",
