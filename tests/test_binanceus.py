@@ -3,6 +3,7 @@ Binance.US-protocol server in tests/binanceus_server.py (signing, -2013, 429/5xx
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -249,6 +250,10 @@ def test_unproven_lookup_still_finds_an_order_and_warns_on_every_trade(
     assert "CLOSED" in out  # found among the recent closed orders
     assert len(binance.requests_to(ORDER, "POST")) == 2 and len(binance.orders) == 2
     assert events(home) == ["filled", "filled"]
+    code, out, err = run(capsys, "--home", str(home), "--json", "trade", "buy", "BTC/USD", "0.01",
+                         "--exchange", "binanceus", "--yes")  # fmt: skip
+    assert code == 0 and "unproven" in err
+    assert "order lookup by client id is unproven" in json.loads(out)["warnings"][0]
 
 
 def test_unproven_lost_reply_not_found_stays_unknown(
