@@ -55,6 +55,8 @@ class ExchangeConfig(Model):
     dust: Decimal = Decimal("0.00000001")
     #: How long the market list fetched from the exchange is reused (0: ask every run).
     markets_cache_seconds: int = Field(default=3600, ge=0)
+    #: Trade live although vhc cannot prove an order absent here (see `vhc exchanges`).
+    allow_unproven_lookup: bool = False
 
     @field_validator("rate_limit")
     @classmethod

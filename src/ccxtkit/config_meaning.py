@@ -31,6 +31,7 @@ USED_BY: dict[str, str] = {
     "exchanges.*.cash_currencies": "ccxtkit.risk.flatten",
     "exchanges.*.dust": "ccxtkit.risk.flatten",
     "exchanges.*.markets_cache_seconds": "ccxtkit.exchanges.factory",
+    "exchanges.*.allow_unproven_lookup": "ccxtkit.trading.accounts",
     "risk.max_order_value": "ccxtkit.risk.limits",
     "risk.max_daily_volume": "ccxtkit.risk.limits",
     "risk.max_position_size": "ccxtkit.risk.limits",

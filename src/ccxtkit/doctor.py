@@ -96,6 +96,26 @@ def _exchanges(ws: Workspace) -> list[Check]:
     return out
 
 
+def _guarantees(ws: Workspace) -> list[Check]:
+    """Per enabled account: can vhc prove a lost order absent there (see `vhc exchanges`)?"""
+    from .exchanges.accounts_report import live_trading
+    from .exchanges.capabilities import for_exchange
+
+    out = []
+    for name, cfg in ws.config.enabled_exchanges().items():
+        caps = for_exchange(cfg.id or name)
+        if caps is None:
+            continue  # the exchanges check reports an unknown id
+        detail = f"{name}: order lookup by client id {caps.order_lookup}"
+        if caps.order_lookup == "proven":
+            out.append(Check("guarantees", "ok", detail))
+        else:
+            out.append(
+                Check("guarantees", "warn", f"{detail}; live trading {live_trading(name, cfg)}")
+            )
+    return out
+
+
 def _approvers(ws: Workspace) -> list[Check]:
     from .auth.totp import enrolled_approvers
 
@@ -246,6 +266,7 @@ def run_doctor(ws: Workspace, now: datetime) -> list[Check]:
     checks += _guard("reconcile", lambda: _reconcile_age(ws, now))
     checks += _guard("logs", lambda: _logs(ws))
     checks += _guard("approvers", lambda: _approvers(ws))
+    checks += _guard("guarantees", lambda: _guarantees(ws))
     checks += _guard("kill switch", lambda: _kill_switch(ws))
     return checks
 

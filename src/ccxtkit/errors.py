@@ -80,6 +80,10 @@ class OrderOutcomeUnknown(OutcomeUnknown):
     """create_order timed out or lost its connection: find the order by client id (exit 5)."""
 
 
+class OrderLookupUnproven(OrderOutcomeUnknown):
+    """The order was not found and the exchange cannot prove it absent: it stays unknown (exit 5)."""
+
+
 class WithdrawalOutcomeUnknown(OutcomeUnknown):
     """withdraw timed out or lost its connection: check the exchange's withdrawals (exit 5)."""
 

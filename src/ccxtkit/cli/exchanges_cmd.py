@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from .output import console, print_json, state, table
+
+if TYPE_CHECKING:
+    from ..exchanges.accounts_report import AccountReport
 
 
 def exchanges(
@@ -17,6 +20,10 @@ def exchanges(
     ] = False,
 ) -> None:
     """Show each account's guarantees and market list; --refresh reloads the markets.
+
+    Guarantees: order lookup by client id (proven: a lost reply is resolved without a second
+    send; unproven: live trading refused unless allow_unproven_lookup), fills and transfer
+    history, exchange ledger, cancel-all, sandbox, withdrawals by address or named key.
 
     Exit 5 when an account could not be reached.
     Example: vhc exchanges --refresh
@@ -51,8 +58,30 @@ def exchanges(
             "error",
         ]
         console.print(table("vhc exchanges", headers, rows))
+        for r in reports:
+            console.print(table(f"{r.account}: guarantees", ["guarantee", "holds"], _rows(r)))
     if any(r.error for r in reports):
         raise typer.Exit(5)
+
+
+def _rows(r: AccountReport) -> list[list[str]]:
+    g = r.guarantees
+    if g is None:
+        return [["everything", f"unknown: {r.exchange!r} is not a ccxt exchange id"]]
+    rows = [
+        ["order lookup by client id", f"{g.order_lookup}: {g.order_lookup_how}"],
+        ["live trading", r.live_trading],
+        ["protocol", g.protocol],
+        ["fills history", g.fills_history],
+        ["deposits/withdrawals history", g.transfers_history],
+        ["exchange ledger (fee currency)", g.exchange_ledger],
+        ["cancel-all", g.cancel_all],
+        ["sandbox", g.sandbox],
+        ["withdrawals", g.withdrawals],
+    ]
+    if g.notes:
+        rows.append(["notes", g.notes])
+    return rows
 
 
 def register(root: typer.Typer) -> None:

@@ -61,7 +61,7 @@ def _order(
     dry_run: bool,
     yes: bool,
 ) -> None:
-    from ..trading.accounts import is_live_account
+    from ..trading.accounts import is_live_account, unproven_lookup_warning
     from ..trading.orders import OrderRequest, place_order
 
     ws = state(ctx).workspace
@@ -78,6 +78,9 @@ def _order(
         dry_run=dry_run,
     )
     request.validate()
+    warning = unproven_lookup_warning(name, ws.config.exchange(name))
+    if warning:
+        note(warning)  # before the prompt and the send, so it shows whatever happens next
     if not dry_run and not yes and is_live_account(name, ws.config.exchange(name)):
         shown = f" at {price}" if price else " at market"
         if not typer.confirm(f"LIVE order on {name}: {side} {amount} {symbol}{shown}. Send it?"):

@@ -5,12 +5,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from ccxtkit.errors import VhcError
+from ccxtkit.config import ExchangeConfig
+from ccxtkit.errors import ConfigError, VhcError
 from ccxtkit.workspace import Workspace
 
-#: Exchanges whose order lookup by client id is proven against a local protocol server in
-#: tests/ (open and closed orders, server-side filter): absence there is confirmed absence.
-PROVEN_LOOKUP = {"paper", "kraken"}
+from .capabilities import Capabilities, for_exchange
 
 
 @dataclass(frozen=True)
@@ -25,6 +24,9 @@ class AccountReport:
     markets_source: str  # "paper" | "cache" | "exchange" | "error"
     markets_age_seconds: int | None
     error: str | None = None
+    guarantees: Capabilities | None = None
+    #: Live trading here: "allowed", "refused (unproven lookup)", "allowed, warned (...)", "not live".
+    live_trading: str = "allowed"
 
 
 def report_accounts(
@@ -40,11 +42,23 @@ def report_accounts(
     for name in names:
         cfg = config.exchange(name)
         ccxt_id = cfg.id or name
-        lookup = "proven" if ccxt_id in PROVEN_LOOKUP else "unproven"
+        guarantees = for_exchange(ccxt_id)
+        lookup = guarantees.order_lookup if guarantees else "unproven"
+        live = live_trading(name, cfg)
         if is_paper(name, cfg):
             markets = len(connect(ws, name).load_markets())
             reports.append(
-                AccountReport(name, ccxt_id, cfg.enabled, lookup, markets, "paper", None)
+                AccountReport(
+                    name,
+                    ccxt_id,
+                    cfg.enabled,
+                    lookup,
+                    markets,
+                    "paper",
+                    None,
+                    guarantees=guarantees,
+                    live_trading=live,
+                )
             )
             continue
         if refresh:
@@ -58,11 +72,47 @@ def report_accounts(
                 client.close()
         except VhcError as exc:
             reports.append(
-                AccountReport(name, ccxt_id, cfg.enabled, lookup, None, "error", None, exc.message)
+                AccountReport(
+                    name,
+                    ccxt_id,
+                    cfg.enabled,
+                    lookup,
+                    None,
+                    "error",
+                    None,
+                    exc.message,
+                    guarantees=guarantees,
+                    live_trading=live,
+                )
             )
             continue
-        reports.append(AccountReport(name, ccxt_id, cfg.enabled, lookup, count, source, age))
+        reports.append(
+            AccountReport(
+                name,
+                ccxt_id,
+                cfg.enabled,
+                lookup,
+                count,
+                source,
+                age,
+                guarantees=guarantees,
+                live_trading=live,
+            )
+        )
     return reports
+
+
+def live_trading(name: str, cfg: ExchangeConfig) -> str:
+    """Whether `vhc trade` sends live orders on this account, in the trade path's own words."""
+    from ccxtkit.trading.accounts import is_live_account, unproven_lookup_warning
+
+    if not is_live_account(name, cfg):
+        return "not live (paper or sandbox)"
+    try:
+        warning = unproven_lookup_warning(name, cfg)
+    except ConfigError:
+        return "refused: order lookup unproven (allow_unproven_lookup: true accepts it)"
+    return "allowed, warned on every trade (allow_unproven_lookup: true)" if warning else "allowed"
 
 
 def _markets_origin(client: object) -> tuple[str, int | None]:

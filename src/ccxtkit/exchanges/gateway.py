@@ -48,15 +48,23 @@ from .errors_map import (
     call_safe,
     call_withdraw,
 )
+from .lookup import find_raw
 from .markets_cache import MarketsCache
 from .pagination import PAGINATION, Pager, collect
+from .quirks import (
+    CCXT_DEFAULTS,
+    CLIENT_ID_PARAM,
+    FILLS_BY_ORDER_ID,
+    NO_OWN_SANDBOX,
+    NO_SPOT_LEDGER,
+    TRADES_PER_SYMBOL,
+    TRANSFERS_IN_WINDOWS,
+    binance_trades,
+    binance_transfers,
+)
 
 #: Keys that hold secrets: they come from the secrets backend, never from the config file.
 _SECRET_KEYS = {"apiKey", "secret", "password", "privateKey", "uid", "walletAddress", "token"}
-
-#: Exchanges whose open/closed order queries filter by client order id server-side
-#: (ccxt maps `clientOrderId` to kraken's `cl_ord_id` on AddOrder, OpenOrders, ClosedOrders).
-_FILTERS_BY_CLIENT_ID = {"kraken"}
 
 #: Exchanges that want the allowlisted address's label instead of (or beside) the address:
 #: kraken withdraws to a named "withdrawal key" set up on its website.
@@ -93,10 +101,13 @@ def ccxt_config(name: str, cfg: ExchangeConfig, credentials: ApiKey | None) -> d
             f"exchanges.{name}.ccxt holds {', '.join(leaked)}: keys belong in the secrets "
             f"backend, not the config file; remove them and run `vhc secrets set {name}`"
         )
-    base: dict[str, Any] = {
-        "enableRateLimit": True,
-        "rateLimit": float(Decimal(1000) / cfg.rate_limit),  # ccxt wants ms between calls
-    }
+    base: dict[str, Any] = deep_merge(
+        {
+            "enableRateLimit": True,
+            "rateLimit": float(Decimal(1000) / cfg.rate_limit),  # ccxt wants ms between calls
+        },
+        CCXT_DEFAULTS.get(cfg.id or name, {}),
+    )
     merged = deep_merge(base, _plain(cfg.ccxt))
     if credentials is not None:
         for value in (credentials.api_key, credentials.api_secret, credentials.passphrase):
@@ -117,6 +128,12 @@ def build_ccxt(name: str, cfg: ExchangeConfig, credentials: ApiKey | None) -> An
         raise ConfigError(
             f"exchanges.{name}: {ccxt_id!r} is not a ccxt exchange id "
             "(set `id:` to one of ccxt's ids, e.g. kraken, or `paper`)"
+        )
+    if cfg.sandbox and ccxt_id in NO_OWN_SANDBOX:
+        raise ConfigError(
+            f"exchanges.{name}: {ccxt_id} has no sandbox of its own (ccxt's test URLs for it "
+            "belong to another exchange); set `sandbox: false` or point `ccxt: {urls: ...}` "
+            "at a test server"
         )
     exchange = getattr(ccxt, ccxt_id)(ccxt_config(name, cfg, credentials))
     if cfg.sandbox:
@@ -252,7 +269,19 @@ class CcxtGateway:
         raw = self._safe(
             "fetch_order", lambda: self.exchange.fetch_order(order_id, symbol), symbol=symbol
         )
-        return to_order(raw)
+        return to_order(self._with_fills(raw, symbol))
+
+    def _with_fills(self, raw: Raw, symbol: str) -> Raw:
+        """Where an order's reply lacks complete fills (binance), read them by order id."""
+        if self.exchange.id not in FILLS_BY_ORDER_ID or not raw.get("filled"):
+            return raw
+        ex, order_id = self.exchange, raw["id"]
+        trades = self._safe(
+            "fetch_my_trades",
+            lambda: ex.fetch_my_trades(symbol, None, None, {"orderId": order_id}),
+            symbol=symbol,
+        )
+        return {**raw, "trades": [t for t in trades if str(t.get("order")) == str(order_id)]}
 
     def fetch_open_orders(self, symbol: str | None = None) -> list[Order]:
         """Open orders, of one symbol or all."""
@@ -263,51 +292,84 @@ class CcxtGateway:
         return [to_order(r) for r in raws]
 
     def find_order_by_client_id(self, client_order_id: str, symbol: str) -> Order | None:
-        """Look among open AND closed orders; None only when the exchange confirms absence."""
+        """Look among open AND closed orders; None only when the exchange confirms absence.
+
+        Raises `OrderLookupUnproven` where the exchange cannot prove absence (see lookup.py).
+        """
         self.load_markets()
-        ex = self.exchange
-        if ex.id in _FILTERS_BY_CLIENT_ID:
-            params = {"clientOrderId": client_order_id}
-            queries = [
-                lambda: ex.fetch_open_orders(None, None, None, params),
-                lambda: ex.fetch_closed_orders(None, None, None, params),
-            ]
-        else:
-            closed = ex.fetch_closed_orders if self._has("fetchClosedOrders") else ex.fetch_orders
-            queries = [lambda: ex.fetch_open_orders(symbol), lambda: closed(symbol)]
-        found: list[Raw] = []
-        for query in queries:
-            raws = self._safe("find_order_by_client_id", query, symbol=symbol)
-            found += [r for r in raws if r.get("clientOrderId") == client_order_id]
-        if not found:
-            return None
-        if len({r["id"] for r in found}) > 1:
-            log.warning("%s: several orders carry client id %s", self.name, client_order_id)
-        return to_order(found[0])
+
+        def safe(fn: Callable[[], Any]) -> Any:
+            return self._safe("find_order_by_client_id", fn, symbol=symbol)
+
+        raw = find_raw(self.exchange, client_order_id, symbol, safe, self.name, self.retry.sleep)
+        return None if raw is None else to_order(self._with_fills(raw, symbol))
 
     def fetch_my_trades(self, since: datetime, until: datetime | None = None) -> list[Trade]:
         """All fills in the range, following pagination to the end."""
         self.load_markets()
+        if self.exchange.id in TRADES_PER_SYMBOL:
+            return self._trades_per_symbol(since, until)
         raws = self._collect("fetchMyTrades", self.exchange.fetch_my_trades, since, until)
         return [to_trade(r) for r in raws]
+
+    def _trades_per_symbol(self, since: datetime, until: datetime | None) -> list[Trade]:
+        """Fills read market by market (binance: myTrades needs a symbol, 24 h per call)."""
+        since_ms = datetime_to_ms(since)
+        until_ms = datetime_to_ms(until) if until else int(self.exchange.milliseconds()) + 1
+        raws: list[Raw] = []
+        for symbol in sorted(self.load_markets()):
+
+            def call(fn: Callable[[], Any], symbol: str = symbol) -> Any:
+                rows = self._safe("fetch_my_trades", fn, symbol=symbol)
+                if self.on_page is not None:
+                    self.on_page("fetchMyTrades")
+                return rows
+
+            raws += binance_trades(self.exchange, symbol, since_ms, until_ms, call)
+        unique = {str(r["id"]): r for r in raws}
+        rows = [r for r in unique.values() if since_ms <= int(r["timestamp"]) < until_ms]
+        return [to_trade(r) for r in sorted(rows, key=lambda r: int(r["timestamp"]))]
 
     def fetch_deposits(self, since: datetime, until: datetime | None = None) -> list[Transfer]:
         """All deposits in the range."""
         self.load_markets()
-        raws = self._collect("fetchDeposits", self.exchange.fetch_deposits, since, until)
+        raws = self._transfers("fetchDeposits", self.exchange.fetch_deposits, since, until)
         return [to_transfer(r, "deposit") for r in raws]
 
     def fetch_withdrawals(self, since: datetime, until: datetime | None = None) -> list[Transfer]:
         """All withdrawals in the range."""
         self.load_markets()
-        raws = self._collect("fetchWithdrawals", self.exchange.fetch_withdrawals, since, until)
+        raws = self._transfers("fetchWithdrawals", self.exchange.fetch_withdrawals, since, until)
         return [to_transfer(r, "withdrawal") for r in raws]
+
+    def _transfers(
+        self, method: str, fn: Callable[..., list[Raw]], since: datetime, until: datetime | None
+    ) -> list[Raw]:
+        if self.exchange.id not in TRANSFERS_IN_WINDOWS:
+            return self._collect(method, fn, since, until)
+        since_ms = datetime_to_ms(since)
+        until_ms = datetime_to_ms(until) if until else int(self.exchange.milliseconds()) + 1
+
+        def call(page: Callable[[], Any]) -> Any:
+            rows = self._safe(method, page)
+            if self.on_page is not None:
+                self.on_page(method)
+            return rows
+
+        raws = binance_transfers(fn, since_ms, until_ms, call)
+        unique = {str(r["id"]): r for r in raws}
+        kept = [
+            r
+            for r in unique.values()
+            if r.get("timestamp") is None or since_ms <= int(r["timestamp"]) < until_ms
+        ]
+        return sorted(kept, key=lambda r: int(r.get("timestamp") or 0))
 
     def fetch_ledger(
         self, since: datetime, until: datetime | None = None
     ) -> list[LedgerEntry] | None:
         """The exchange's ledger in the range (where fees show their real currency), or None."""
-        if not self._has("fetchLedger"):
+        if not self._has("fetchLedger") or self.exchange.id in NO_SPOT_LEDGER:
             return None
         self.load_markets()
         raws = self._collect("fetchLedger", self.exchange.fetch_ledger, since, until)
@@ -365,7 +427,7 @@ class CcxtGateway:
         f_amount = _float(amount, "amount")
         f_price = None if price is None else _float(price, "price")
         ctx = CallContext(self.name, "create_order", symbol=symbol, side=side, amount=amount)
-        params = {"clientOrderId": client_order_id}
+        params = {CLIENT_ID_PARAM.get(self.exchange.id, "clientOrderId"): client_order_id}
         raw = call_create(
             lambda: self.exchange.create_order(symbol, type, side, f_amount, f_price, params), ctx
         )
@@ -377,6 +439,11 @@ class CcxtGateway:
             "price": price,
             "clientOrderId": client_order_id,
         }
+        if self.exchange.id in FILLS_BY_ORDER_ID and raw.get("filled"):
+            try:
+                return to_order(self._with_fills(raw, symbol), sent)
+            except ExchangeError as exc:  # placed: the fills are read again by `fills_of`
+                log.warning("%s: order %s placed, fills not read: %s", self.name, raw["id"], exc)
         if raw.get("status") is None and raw.get("id") is not None:
             # Some exchanges (kraken) answer AddOrder with the id only: ask for the rest.
             try:

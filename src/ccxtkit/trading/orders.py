@@ -29,6 +29,7 @@ from ..errors import (
     InputError,
     KillSwitchActiveError,
     LedgerBusyError,
+    OrderLookupUnproven,
     OrderOutcomeUnknown,
     RiskLimitError,
     VhcError,
@@ -42,7 +43,7 @@ from ..risk import figures, killswitch
 from ..risk.limits import CheckResult, OrderProposal, check_order, order_value_usd
 from ..workspace import Workspace
 from . import emergency, inflight, recording
-from .accounts import connect, is_live_account
+from .accounts import connect, is_live_account, unproven_lookup_warning
 from .balances import record_snapshot
 from .pricing import usd_prices
 from .recover import Resolution, look_up
@@ -99,6 +100,7 @@ class PlaceResult:
     fills: int = 0
     resolved_pending: list[str] = field(default_factory=list)
     tripped: list[str] = field(default_factory=list)  # kill-switch triggers this order fired
+    warnings: list[str] = field(default_factory=list)  # e.g. an unproven order lookup
 
 
 def place_order(ws: Workspace, request: OrderRequest) -> PlaceResult:
@@ -107,13 +109,17 @@ def place_order(ws: Workspace, request: OrderRequest) -> PlaceResult:
     account = ws.config.exchange(request.exchange)
     if not account.enabled:
         raise InputError(f"exchange account {request.exchange!r} is disabled in the config")
+    warning = unproven_lookup_warning(request.exchange, account)
+    if warning:
+        log.warning("%s", warning)  # on every trade, not once
     # Early and cheap; a missing state file is decided against the ledger in the intent visit.
     killswitch.ensure_trading_allowed(ws, missing_ok=True)
     client = connect(ws, request.exchange)
     try:
-        return _place(ws, client, request, is_live_account(request.exchange, account))
+        result = _place(ws, client, request, is_live_account(request.exchange, account))
     finally:
         client.close()
+    return replace(result, warnings=[warning]) if warning else result
 
 
 @dataclass(frozen=True)
@@ -328,6 +334,11 @@ def _send(
                     {"error": lost.message, "lookup_error": exc.message},
                     emergency,
                 )
+                if isinstance(exc, OrderLookupUnproven):
+                    raise OrderLookupUnproven(
+                        f"order {client_order_id} on {request.exchange}: the reply was lost; "
+                        f"it was NOT resent. {exc.message}"
+                    ) from None
                 raise OrderOutcomeUnknown(
                     f"order {client_order_id} on {request.exchange}: the reply was lost and the "
                     "exchange cannot be asked now; it was NOT resent. Run `vhc trade recover` "
