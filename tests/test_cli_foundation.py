@@ -141,8 +141,9 @@ def test_json_is_exactly_one_document(
         docs[name] = json.loads(out)  # the whole of stdout parses as one document
     assert docs["verify"]["ok"] is True and docs["verify"]["problem"] is None
     assert set(docs["digest"]) == {"seq", "hash"} and len(docs["digest"]["hash"]) == 64
-    # verify records nothing in the ledger (issue 14): the newest event is still the init.
-    assert isinstance(docs["log"], list) and docs["log"][0]["kind"] == "workspace.init"
+    # verify records nothing in the ledger (issue 14): the newest event is still init's last,
+    # the first policy record.
+    assert isinstance(docs["log"], list) and docs["log"][0]["kind"] == "policy.recorded"
     assert docs["show"]["ledger"]["lock_wait_seconds"] == "30"
     assert docs["validate"]["valid"] is True
     # A failing verify still prints one document, then exits 6.

@@ -130,7 +130,7 @@ def test_verify_hashes_in_python_not_in_sql(ws: Path) -> None:
 def test_checking_commands_write_nothing_and_print_the_files_head(
     capsys: pytest.CaptureFixture[str], ws: Path, tmp_path: Path
 ) -> None:
-    queue_event(ledger_file(ws), "test.queued", {"n": 1}, actor="tester")
+    queue_event(ledger_file(ws), "kill_switch.activate", {"reason": "test"}, actor="tester")
     outbox = outbox_path(ledger_file(ws)).read_text()
     before = sha(ledger_file(ws))
     _, standalone_out = standalone(ws)
