@@ -130,7 +130,7 @@ def test_verify_hashes_in_python_not_in_sql(ws: Path) -> None:
 def test_checking_commands_write_nothing_and_print_the_files_head(
     capsys: pytest.CaptureFixture[str], ws: Path, tmp_path: Path
 ) -> None:
-    queue_event(ledger_file(ws), "kill_switch.activate", {"reason": "test"}, actor="tester")
+    queue_event(ledger_file(ws), "kill_switch.sweep", {"reason": "test"}, actor="tester")
     outbox = outbox_path(ledger_file(ws)).read_text()
     before = sha(ledger_file(ws))
     _, standalone_out = standalone(ws)
@@ -147,7 +147,8 @@ def test_checking_commands_write_nothing_and_print_the_files_head(
     assert sha(ledger_file(ws)) == before
     assert outbox_path(ledger_file(ws)).read_text() == outbox  # not drained by a checker
     # The next writer drains it.
-    assert vhc(capsys, "--home", str(ws), "trade", "buy", "BTC/USD", "0.01", "--yes")[0] == 0
+    code, _, err = vhc(capsys, "--home", str(ws), "trade", "buy", "BTC/USD", "0.01", "--yes")
+    assert code == 0, err
     assert outbox_path(ledger_file(ws)).read_text() == ""
 
 

@@ -59,7 +59,8 @@ def verify_days(ws: Workspace, today: date | None = None) -> tuple[int, list[str
     """Check every kept day file's chain and its seal: (files checked, problems)."""
     today = today or datetime.now(UTC).date()
     files = day_files(_base(ws))
-    with open_ledger(ws.ledger_path, wait_seconds=ws.config.ledger.lock_wait_seconds) as ledger:
+    wait = ws.config.ledger.lock_wait_seconds
+    with open_ledger(ws.ledger_path, wait_seconds=wait, read_only=True) as ledger:
         seals = sealed(ledger)
     problems: list[str] = []
     keep_from = today - timedelta(days=ws.config.logging.retention_days)

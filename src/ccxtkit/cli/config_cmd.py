@@ -215,6 +215,19 @@ def register(root: typer.Typer) -> None:
     root.add_typer(app, name="config")
 
 
+#: Commands that only look: they never write to the ledger, not even a log seal.
+_CHECKING = {("doctor", None), ("ledger", "verify"), ("ledger", "digest"), ("ledger", "log"),
+             ("ledger", "export"), ("config", "show"), ("config", "validate"),
+             ("config", "diff"), ("kill-switch", "--status")}  # fmt: skip
+
+
+def _checks_only(args: list[str], command: str) -> bool:
+    rest = args[args.index(command) + 1 :] if command in args else []
+    if (command, None) in _CHECKING:
+        return True
+    return any((command, word) in _CHECKING for word in rest[:3])
+
+
 def after_command(args: list[str]) -> None:
     """After a command: seal finished days of an immutable log in the ledger; never raises."""
     from ccxtkit.logs import log, redact
@@ -228,6 +241,8 @@ def after_command(args: list[str]) -> None:
         home, config, command = _global_options(args)
         if command in (None, "init", "demo") or "--help" in args or "-h" in args:
             return
+        if _checks_only(args, command):
+            return  # checking commands write nothing (the next writer seals)
         ws = Workspace.locate(home, config)
         if not ws.config_path.exists():
             return

@@ -188,8 +188,15 @@ def _status(ws: Workspace, ledger: Ledger, document: dict[str, Any], digest: str
 def policy_status(ws: Workspace) -> PolicyStatus:
     """The config file's policy against the ledger's record (for `config diff` and doctor)."""
     document = policy_document(ws.config)
-    with ws.open_ledger() as ledger:
-        return _status(ws, ledger, document, policy_hash(document))
+    return _read_status(ws, document, policy_hash(document))
+
+
+def _read_status(ws: Workspace, document: dict[str, Any], digest: str) -> PolicyStatus:
+    """The status read-only (checking commands write nothing); a ledger not yet made has none."""
+    if not ws.ledger_path.exists():
+        return PolicyStatus(digest, document, None, [])
+    with ws.open_ledger(read_only=True) as ledger:
+        return _status(ws, ledger, document, digest)
 
 
 def record_initial(ws: Workspace, ledger: Ledger) -> int:
@@ -222,8 +229,7 @@ def enforce_policy(ws: Workspace) -> None:
     digest = policy_hash(document)
     if ws.__dict__.get(_CHECKED) == digest:
         return
-    with ws.open_ledger() as ledger:
-        status = _status(ws, ledger, document, digest)
+    status = _read_status(ws, document, digest)
     if not status.same:
         _settle(ws, status, approvers=_approvers(ws))
     _mark_checked(ws, digest)
