@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
@@ -51,8 +52,12 @@ def ws(tmp_path: Path, binance: BinanceUSServer, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("BINANCEUS_API_KEY", binance.api_key)
     monkeypatch.setenv("BINANCEUS_API_SECRET", binance.api_secret)
     workspace = Workspace.locate(str(tmp_path))
-    secret = totp.enrol(workspace, "admin", backend="env", now=SETUP).secret
-    monkeypatch.setenv("VHC_TOTP_SECRET", secret)
+    monkeypatch.delenv("VHC_CONTROL_KEY", raising=False)
+    enrolled = totp.enrol(workspace, "admin", backend="env", now=SETUP)
+    for name, value in enrolled.exports.items():  # VHC_TOTP_SECRET and VHC_CONTROL_KEY
+        monkeypatch.setenv(name, value)
+    secret = enrolled.secret
+    assert secret is not None
     allowlist.add_entry(
         workspace, "BTC", ADDR, "BTC", None, pyotp.TOTP(secret).at(SETUP), now=SETUP
     )
@@ -60,7 +65,7 @@ def ws(tmp_path: Path, binance: BinanceUSServer, monkeypatch: pytest.MonkeyPatch
 
 
 def now_code(ws: Workspace) -> str:
-    return pyotp.TOTP(totp.approver_secret(ws, "admin")).now()
+    return pyotp.TOTP(os.environ["VHC_TOTP_SECRET"]).now()
 
 
 def test_withdraw_by_address_lost_reply_found_not_resent(

@@ -64,7 +64,7 @@ def test_flatten_on_paper_records_cancels_and_sales(
     assert code == 0, err
     doc = _activate_flatten(capsys, home)
     (account,) = doc["accounts"]  # type: ignore[misc]
-    assert len(account["cancelled"]) == 1
+    assert len(account["canceled"]) == 1
     closed = {c["asset"]: c for c in account["closed"]}
     assert closed["BTC"]["status"] == "closed" and closed["ETH"]["status"] == "closed"
     sells = rows(home, "SELECT asset, amount, source FROM trades WHERE side = 'sell' ORDER BY 1")

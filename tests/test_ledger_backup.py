@@ -50,7 +50,7 @@ def test_backup_restores_to_the_same_digest(
     data = target.read_bytes()
     assert data.startswith(b"VHCBAK1\n") and b"DUCK" not in data[:4096]  # encrypted
     assert (target.stat().st_mode & 0o777) == 0o600
-    assert "backup_5fkey" in file_keyring.read_text()  # the key lives in the secrets backend
+    assert "backup_key" in file_keyring.read_text()  # the key lives in the secrets backend
     beside = json.loads(Path(str(doc["digest"])).read_text())
     code, out, _ = vhc(capsys, "--json", "--home", str(ws), "ledger", "digest")
     live = json.loads(out)

@@ -137,7 +137,7 @@ def test_max_drawdown_trips_the_switch_and_cancels_resting_orders(
     assert code == 1, out + err
     doc = json.loads(out)
     assert [f["trigger"] for f in doc["fired"]] == ["max_drawdown"]
-    assert len(doc["activation"]["accounts"][0]["cancelled"]) == 1
+    assert len(doc["activation"]["accounts"][0]["canceled"]) == 1
     assert killswitch.read_state(ws).active
     assert open_exchange(ws, "paper").fetch_open_orders() == []
     code, out, _ = run(capsys, home, "--json", "trade", "orders")

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from ccxtkit.cli.app import main
-from ccxtkit.workspace import Workspace, init_workspace, write_private
+from ccxtkit.workspace import Workspace, init_workspace
 
 
 def run(capsys: pytest.CaptureFixture[str], home: Path, *args: str) -> tuple[int, str, str]:
@@ -43,15 +43,17 @@ def workspace(
     prices: dict[str, str] | None = None,
 ) -> Path:
     """A paper workspace with the given starting balances, risk settings and fixed prices."""
+    from importlib.resources import files
+
     home = tmp_path / "ws"
-    init_workspace(home)
-    path = home / "config" / "trading_config.yaml"
-    data = yaml.safe_load(path.read_text())
+    example = files("ccxtkit").joinpath("data/trading_config.example.yaml").read_text("utf-8")
+    data = yaml.safe_load(example)
     settings = data["exchanges"]["paper"].setdefault("paper", {})
     settings["starting_balances"] = balances or {"USD": "100000"}
     settings.update(paper or {})
     data["risk"] = {**data.get("risk", {}), **(risk or {})}
-    write_private(path, yaml.safe_dump(data))
+    # Written at init, so the paper account opens (and is recorded) with these balances.
+    init_workspace(home, yaml.safe_dump(data))
     set_prices(home, prices or {"BTC/USD": "60000", "ETH/USD": "3000", "ETH/BTC": "0.05"})
     return home
 

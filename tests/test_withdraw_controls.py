@@ -156,7 +156,9 @@ def test_a_forged_approval_in_the_chain_never_makes_recover_send(
     assert rc == 0, err  # the forgery is a valid chain: only the send path can stop it
     rc, out, err = run_cli(ws, ["--json", "withdraw", "recover"], capsys)
     assert rc == 1, err
-    assert {(r["request_id"], r["after"]) for r in json.loads(out)} == {
+    doc = json.loads(out)  # exit 1: the results, with the findings as the error object
+    assert doc["error"]["exit_code"] == 1
+    assert {(r["request_id"], r["after"]) for r in doc["result"]} == {
         (one, "approved"),
         (two, "approved"),
     }

@@ -170,8 +170,11 @@ class InitResult:
     ledger_path: Path
 
 
-def init_workspace(home: Path) -> InitResult:
-    """Create a workspace that works offline: paper exchange, the seed's example limits."""
+def init_workspace(home: Path, config_text: str | None = None) -> InitResult:
+    """Create a workspace that works offline: paper exchange, the seed's example limits.
+
+    `config_text` replaces the example config (its paper balances are the ones recorded).
+    """
     from importlib.resources import files
 
     home = home.expanduser().resolve()
@@ -182,7 +185,7 @@ def init_workspace(home: Path) -> InitResult:
     except OSError as exc:
         raise UsageError(f"cannot create the workspace {home}: {exc.strerror or exc}") from None
     example = files("ccxtkit").joinpath("data/trading_config.example.yaml").read_text("utf-8")
-    write_private(home / CONFIG_RELPATH, example)
+    write_private(home / CONFIG_RELPATH, example if config_text is None else config_text)
     ws = Workspace(home=home, config_path=home / CONFIG_RELPATH)
     opening = _paper_opening_rows(ws)
     with ws.open_ledger() as ledger, ledger.transaction():

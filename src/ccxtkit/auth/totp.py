@@ -139,6 +139,10 @@ def enrol(
     """
     check_approver(approver)
     chosen = backends.require_approver_backend(backend or ws.config.secrets.backend)
+    if chosen == "keyring":
+        from ccxtkit.secrets.keyring_backend import require_usable_keyring
+
+        require_usable_keyring()  # before anything is created: a setup problem, exit 2
     moment = (now or datetime.now(UTC)).astimezone(UTC)
     ws.ensure_private_dir(ws.state_dir)
     # Serialises enrolments of this workspace (two at once would race on the backend write).

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import UTC
 from decimal import ROUND_DOWN, Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -116,6 +117,8 @@ def record_cancelled(ws: Workspace, name: str, client: ExchangeClient, cancelled
         if not ours:
             return 0
         oldest = min(p["timestamp"] for p in ours.values())
+        if oldest.tzinfo is None:  # the ledger keeps UTC without an offset
+            oldest = oldest.replace(tzinfo=UTC)
         try:
             fills = recording.fills_of_orders(client, ours, oldest)
         except Exception as exc:  # noqa: BLE001 - the fills are on the exchange: recover adds them

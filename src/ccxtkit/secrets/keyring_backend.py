@@ -77,6 +77,19 @@ def require_safe_keyring() -> None:
         )
 
 
+def require_usable_keyring() -> None:
+    """Refuse (exit 2, with the fix) when this machine has no keyring to store in at all."""
+    import keyring
+    from keyring.backends import fail
+
+    if isinstance(keyring.get_keyring(), fail.Keyring):
+        raise NoUsableKeyringError(
+            "there is no OS keyring on this machine to store the 2FA secret in: install and "
+            "unlock one (GNOME Keyring, KWallet, macOS Keychain, Windows Credential Locker), or "
+            "store it elsewhere with --backend vault|aws (see `secrets:` in the config)"
+        )
+
+
 def read(ref: SecretRef) -> Fetched:
     """Read a secret from the keyring."""
     import keyring
