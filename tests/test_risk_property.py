@@ -160,7 +160,9 @@ def test_two_random_traders_never_exceed_a_limit(tmp_path: Path, seed: int) -> N
     con = duckdb.connect(str(ledger_path), read_only=True)
     try:
         for seq, side in intents:
-            price = D(next(p for s, p in reversed(price_rows) if s < seq))
+            # The price in force at that moment (the opening price for an intent recorded
+            # before any price row: the two traders start at once).
+            price = D(next((p for s, p in reversed(price_rows) if s < seq), price_rows[0][1]))
             seen = _at(con, seq, price)
             moment = f"after the intent at seq {seq} (BTC ${price}): {seen}"
             # A price rise may carry a position over its cap; no buy may then add to it.
