@@ -364,7 +364,7 @@ def _kraken_ledger_trade(refid: str, legs: list[tuple[int, KrakenLedgerRow]]) ->
     sides = [a for a, v in moves.items() if v != 0]
     if len(sides) != 2:
         raise ValueError(f"trade {refid}: expected two assets moving, found {len(sides)}")
-    base, quote = sorted(sides, key=_quote_rank)
+    base, quote = sorted(sides, key=_quote_rank, reverse=True)
     side = "buy" if moves[base] > 0 else "sell"
     if (moves[quote] > 0) == (moves[base] > 0):
         raise ValueError(f"trade {refid}: both assets move the same way")
