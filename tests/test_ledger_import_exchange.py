@@ -200,3 +200,75 @@ def test_import_and_sync_of_the_same_trades_record_them_once(
     assert rows(home, "SELECT count(*) FROM control_events WHERE kind LIKE '%.conflict'") == [(0,)]
     code, out, err = run(capsys, "--home", str(home), "ledger", "verify")
     assert code == 0, out + err
+
+
+def test_binanceus_sync_then_its_export_records_each_trade_once(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.binanceus_server import BinanceUSServer
+    from tests.test_binanceus import add_binanceus_account
+
+    with BinanceUSServer() as server:
+        server.set_balance("USD", "100000")
+        server.set_balance("BTC", "0.2")
+        server.set_balance("ETH", "1")
+        add_binanceus_account(home, server, monkeypatch)
+        with server._lock:
+            for symbol, side, qty in (("BTCUSD", "BUY", "0.01"), ("ETHBTC", "SELL", "0.1")):
+                server._new_order({"symbol": symbol, "side": side, "type": "MARKET",
+                                   "quantity": qty})  # fmt: skip
+        server.add_deposit("BTC", "0.05")
+        since = datetime.now(UTC).strftime("%Y-%m-%d")
+        sync = ["--home", str(home), "--json", "ledger", "sync", "--exchange", "binanceus",
+                "--since", since]  # fmt: skip
+        for added in ({"trades": 2, "deposits": 1, "withdrawals": 0}, dict.fromkeys(
+            ("trades", "deposits", "withdrawals"), 0)):  # fmt: skip
+            code, out, err = run(capsys, *sync)
+            assert code == 0, out + err
+            assert json.loads(out)["added"] == added
+        export = tmp_path / "bus.csv"
+        header = (DATA / "binanceus_transactions.csv").read_text().splitlines()[0]
+        lines = [header]
+        for t in server.trades:
+            p = t.order.pair
+            when = datetime.fromtimestamp(t.time / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+            lines.append(
+                f"1,{when},Spot Trading,{t.order.side.title()},{t.order.order_id},{t.trade_id},,,,"
+                f"{p.base},{t.qty},,{p.quote},{t.qty * t.price},,{t.commission_asset},"
+                f"{t.commission},,,,"
+            )
+        export.write_text("\n".join(lines) + "\n")
+        code, doc, err = imp(capsys, home, "binanceus", export)
+        assert code == 0, err
+        assert (doc["added"], doc["known"]) == (0, 2)
+    assert rows(home, "SELECT count(*) FROM trades WHERE exchange = 'binanceus'") == [(2,)]
+
+
+def test_kraken_trades_export_and_its_ledgers_export_are_the_same_fills(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, doc, err = imp(capsys, home, "kraken", DATA / "kraken_trades.csv")
+    assert code == 0 and doc["added"] == 2, err
+    assert trades(home, "kraken") == [
+        ("TBUY01-BBBBB-CCCCCC", "BTC/USD", "buy", D("0.1"), D(4000), D("10.4"), "USD"),
+        ("TETH01-BBBBB-CCCCCC", "ETH/BTC", "sell", D(1), D("0.055"), D("0.000143"), "BTC"),
+    ]
+    # The Ledgers export holds the same BTC/USD buy (by its trade id): recorded once.
+    code, doc, err = imp(capsys, home, "kraken", DATA / "kraken_ledgers.csv")
+    assert code == 0, err
+    assert (doc["added"], doc["known"]) == (4, 1)
+    assert rows(home, "SELECT count(*) FROM trades WHERE trade_id = 'TBUY01-BBBBB-CCCCCC'") == [
+        (1,)
+    ]
+
+
+def test_sync_prints_no_progress_bar_when_piped(
+    home: Path, kraken_server: KrakenServer, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    add_kraken_account(home, kraken_server, monkeypatch)
+    code, out, err = run(capsys, "--home", str(home), "ledger", "sync", "--exchange", "kraken",
+                         "--since", datetime.now(UTC).strftime("%Y-%m-%d"))  # fmt: skip
+    assert code == 0, err
+    assert out.startswith("kraken: 0 trades, 0 deposits, 0 withdrawals recorded")
+    assert "syncing" not in err and "\x1b[" not in out + err
