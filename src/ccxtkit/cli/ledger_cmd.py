@@ -128,10 +128,10 @@ def import_(
         ),
     ] = None,
 ) -> None:
-    """Import trades from CSV: all rows or none; a trade already recorded is skipped.
+    """Import trades (--trades, vhc's CSV: all rows or none) or an exchange's own history
+    export (--from); anything already recorded is skipped.
 
-    Example: vhc ledger import --trades kraken_2025.csv
-    Example: vhc ledger import --from kraken ledgers.csv --exchange kraken
+    Example: vhc ledger import --trades kraken_2025.csv (or: --from coinbase coinbase.csv)
     """
     from ..errors import UsageError
 
