@@ -4,7 +4,9 @@ The range is read in time windows, one kind at a time. Each window is fetched wi
 closed (the gateway follows the exchange's pagination to the end), then written in one short
 transaction together with a chained `ledger.sync.cursor` event naming how far that kind is
 covered, so a crash loses at most the window in flight and the next run resumes there.
-Windows adapt: a busy window halves the next one, a quiet one doubles it.
+Windows adapt: a busy window halves the next one, a quiet one doubles it. Binance's fills
+are read market by market from trade id 0 whenever a range is longer than a week
+(exchanges/quirks.py), so there the fills are one window: windows would re-read them all.
 
 Each movement is recorded once, by (exchange, the exchange's own id): a re-run adds nothing.
 A known id whose content differs is a conflict: kept out, recorded as a `trade.conflict` or
@@ -251,9 +253,11 @@ def sync_account(
     client: ExchangeClient | None = None,
 ) -> SyncResult:
     """Backfill one account's history from `since` to `until` (default now); see module doc."""
+    from ..exchanges.quirks import TRADES_PER_SYMBOL
     from ..trading.accounts import connect
 
-    ws.config.exchange(exchange)  # a clear error for an unknown name
+    cfg = ws.config.exchange(exchange)  # a clear error for an unknown name
+    whole = (cfg.id or exchange) in TRADES_PER_SYMBOL
     since, end = _utc(since), _utc(until or datetime.now(UTC))
     result = SyncResult(exchange, since, end)
     with ws.open_ledger() as ledger:
@@ -272,7 +276,8 @@ def sync_account(
     try:
         for kind in KINDS:
             state["kind"], state["rows"] = kind, 0
-            _sync_kind(ws, client, kind, recorded.get(kind), result, state, progress)
+            first = MAX_WINDOW * 100 if whole and kind == "trades" else FIRST_WINDOW
+            _sync_kind(ws, client, kind, recorded.get(kind), result, state, progress, first)
     finally:
         if own:
             client.close()
@@ -294,6 +299,7 @@ def _sync_kind(
     result: SyncResult,
     state: dict[str, Any],
     progress: Progress | None,
+    width: timedelta,
 ) -> None:
     start, covered = resume_point(cursor, result.since)
     if start != result.since:
@@ -302,7 +308,6 @@ def _sync_kind(
         result.cursors[kind] = cursor
         return
     held: datetime | None = None  # the earliest pending transfer: the cursor stays before it
-    width = FIRST_WINDOW
     a = start
     while a < result.until:
         b = min(a + width, result.until)
@@ -336,7 +341,7 @@ def _sync_kind(
         state["rows"] += len(fills) + len(transfers)
         if progress is not None:
             progress(kind, result.pages, state["rows"])
-        width = _next_width(width, len(fills) + len(transfers))
+        width = _next_width(min(width, MAX_WINDOW), len(fills) + len(transfers))
         a = b
 
 
