@@ -135,6 +135,7 @@ def import_(
     """
     from ..errors import UsageError
 
+    ws = state(ctx).workspace  # no workspace: that is the first thing to say
     if source is not None or file is not None:
         if trades is not None or source is None or file is None:
             raise UsageError("use either --trades FILE or --from EXCHANGE FILE")
@@ -144,7 +145,6 @@ def import_(
         raise UsageError("give --trades FILE or --from coinbase|kraken|binanceus FILE")
     from ..ledger.trades_csv import import_trades
 
-    ws = state(ctx).workspace
     with stdin_file(trades) as path, ws.open_ledger() as ledger:
         result = import_trades(ledger, path)
     if state(ctx).json:
@@ -204,9 +204,10 @@ def sync(
     from ..ledger.sync import parse_since, sync_account
 
     st = state(ctx)
+    ws = st.workspace  # no workspace: that is the first thing to say
     start = parse_since(since)
     with _sync_progress(not st.json and err_console.is_terminal, exchange) as progress:
-        result = sync_account(st.workspace, exchange, start, progress=progress)
+        result = sync_account(ws, exchange, start, progress=progress)
     if st.json:
         print_json(result)
     else:
