@@ -444,3 +444,31 @@ def test_sync_crash_mid_batch_then_sync_again(
     assert len(ledger_rows(home, "SELECT trade_id FROM trades")) == len(on_exchange)
     assert len(kraken_server.requests_to("AddOrder")) == 3  # reconcile never sends
     assert_verifies(capsys, home)
+
+
+# -- ledger sync: a batch in flight is lost whole; the next run resumes from its cursor --------
+def test_ledger_sync_crash_mid_batch_then_sync_again(
+    home: Path, kraken_server: KrakenServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with kraken_server._lock:
+        for _ in range(3):  # fills made on the exchange before vhc
+            kraken_server._private_AddOrder({"pair": "XBTUSD", "type": "buy",
+                                             "ordertype": "market", "volume": "0.01"})  # fmt: skip
+    on_exchange = sorted(t.txid for t in kraken_server.trades)
+    since = (datetime.now(UTC) - timedelta(days=3)).strftime("%Y-%m-%d")
+    sync = ["--json", "ledger", "sync", "--exchange", "kraken", "--since", since]
+    run = run_vhc(home, sync, crash_at="ledger.sync.mid_batch")
+    # 1. It crashed there, with the fills appended but not committed: none is on the record.
+    assert run.crashed, (run.code, run.err)
+    assert ledger_rows(home, "SELECT count(*) FROM trades WHERE exchange = 'kraken'") == [(0,)]
+    assert control_events(home, "ledger.sync") == []
+    assert_verifies(capsys, home)
+    # 2. Recovery is the same command again: every fill once; 3. and again adds nothing.
+    for added in (3, 0):
+        code, out, err = cli(capsys, home, *sync)
+        assert code == 0, out + err
+        assert json.loads(out)["added"]["trades"] == added
+    trades = [r[0] for r in ledger_rows(home, "SELECT trade_id FROM trades ORDER BY trade_id")]
+    assert trades == on_exchange
+    assert len(kraken_server.requests_to("AddOrder")) == 0  # sync never sends
+    assert_verifies(capsys, home)

@@ -29,6 +29,7 @@ POINTS = (
     "killswitch.before_sweep_event",
     "ledger.import.mid_batch",
     "reconcile.sync.mid_batch",
+    "ledger.sync.mid_batch",
 )
 
 

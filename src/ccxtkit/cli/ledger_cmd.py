@@ -1,8 +1,10 @@
-"""`vhc ledger verify | digest | import | export | log | backup | restore`."""
+"""`vhc ledger verify | digest | import | sync | export | log | backup | restore`."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +15,7 @@ from ..records import ledger_event_record
 from ..workspace import write_output
 from .output import (
     console,
+    err_console,
     is_dash,
     local_time,
     note,
@@ -111,16 +114,37 @@ def digest(
 def import_(
     ctx: typer.Context,
     trades: Annotated[
-        Path, typer.Option("--trades", help="Trades CSV (docs/csv.md); - reads stdin.")
-    ],
+        Path | None, typer.Option("--trades", help="Trades CSV (docs/csv.md); - reads stdin.")
+    ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option("--from", help="An exchange's own export: coinbase, kraken or binanceus."),
+    ] = None,
+    file: Annotated[Path | None, typer.Argument(help="The export file (with --from).")] = None,
+    exchange: Annotated[
+        str | None,
+        typer.Option(
+            "--exchange", help="With --from: the account it belongs to (default: its name)."
+        ),
+    ] = None,
 ) -> None:
-    """Import trades from CSV: all rows or none; a trade already recorded is skipped.
+    """Import trades (--trades, vhc's CSV: all rows or none) or an exchange's own history
+    export (--from); anything already recorded is skipped.
 
-    Example: vhc ledger import --trades kraken_2025.csv
+    Example: vhc ledger import --trades kraken_2025.csv (or: --from coinbase coinbase.csv)
     """
+    from ..errors import UsageError
+
+    ws = state(ctx).workspace  # no workspace: that is the first thing to say
+    if source is not None or file is not None:
+        if trades is not None or source is None or file is None:
+            raise UsageError("use either --trades FILE or --from EXCHANGE FILE")
+        _import_export(ctx, source, file, exchange)
+        return
+    if trades is None:
+        raise UsageError("give --trades FILE or --from coinbase|kraken|binanceus FILE")
     from ..ledger.trades_csv import import_trades
 
-    ws = state(ctx).workspace
     with stdin_file(trades) as path, ws.open_ledger() as ledger:
         result = import_trades(ledger, path)
     if state(ctx).json:
@@ -130,6 +154,99 @@ def import_(
             f"{result.file}: {result.rows} rows, {result.imported} imported, "
             f"{result.duplicates} already in the ledger"
         )
+
+
+def _import_export(ctx: typer.Context, source: str, file: Path, exchange: str | None) -> None:
+    from ..errors import FindingsError
+    from ..ledger.exchange_csv import import_export
+
+    ws = state(ctx).workspace
+    result = import_export(ws, source, file, exchange)
+    if state(ctx).json:
+        print_json(result)
+    else:
+        console.print(
+            f"{result.file}: {result.rows} rows from {result.source} into account "
+            f"{result.exchange}: {result.added} recorded, {result.known} already in the ledger"
+        )
+        for what, count in sorted(result.skipped.items()):
+            note(f"skipped {count} row(s) of type {what}")
+    problems = []
+    if result.unknown:
+        listed = "; ".join(
+            f"{kind} (line {', '.join(str(n) for n in lines[:5])}{', ...' if len(lines) > 5 else ''})"
+            for kind, lines in sorted(result.unknown.items())
+        )
+        problems.append(f"{file}: row types vhc does not know, not imported: {listed}")
+    if result.conflicts:
+        problems.append(
+            f"{len(result.conflicts)} row(s) conflict with the ledger "
+            f"({', '.join(result.conflicts[:5])}): kept out and recorded as conflict events; "
+            "`vhc ledger log` shows them"
+        )
+    if problems:
+        raise FindingsError("; ".join(problems))
+
+
+@app.command("sync")
+def sync(
+    ctx: typer.Context,
+    exchange: Annotated[str, typer.Option("--exchange", help="The account to backfill.")],
+    since: Annotated[
+        str, typer.Option("--since", help="Start of the history: YYYY-MM-DD (UTC) or ISO time.")
+    ],
+) -> None:
+    """Backfill fills, deposits and withdrawals from the exchange; resumable, each once.
+
+    Example: vhc ledger sync --exchange kraken --since 2021-01-01
+    """
+    from ..errors import FindingsError
+    from ..ledger.sync import parse_since, sync_account
+
+    st = state(ctx)
+    ws = st.workspace  # no workspace: that is the first thing to say
+    start = parse_since(since)
+    with _sync_progress(not st.json and err_console.is_terminal, exchange) as progress:
+        result = sync_account(ws, exchange, start, progress=progress)
+    if st.json:
+        print_json(result)
+    else:
+        added = ", ".join(f"{n} {k}" for k, n in result.added.items())
+        console.print(
+            f"{exchange}: {added} recorded ({sum(result.known.values())} already in the "
+            f"ledger) in {result.batches} batches, {result.pages} pages"
+        )
+        if result.pending:
+            note(
+                f"{len(result.pending)} transfer(s) still pending: run sync again once they complete"
+            )
+    if result.conflicts:
+        raise FindingsError(
+            f"{len(result.conflicts)} exchange record(s) conflict with the ledger "
+            f"({', '.join(result.conflicts[:5])}): kept out; `vhc ledger log` shows them"
+        )
+
+
+@contextmanager
+def _sync_progress(
+    enabled: bool, exchange: str
+) -> Iterator[Callable[[str, int, int], None] | None]:
+    """A rich progress line on stderr (a terminal only): kind, pages, rows."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+        console=err_console, transient=True,
+    ) as bar:  # fmt: skip
+        task = bar.add_task(f"syncing {exchange}", total=None)
+
+        def step(kind: str, pages: int, rows: int) -> None:
+            bar.update(task, description=f"syncing {exchange}: {kind}, {pages} pages, {rows} rows")
+
+        yield step
 
 
 @app.command("export")
