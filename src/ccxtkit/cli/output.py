@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import typer
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
 __all__ = [
     "State",
@@ -47,11 +48,9 @@ __all__ = [
 ]
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, text_type: type[Text]) -> str:
     """A table cell as plain text on one line (tabs and newlines would break the columns)."""
-    from rich.text import Text
-
-    if isinstance(value, Text):
+    if isinstance(value, text_type):  # rich's Text
         value = value.plain
     text = "" if value is None else str(value)
     return " ".join(text.replace("\t", " ").splitlines())
@@ -59,11 +58,13 @@ def _cell(value: Any) -> str:
 
 def tsv_lines(t: Table) -> list[str]:
     """A rich table as a header line and one tab-separated line per row (gh's convention)."""
+    from rich.text import Text
+
     columns = t.columns
-    lines = ["\t".join(_cell(c.header) for c in columns)]
+    lines = ["\t".join(_cell(c.header, Text) for c in columns)]
     cells = [list(c.cells) for c in columns]
     for i in range(t.row_count):
-        lines.append("\t".join(_cell(col[i]) if i < len(col) else "" for col in cells))
+        lines.append("\t".join(_cell(col[i], Text) if i < len(col) else "" for col in cells))
     return lines
 
 
