@@ -126,5 +126,7 @@ def test_kill_switch_state_is_written_before_ccxt_is_imported(
     assert "ccxt" in run["modules"], "the Kraken account's sweep must have loaded ccxt"
     assert run["ccxt"]["state_active"] is True, run["ccxt"]  # blocked before ccxt began
     assert "typer" not in run["modules"]  # the fast path: no CLI framework before the write
+    # Nor the config model or the ledger's database: the state file is the first thing done.
+    assert run["pydantic"]["state_active"] is True and run["duckdb"]["state_active"] is True
     assert json.loads(run["out"])["state"]["reason"] == "drill"
     assert kraken_server.open_orders() == []

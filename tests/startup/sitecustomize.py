@@ -2,9 +2,10 @@
 PYTHONPATH); production code never reads these variables.
 
 `VHC_TEST_IMPORTS_OUT=FILE`: at exit, FILE gets a JSON object with `modules` (the top-level
-names in sys.modules) and, if ccxt was imported, `ccxt`: what the kill switch's state file
-said at the moment `import ccxt` began (`state_active`: true/false/null for no file) and
-how long after this process started (`seconds`). `VHC_TEST_STATE_FILE` names that file.
+names in sys.modules) and, for each of ccxt, pydantic and duckdb that was imported, what the
+kill switch's state file said at the moment its import began (`state_active`: true/false/null
+for no file) and how long after this process started (`seconds`). `VHC_TEST_STATE_FILE`
+names that file.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 STARTED = time.monotonic()
 OUT = os.environ.get("VHC_TEST_IMPORTS_OUT")
 STATE = os.environ.get("VHC_TEST_STATE_FILE")
+WATCHED = ("ccxt", "pydantic", "duckdb")
 seen: dict[str, object] = {}
 
 
@@ -45,11 +47,12 @@ def _state_active() -> bool | None:
 
 
 class _Watch(importlib.abc.MetaPathFinder):
-    """Notes the first `import ccxt` (and finds nothing: the normal finders load it)."""
+    """Notes the first import of each watched package (and finds nothing: the normal finders
+    load it)."""
 
     def find_spec(self, name: str, path: object = None, target: object = None) -> None:
-        if name == "ccxt" and "ccxt" not in seen:
-            seen["ccxt"] = {
+        if name in WATCHED and name not in seen:
+            seen[name] = {
                 "state_active": _state_active(),
                 "seconds": round(time.monotonic() - STARTED, 4),
             }
