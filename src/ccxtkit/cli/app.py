@@ -1,120 +1,39 @@
-"""The root `vhc` app: global options, command groups, and the one place errors are shown."""
+"""The `vhc` entry point: global flags, the one place errors are shown, and fast paths.
+
+The typer tree (`cli.root`: every command group) is imported only when a command needs it.
+`vhc kill-switch --check` (cron, every minute) and `vhc kill-switch --activate` (an
+emergency) are parsed here and call the same command functions without typer, rich or the
+other command modules; anything else they might be given goes through typer.
+"""
 
 from __future__ import annotations
 
 import io
 import logging
+import math
 import os
 import re
 import sys
-from collections.abc import Callable
 from importlib import import_module
-from typing import Annotated, Any
-
-import typer
-import typer.main
-from typer._click.exceptions import NoArgsIsHelpError
-from typer.core import TyperArgument
+from typing import Any
 
 from ..errors import VhcError
 from ..logs import redact
 from . import output
 from .output import State, note
 
-#: Command modules, each with `register(root)`. Order is the order of `vhc --help`.
-COMMAND_MODULES = [
-    "init_cmd",
-    "demo_cmd",
-    "doctor_cmd",
-    "config_cmd",
-    "ledger_cmd",
-    "trade_cmd",
-    "killswitch_cmd",
-    "totp_cmd",
-    "metrics_cmd",
-    "secrets_cmd",
-    "tax_cmd",
-    "reconcile_cmd",
-    "withdraw_cmd",
-    "exchanges_cmd",
-    "deploy_cmd",
-]
-
 #: Exit code for a bug in vhc itself (not in DESIGN.md's table: it is never expected).
 INTERNAL_ERROR = 70
 
-
-def _done(*_args: object, **_kwargs: object) -> None:
-    """The command succeeded: print its held --json document (unless main() prints it)."""
-    if not output.run_by_main:
-        output.flush_json()
+#: Names served from `cli.root` on first use (importing it builds the whole typer tree).
+_ROOT_NAMES = {"app", "root", "build_command", "version_text", "COMMAND_MODULES"}
 
 
-app = typer.Typer(
-    result_callback=_done,
-    name="vhc",
-    help="vhc: trade through exchanges under hard risk limits, with a tamper-evident ledger.",
-    no_args_is_help=True,
-    add_completion=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-
-
-def version_text() -> str:
-    """`vhc X.Y.Z` from the installed distribution (the package's own version otherwise)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return f"vhc {version('vhc')}"
-    except PackageNotFoundError:
-        from .. import __version__
-
-        return f"vhc {__version__}"
-
-
-def _print_version(value: bool) -> None:
-    if value:
-        typer.echo(version_text())
-        raise typer.Exit(0)
-
-
-@app.callback(invoke_without_command=False)
-def root(
-    ctx: typer.Context,
-    home: Annotated[
-        str | None, typer.Option("--home", help="Workspace folder (default $VHC_HOME or .).")
-    ] = None,
-    config: Annotated[
-        str | None,
-        typer.Option("--config", help="Config file (default HOME/config/trading_config.yaml)."),
-    ] = None,
-    json_output: Annotated[
-        bool, typer.Option("--json", help="Print one JSON document on stdout.")
-    ] = False,
-    verbose: Annotated[
-        bool, typer.Option("-v", "--verbose", help="Show tracebacks and debug notes.")
-    ] = False,
-    quiet: Annotated[
-        bool, typer.Option("-q", "--quiet", help="Print nothing on success (for cron).")
-    ] = False,
-    version: Annotated[
-        bool,
-        typer.Option(
-            "--version", is_eager=True, callback=_print_version, help="Print the version."
-        ),
-    ] = False,
-) -> None:
-    """vhc: trade through exchanges under hard risk limits, with a tamper-evident ledger.
-
-    --json, -q and -v also work after the command. Formats: docs/ in the source tree.
-    """
-    ctx.obj = State(home=home, config=config, json=json_output, verbose=verbose, quiet=quiet)
-
-
-for _name in COMMAND_MODULES:
-    import_module(f"{__package__}.{_name}").register(app)
+def __getattr__(name: str) -> Any:
+    """`app`, `build_command`, ... from `cli.root`, imported when first asked for."""
+    if name not in _ROOT_NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__package__}.root"), name)
 
 
 def _log_command(args: list[str], code: int) -> None:
@@ -126,42 +45,6 @@ def _log_command(args: list[str], code: int) -> None:
     logger = logging.getLogger("vhc")
     if any(getattr(h, "_vhc", False) for h in logger.handlers):
         logger.info("vhc %s -> exit %d", " ".join(shown), code)
-
-
-def _first_sentence(text: str) -> str:
-    """A command's summary for group help: its first paragraph, whole (never cut with ...)."""
-    para = " ".join(text.strip().split("\n\n")[0].split())
-    return para
-
-
-def _constant(text: str) -> Callable[[], str]:
-    return lambda: text
-
-
-def _tidy(cmd: Any) -> None:
-    """Help for people: metavars in capitals, whole summaries, each default said once."""
-    for param in cmd.params:
-        if param.metavar is None and not getattr(param, "is_flag", False):
-            param.metavar = (param.name or "value").upper()
-        if isinstance(param, TyperArgument):  # `SYMBOL`, not `{symbol}` and `<str>`
-            shown = str(param.metavar) if param.required else f"[{param.metavar}]"
-            arg: Any = param
-            arg._usage_display_name = _constant(shown)
-            arg.display_type_rich = lambda ctx: ""
-        helptext = getattr(param, "help", None) or ""
-        if "default" in helptext.lower():
-            param.show_default = False  # the help sentence says it already
-    if cmd.help and not cmd.short_help:
-        cmd.short_help = _first_sentence(cmd.help)
-    for sub in getattr(cmd, "commands", {}).values():
-        _tidy(sub)
-
-
-def build_command() -> Any:
-    """The click command tree of `vhc`, tidied for help."""
-    cmd = typer.main.get_command(app)
-    _tidy(cmd)
-    return cmd
 
 
 #: Global flags that may also follow the command (`vhc balances --json`).
@@ -185,30 +68,109 @@ def error_kind(exc: BaseException) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower() or "error"
 
 
+# -- the fast paths: `kill-switch --check` and `kill-switch --activate`, without typer ---------
+def _options(words: list[str], names: set[str]) -> dict[str, str] | None:
+    """`--name VALUE` / `--name=VALUE` pairs (each name at most once, each with a value), or
+    None when `words` hold anything else (typer then parses them and explains any mistake)."""
+    found: dict[str, str] = {}
+    i = 0
+    while i < len(words):
+        word = words[i]
+        name, eq, value = word.partition("=")
+        if name not in names or name in found:
+            return None
+        if not eq:
+            if i + 1 >= len(words) or words[i + 1].startswith("-"):
+                return None
+            value, i = words[i + 1], i + 1
+        found[name] = value
+        i += 1
+    return found
+
+
+def _fast_timeout(found: dict[str, str]) -> float | None:
+    """`--timeout` as typer would take it (a float, at least 0.1), or None to let typer say no."""
+    try:
+        timeout = float(found.get("--timeout", "30.0"))
+    except ValueError:
+        return None
+    return timeout if math.isfinite(timeout) and timeout >= 0.1 else None
+
+
+def fast_path(args: list[str]) -> tuple[State, str, dict[str, Any]] | None:
+    """(state, mode, its options) for `[globals] kill-switch --check|--activate ...`, else None.
+
+    Only the plain spellings are taken; `--help`, a typo, a repeated option or a bad value go
+    through typer, so its messages and exit codes stay the only ones.
+    """
+    flags = {"--json": False, "-q": False, "--quiet": False, "-v": False, "--verbose": False}
+    i = 0
+    while i < len(args) and args[i] in flags:
+        flags[args[i]] = True
+        i += 1
+    if "kill-switch" not in args[i:]:
+        return None
+    cut = args.index("kill-switch", i)
+    root = _options(args[i:cut], {"--home", "--config"})
+    rest = args[cut + 1 :]
+    if root is None:
+        return None
+    st = State(
+        home=root.get("--home"),
+        config=root.get("--config"),
+        json=flags["--json"],
+        verbose=flags["-v"] or flags["--verbose"],
+        quiet=flags["-q"] or flags["--quiet"],
+    )
+    if "--check" in rest:
+        found = _options([w for w in rest if w != "--check"], {"--timeout"})
+        if found is None or rest.count("--check") != 1:
+            return None
+        timeout = _fast_timeout(found)
+        return None if timeout is None else (st, "check", {"timeout": timeout})
+    if "--activate" in rest:
+        words = [w for w in rest if w not in ("--activate", "--flatten")]
+        if rest.count("--activate") != 1 or rest.count("--flatten") > 1:
+            return None
+        found = _options(words, {"--reason", "--timeout"})
+        if found is None or "--reason" not in found:
+            return None
+        timeout = _fast_timeout(found)
+        if timeout is None:
+            return None
+        flatten = "--flatten" in rest
+        return st, "activate", {"reason": found["--reason"], "flatten": flatten, "timeout": timeout}
+    return None
+
+
+def _call(args: list[str]) -> int:
+    """Run the command (a fast path, else typer); its exit code. Errors are raised."""
+    fast = fast_path(args)
+    if fast is not None:
+        # vhc uses no pydantic plugin: skip pydantic's scan of every installed package's entry
+        # points when the config model is built (about 25 ms of the every-minute check).
+        os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+        from .killswitch_run import run_activate, run_check
+
+        st, mode, options = fast
+        output.remember_state(st)
+        if mode == "check":
+            run_check(st, options["timeout"])
+        else:
+            run_activate(st, options["reason"], options["flatten"], options["timeout"])
+        return 0
+    from .root import build_command
+
+    # Without standalone mode, `raise typer.Exit(n)` comes back as the return value.
+    returned = build_command().main(args=args, prog_name="vhc", standalone_mode=False)
+    return returned if isinstance(returned, int) else 0
+
+
 def _run(args: list[str], verbose: bool) -> tuple[int, str | None, str, dict[str, object] | None]:
     """Run the app: (exit code, error message if it failed, error kind, extra error fields)."""
     try:
-        # Without standalone mode, `raise typer.Exit(n)` comes back as the return value.
-        returned = build_command().main(args=args, prog_name="vhc", standalone_mode=False)
-        code = returned if isinstance(returned, int) else 0
+        code = _call(args)
         return code, None if code == 0 else output.last_note(), "exit", None
-    except typer.Exit as exc:
-        return exc.exit_code, None if exc.exit_code == 0 else output.last_note(), "exit", None
-    except NoArgsIsHelpError as exc:  # `vhc ledger` alone: its help, exit 0
-        typer.echo(exc.ctx.get_help())
-        return 0, None, "exit", None
-    except typer.Abort:
-        message = "aborted: nothing was done"
-        note(message)
-        return 2, message, "aborted", None
-    except typer.TyperException as exc:  # bad usage: one line, like every other error
-        format_message = getattr(exc, "format_message", None)
-        text = format_message() if format_message else str(exc)
-        ctx = getattr(exc, "ctx", None)
-        where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
-        message = f"{text}{where}"
-        note(f"error: {message}")
-        return 2, message, "usage", None
     except VhcError as exc:
         if verbose:
             import traceback
@@ -221,6 +183,9 @@ def _run(args: list[str], verbose: bool) -> tuple[int, str | None, str, dict[str
         note("interrupted")
         return 130, "interrupted", "interrupted", None
     except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
+        typer_outcome = _typer_outcome(exc)
+        if typer_outcome is not None:
+            return typer_outcome
         if verbose:
             import traceback
 
@@ -233,6 +198,36 @@ def _run(args: list[str], verbose: bool) -> tuple[int, str | None, str, dict[str
         return INTERNAL_ERROR, message, "internal", None
 
 
+def _typer_outcome(
+    exc: Exception,
+) -> tuple[int, str | None, str, dict[str, object] | None] | None:
+    """What a typer/click exception means (None for any other exception)."""
+    if "typer" not in sys.modules:
+        return None  # a fast path ran: typer cannot have raised it
+    import typer
+    from typer._click.exceptions import NoArgsIsHelpError
+
+    if isinstance(exc, typer.Exit):
+        code = exc.exit_code
+        return code, None if code == 0 else output.last_note(), "exit", None
+    if isinstance(exc, NoArgsIsHelpError):  # `vhc ledger` alone: its help, exit 0
+        typer.echo(exc.ctx.get_help())
+        return 0, None, "exit", None
+    if isinstance(exc, typer.Abort):
+        message = "aborted: nothing was done"
+        note(message)
+        return 2, message, "aborted", None
+    if isinstance(exc, typer.TyperException):  # bad usage: one line, like every other error
+        format_message = getattr(exc, "format_message", None)
+        text = format_message() if format_message else str(exc)
+        ctx = getattr(exc, "ctx", None)
+        where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        message = f"{text}{where}"
+        note(f"error: {message}")
+        return 2, message, "usage", None
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app and turn every failure into one line + exit code."""
     args = hoist_global_flags(sys.argv[1:] if argv is None else argv)
@@ -242,6 +237,7 @@ def main(argv: list[str] | None = None) -> None:
     quiet = "-q" in args or "--quiet" in args
     output.take_json()  # nothing held over from an earlier run in this process
     output.forget_notes()
+    output.forget_state()
     output.run_by_main = True
     stdout = sys.stdout
     held = io.StringIO()
@@ -259,16 +255,19 @@ def main(argv: list[str] | None = None) -> None:
         # A command that exits non-zero on purpose after printing its document (doctor,
         # reconcile with findings) has said everything in it: no error object then.
         if message is not None and not (kind == "exit" and output.has_json()):
-            typer.echo(output.dumps(output.error_document(code, kind, message, extra)))
+            output.print_line(output.dumps(output.error_document(code, kind, message, extra)))
         else:
             output.flush_json()
     _log_command(args, code)
-    import_module(f"{__package__}.config_cmd").after_command(args)  # seal past log days
+    from . import after
+
+    ws = output.fast_workspace()  # a fast path's workspace: its config is loaded already
+    after.seal_logs(args, ws)  # seal past log days
     if "ccxtkit.policy.service" in sys.modules:  # only when this run checked the policy
         for warning in sys.modules["ccxtkit.policy.service"].take_notes():
             note(warning)
     if "ccxtkit.secrets" in sys.modules:  # only when this run resolved keys
         for warning in sys.modules["ccxtkit.secrets"].take_warnings():
             note(warning)
-    import_module(f"{__package__}.metrics_cmd").after_command(args)  # textfile/push; silent
+    after.export_metrics(args, ws)  # textfile/push; silent
     sys.exit(code)

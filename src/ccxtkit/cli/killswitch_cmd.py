@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ccxtkit.errors import ExchangeError, FindingsError, KillSwitchActiveError, UsageError
+from ccxtkit.errors import UsageError
 
-from .output import console, note, print_json, state, table
+from .killswitch_run import COLUMNS, STATUS_LEDGER_WAIT_SECONDS, run_activate, run_check
+from .killswitch_run import account_rows as _account_rows
+from .output import console, print_json, state, table
 
 if TYPE_CHECKING:
-    from ccxtkit.risk.killswitch import Activation, Effective
+    from ccxtkit.risk.killswitch import Effective
 
-
-#: How long `--status` waits for the ledger before showing the file and outbox alone.
-STATUS_LEDGER_WAIT_SECONDS = 2.0
+__all__ = ["STATUS_LEDGER_WAIT_SECONDS", "kill_switch", "register"]
 
 
 def kill_switch(
@@ -64,13 +64,7 @@ def kill_switch(
     st = state(ctx)
     ws = st.workspace
     if activate:
-        from ccxtkit.risk.killswitch import activate as do_activate
-
-        if not reason or not reason.strip():
-            raise UsageError("--activate needs --reason TEXT (it is recorded and shown)")
-        result = do_activate(ws, reason, flatten=flatten, timeout=timeout)
-        _render_activation(st.json, result)
-        _fail_if_needed(result)
+        run_activate(st, reason, flatten, timeout)
     elif status:
         from ccxtkit.risk.figures import status_figures
         from ccxtkit.risk.killswitch import effective_state
@@ -94,104 +88,7 @@ def kill_switch(
         else:
             console.print("kill switch is not active: nothing to deactivate")
     else:
-        _check(ctx, timeout)
-
-
-def _check(ctx: typer.Context, timeout: float) -> None:
-    from ccxtkit.risk.autocheck import check as do_check
-    from ccxtkit.risk.killswitch import read_state
-
-    st = state(ctx)
-    outcome = do_check(st.workspace, timeout=timeout)
-    if st.json:
-        doc: dict[str, Any] = {
-            "already_active": outcome.already_active,
-            "fired": [{"trigger": t.name, "reason": t.reason} for t in outcome.fired],
-            "notes": outcome.notes,
-            "activation": _activation_doc(outcome.activation) if outcome.activation else None,
-        }
-        print_json(doc)
-    else:
-        for line in outcome.notes:
-            note(f"note: {line}")
-        if not outcome.already_active and not outcome.fired:
-            console.print("no trigger fired")
-        else:
-            for t in outcome.fired:
-                console.print(f"FIRED {t.name}: {t.reason}")
-            if outcome.activation:
-                _render_activation(False, outcome.activation)
-    if outcome.already_active:
-        s = read_state(st.workspace)
-        raise KillSwitchActiveError(
-            f"the kill switch is already active since {s.since} ({s.trigger}); trading is halted "
-            "until someone runs `vhc kill-switch --deactivate --auth-code CODE`"
-        )
-    if outcome.activation is not None:
-        _fail_if_needed(outcome.activation)
-        names = ", ".join(t.name for t in outcome.fired)
-        raise FindingsError(
-            f"trigger fired ({names}): the kill switch is now active; see `vhc kill-switch "
-            "--status`, and deactivate with a 2FA code once the cause is dealt with"
-        )
-
-
-def _activation_doc(result: Activation) -> dict[str, Any]:
-    return {
-        "ok": result.ok,
-        "seconds": round(result.seconds, 3),
-        "recorded_in": result.recorded_in,
-        "state": result.state,
-        "accounts": [a.to_dict() for a in result.accounts],
-    }
-
-
-def _account_rows(accounts: list[dict[str, Any]]) -> list[list[Any]]:
-    rows = []
-    for a in accounts:
-        closed = ", ".join(f"{c['asset']} {c['amount']} ({c['status']})" for c in a["closed"])
-        rows.append(
-            [
-                a["account"],
-                "ok" if a["ok"] else "FAILED",
-                len(a.get("canceled", a.get("cancelled", []))),  # older state files
-                len(a["still_open"]),
-                closed or "-",
-                "; ".join(a["errors"]) or "-",
-                f"{a['seconds']:.2f}",
-            ]
-        )
-    return rows
-
-
-_COLUMNS = ["account", "result", "canceled", "still open", "closed", "errors", "seconds"]
-
-
-def _render_activation(as_json: bool, result: Activation) -> None:
-    if as_json:
-        print_json(_activation_doc(result))
-        return
-    s = result.state
-    console.print(f"KILL SWITCH ACTIVE since {s.since} ({s.trigger}: {s.reason})")
-    rows = _account_rows([a.to_dict() for a in result.accounts])
-    console.print(table("accounts swept", _COLUMNS, rows))
-    where = {
-        "ledger": "ledger",
-        "outbox": "outbox (the ledger could not be written; moved into it later)",
-    }.get(result.recorded_in, "NOWHERE: neither the ledger nor the outbox could be written")
-    console.print(f"done in {result.seconds:.2f} s; recorded in the {where}")
-
-
-def _fail_if_needed(result: Activation) -> None:
-    failed = result.failed()
-    if failed:
-        names = ", ".join(
-            f"{a.account} ({'; '.join(a.errors) or 'orders left open'})" for a in failed
-        )
-        raise ExchangeError(
-            f"the kill switch is active, but the sweep failed on {names}: "
-            "check those accounts by hand, then run --activate again to retry the sweep"
-        )
+        run_check(st, timeout)
 
 
 def _render_state(as_json: bool, eff: Effective, risk: dict[str, object] | None) -> None:
@@ -234,7 +131,7 @@ def _render_state(as_json: bool, eff: Effective, risk: dict[str, object] | None)
         )
         accounts = list(last.get("accounts", {}).values())
         if accounts:
-            console.print(table(None, _COLUMNS, _account_rows(accounts)))
+            console.print(table(None, COLUMNS, _account_rows(accounts)))
 
 
 def register(root: typer.Typer) -> None:

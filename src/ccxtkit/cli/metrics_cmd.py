@@ -6,14 +6,9 @@ from typing import Annotated
 
 import typer
 
-from ccxtkit.logs import log, redact
-
 from .output import console, note, print_json, state
 
 app = typer.Typer(help="Export Prometheus metrics derived from the ledger.", no_args_is_help=True)
-
-#: Commands after which no export runs: they either export themselves or have no workspace.
-_NO_EXPORT = {"metrics", "init", "demo"}
 
 
 @app.command("write")
@@ -112,57 +107,3 @@ def serve(
 def register(root: typer.Typer) -> None:
     """Mount `vhc metrics` on the root app."""
     root.add_typer(app, name="metrics")
-
-
-def _global_options(args: list[str]) -> tuple[str | None, str | None, str | None]:
-    """--home, --config and the command name from the root's arguments (before the command)."""
-    home = config = None
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        for flag in ("--home", "--config"):
-            if arg == flag and i + 1 < len(args):
-                value, i = args[i + 1], i + 1
-            elif arg.startswith(flag + "="):
-                value = arg.split("=", 1)[1]
-            else:
-                continue
-            if flag == "--home":
-                home = value
-            else:
-                config = value
-            break
-        else:
-            if not arg.startswith("-"):
-                return home, config, arg
-        i += 1
-    return home, config, None
-
-
-def after_command(args: list[str]) -> None:
-    """Export metrics after a command, when the workspace asks for it; silent, never raises."""
-    try:
-        home, config, command = _global_options(args)
-        if command is None or command in _NO_EXPORT or "--help" in args or "-h" in args:
-            return
-        from ccxtkit.errors import VhcError
-        from ccxtkit.workspace import Workspace
-
-        ws = Workspace.locate(home, config)
-        if not ws.config_path.exists():
-            return
-        try:
-            monitoring = ws.config.monitoring
-        except VhcError:
-            return  # a bad config: the command has already said so, once
-        if not (monitoring.textfile_dir or monitoring.pushgateway_url):
-            return
-        from ccxtkit.metrics import export_metrics
-
-        # Short wait: the command has finished with the ledger; a busy ledger means someone
-        # else is writing, and their own export will follow.
-        wait = min(float(ws.config.ledger.lock_wait_seconds), 5.0)
-        for line in export_metrics(ws, wait_seconds=wait):
-            log.debug("metrics after %s: %s", command, line)
-    except Exception as exc:  # noqa: BLE001 - never change the outcome of the command
-        log.warning("metrics export after the command failed: %s", redact(str(exc)))

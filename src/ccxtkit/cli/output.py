@@ -9,6 +9,7 @@ holds exactly one document, with the error merged in when the command fails.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -17,16 +18,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from ..logs import redact
 from ..records import jsonable
 from ..workspace import Workspace
+
+if TYPE_CHECKING:
+    import typer
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
 
 __all__ = [
     "State",
@@ -46,9 +48,9 @@ __all__ = [
 ]
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, text_type: type[Text]) -> str:
     """A table cell as plain text on one line (tabs and newlines would break the columns)."""
-    if isinstance(value, Text):
+    if isinstance(value, text_type):  # rich's Text
         value = value.plain
     text = "" if value is None else str(value)
     return " ".join(text.replace("\t", " ").splitlines())
@@ -56,32 +58,92 @@ def _cell(value: Any) -> str:
 
 def tsv_lines(t: Table) -> list[str]:
     """A rich table as a header line and one tab-separated line per row (gh's convention)."""
+    from rich.text import Text
+
     columns = t.columns
-    lines = ["\t".join(_cell(c.header) for c in columns)]
+    lines = ["\t".join(_cell(c.header, Text) for c in columns)]
     cells = [list(c.cells) for c in columns]
     for i in range(t.row_count):
-        lines.append("\t".join(_cell(col[i]) if i < len(col) else "" for col in cells))
+        lines.append("\t".join(_cell(col[i], Text) if i < len(col) else "" for col in cells))
     return lines
 
 
-class _Out(Console):
-    """A Console that prints tables as TSV and never hard-wraps when stdout is not a terminal."""
+def _make_out() -> Console:
+    """The stdout Console (rich is imported on first use: `vhc kill-switch --check` from cron
+    and `--json` runs print without it)."""
+    from rich.console import Console
+    from rich.table import Table
 
-    def print(self, *objects: Any, **kwargs: Any) -> None:
-        if self.is_terminal:
-            super().print(*objects, **kwargs)
+    class _Out(Console):
+        """A Console that prints tables as TSV and never hard-wraps when stdout is not a
+        terminal."""
+
+        def print(self, *objects: Any, **kwargs: Any) -> None:
+            if self.is_terminal:
+                super().print(*objects, **kwargs)
+                return
+            kwargs["soft_wrap"] = True
+            for obj in objects:
+                if isinstance(obj, Table):  # written as is: rich would expand the tabs
+                    self.file.write("".join(f"{line}\n" for line in tsv_lines(obj)))
+                    self.file.flush()
+                else:
+                    super().print(obj, **kwargs)
+
+    return _Out()
+
+
+def _make_err() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+_MAKERS = {"console": _make_out, "err_console": _make_err}
+#: The consoles, made on first use by `__getattr__` (declared here for type checkers).
+console: Console
+err_console: Console
+
+
+def _get(name: str) -> Console:
+    made: Console | None = globals().get(name)
+    if made is None:
+        made = globals()[name] = _MAKERS[name]()
+    return made
+
+
+def __getattr__(name: str) -> Any:
+    """`console` and `err_console`, made on first use (so rich loads only when it prints)."""
+    if name not in _MAKERS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return _get(name)
+
+
+#: Variables that make rich treat stdout as a terminal (colour, wrapping) even in a pipe.
+_TERMINAL_ENV = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "JUPYTER_COLUMNS")
+#: Characters rich may interpret in a plain string (markup, emoji codes, tabs, escapes).
+_RICH_CHARS = frozenset("[]:\t\r\x1b")
+
+
+def say(text: str) -> None:
+    """`console.print(text)` for one plain line; without loading rich when rich would print
+    exactly `text` (stdout not a terminal, nothing in it rich would interpret)."""
+    plain = text.isprintable() and not _RICH_CHARS.intersection(text)
+    if plain and not any(os.environ.get(v) for v in _TERMINAL_ENV):
+        out = sys.stdout
+        isatty = getattr(out, "isatty", None)
+        if not (isatty and isatty()):
+            out.write(text + "\n")
+            out.flush()
             return
-        kwargs["soft_wrap"] = True
-        for obj in objects:
-            if isinstance(obj, Table):  # written as is: rich would expand the tabs
-                self.file.write("".join(f"{line}\n" for line in tsv_lines(obj)))
-                self.file.flush()
-            else:
-                super().print(obj, **kwargs)
+    _get("console").print(text)
 
 
-console = _Out()
-err_console = Console(stderr=True)
+def print_line(text: str) -> None:
+    """One line on stdout, flushed (typer.echo's output for plain text, without typer)."""
+    out = sys.stdout
+    out.write(text + "\n")
+    out.flush()
 
 
 @dataclass
@@ -110,6 +172,25 @@ def state(ctx: typer.Context) -> State:
     obj = ctx.find_root().obj
     assert isinstance(obj, State)
     return obj
+
+
+#: The State of a fast path's run (see `app.main`): its loaded workspace serves the hooks after.
+_fast_state: list[State] = []
+
+
+def remember_state(st: State) -> None:
+    """A fast path runs with this State (there is no typer context to hold it)."""
+    _fast_state[:] = [st]
+
+
+def forget_state() -> None:
+    """Start a run with no fast-path State."""
+    _fast_state.clear()
+
+
+def fast_workspace() -> Workspace | None:
+    """The workspace a fast path loaded in this run, if any."""
+    return _fast_state[0]._workspace if _fast_state else None
 
 
 #: True while main() runs the app: it prints the held document itself, after the command.
@@ -146,7 +227,7 @@ def flush_json() -> None:
     """Print the held document(s) on stdout; several are wrapped in one list."""
     held = take_json()
     if held:
-        typer.echo(dumps(held[0] if len(held) == 1 else held))
+        print_line(dumps(held[0] if len(held) == 1 else held))
 
 
 def error_document(
@@ -169,7 +250,7 @@ def note(message: str) -> None:
     """A diagnostic line on stderr (never mixes with --json output)."""
     _last_note[:] = [message]
     # soft_wrap: an error stays one line however narrow the terminal (scripts grep it).
-    err_console.print(redact(message), markup=False, highlight=False, soft_wrap=True)
+    _get("err_console").print(redact(message), markup=False, highlight=False, soft_wrap=True)
 
 
 def forget_notes() -> None:
@@ -243,6 +324,9 @@ def local_time(ws: Workspace, value: datetime | None, seconds: bool = False) -> 
 
 def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table:
     """A rich table of plain cells (TSV with a header line when stdout is not a terminal)."""
+    from rich.table import Table
+    from rich.text import Text
+
     t = Table(title=title)
     for col in columns:
         t.add_column(col, overflow="fold")

@@ -235,6 +235,20 @@ def enforce_policy(ws: Workspace) -> None:
     _mark_checked(ws, digest)
 
 
+def recorded_in(ws: Workspace, ledger: Ledger) -> bool:
+    """Whether the config's policy is the record of this open ledger (the caller's visit).
+
+    True marks the workspace checked, so `enforce_policy` then returns at once; on False the
+    caller closes its visit and calls `enforce_policy`, which settles or refuses.
+    """
+    document = policy_document(ws.config)
+    digest = policy_hash(document)
+    if ws.__dict__.get(_CHECKED) == digest or _status(ws, ledger, document, digest).same:
+        _mark_checked(ws, digest)
+        return True
+    return False
+
+
 def _home_ledger_has_policy(ws: Workspace) -> Path | None:
     """The workspace's usual ledger, when the config points elsewhere and it has a policy."""
     from ccxtkit.ledger.store import open_ledger

@@ -171,6 +171,16 @@ def gather_inputs(
     ws: Workspace, now: datetime, prices_usd: Mapping[str, Decimal] | None = None
 ) -> tuple[triggers.TriggerInputs, list[str]]:
     """Read the ledger (and, for missing prices, the tickers) into trigger inputs."""
+    gathered = _gather(ws, now, prices_usd, policy=False)
+    assert gathered is not None  # only a policy check in the visit can leave it unread
+    return gathered
+
+
+def _gather(
+    ws: Workspace, now: datetime, prices_usd: Mapping[str, Decimal] | None, policy: bool
+) -> tuple[triggers.TriggerInputs, list[str]] | None:
+    """`gather_inputs`; with `policy`, the policy record is read in the same ledger visit, and
+    None means it is not the config's (or there is no ledger): nothing else was read."""
     from ccxtkit.ledger.store import open_ledger
 
     from .figures import compute
@@ -178,9 +188,16 @@ def gather_inputs(
     wait = ws.config.ledger.lock_wait_seconds
     window = ws.config.risk.circuit_breaker.window_minutes
     if not ws.ledger_path.exists():
+        if policy:
+            return None  # the policy is settled first (enforce_policy), then this is asked again
         return triggers.TriggerInputs(), ["no ledger yet: nothing to evaluate"]
     prices = dict(prices_usd or {})
     with open_ledger(ws.ledger_path, wait_seconds=wait, read_only=True) as ledger:
+        if policy:
+            from ccxtkit.policy.service import recorded_in
+
+            if not recorded_in(ws, ledger):
+                return None
         figures = compute(ledger, now, ws.config.timezone, prices)
         exposure, prices = figures.exposure, dict(figures.prices)
         failures = failure_times(ledger, now, window)
@@ -206,8 +223,15 @@ def check(
         return CheckOutcome(fired=[], already_active=True)
     from ccxtkit.policy.service import enforce_policy
 
-    enforce_policy(ws)  # the triggers' limits are the recorded ones, or exit 8
-    inputs, notes = gather_inputs(ws, moment, prices_usd)
+    # The triggers' limits must be the recorded ones (else exit 8). Every minute the record is
+    # read in the same ledger visit as the inputs; a missing ledger or a policy that differs
+    # from the record is settled (or refused) by enforce_policy first, as on every command.
+    gathered = _gather(ws, moment, prices_usd, policy=True)
+    if gathered is None:
+        enforce_policy(ws)
+        gathered = _gather(ws, moment, prices_usd, policy=False)
+    assert gathered is not None
+    inputs, notes = gathered
     fired = fired_triggers(ws, inputs, moment)
     outcome = CheckOutcome(fired=fired, notes=notes, inputs=inputs)
     if fired:
