@@ -17,7 +17,16 @@ from typing import Any
 from .. import crashpoints
 from ..logs import log
 from ..money import LEDGER_CONTEXT, USD_LIKE
-from .chain import FORMAT_TAG, _field, _sql_field, _sql_text, encode_value, now_utc, sql_concat
+from .chain import (
+    FORMAT_TAG,
+    NULL,
+    _field,
+    _sql_field,
+    _sql_text,
+    encode_value,
+    now_utc,
+    sql_concat,
+)
 from .schema import TABLES, all_columns
 from .store import Head, Ledger
 
@@ -159,12 +168,35 @@ def _stage(ledger: Ledger, path: Path, names: list[str], source: str) -> int | N
         return None  # a conflict with the ledger: the row parser names the line
     # First occurrence of each trade in the file, and only trades the ledger lacks.
     con.execute(
-        """CREATE OR REPLACE TEMP TABLE _vhc_new AS
-           SELECT t.* FROM _vhc_typed t
+        f"""CREATE OR REPLACE TEMP TABLE _vhc_new AS
+           SELECT t.*, {_exact_cost_sql()} AS fast_cost FROM _vhc_typed t
            ANTI JOIN trades x ON x.exchange = t.exchange AND x.trade_id = t.trade_id
            QUALIFY row_number() OVER (PARTITION BY t.exchange, t.trade_id ORDER BY t.ord) = 1"""
     )
     return int(ledger.query("SELECT count(*) FROM _vhc_typed")[0][0])
+
+
+#: Scales (amount's; price's is 18 minus it) tried for an exact `amount * price` in SQL.
+_COST_SCALES = (10, 8, 12, 16, 14, 6, 4, 2, 0, 18)
+
+
+def _exact_cost_sql() -> str:
+    """`amount * price` in DuckDB when it is exact, else NULL (Python computes those rows).
+
+    DuckDB's DECIMAL(38,18) product has 36 fraction digits and overflows; but when amount has
+    at most A fraction digits and price at most 18 - A, both below 1E10, the product of the
+    narrowed values is exactly representable as DECIMAL(38,18): no rounding, no overflow.
+    """
+    branches = []
+    for a in _COST_SCALES:
+        p = 18 - a
+        narrow_a = f"TRY_CAST(amount AS DECIMAL({a + 10},{a}))"
+        narrow_p = f"TRY_CAST(price AS DECIMAL({p + 10},{p}))"
+        branches.append(
+            f"WHEN {narrow_a} = amount AND {narrow_p} = price "
+            f"THEN CAST({narrow_a} * {narrow_p} AS DECIMAL(38,18))"
+        )
+    return f"CASE {' '.join(branches)} END"
 
 
 def _chain_and_insert(ledger: Ledger, con: Any) -> list[int]:
@@ -175,39 +207,47 @@ def _chain_and_insert(ledger: Ledger, con: Any) -> list[int]:
     lead = FORMAT_TAG + _field("trades")
     recorded = _field(encode_value("timestamp", stamp))
     usd_like = ", ".join(f"'{c}'" for c in sorted(USD_LIKE))
-    cursor = con.execute(
-        f"""SELECT ord, {_fields_sql(_BEFORE_COST)}, {_fields_sql(_AFTER_COST)},
-                   CAST(amount AS VARCHAR), CAST(price AS VARCHAR), quote IN ({usd_like})
-            FROM _vhc_new ORDER BY ord"""
+    cost_field = _sql_field(_sql_text("decimal", "fast_cost"))
+    # Where SQL knows the cost, it builds everything after prev_hash ("tail"); Python only
+    # chains. Elsewhere (more than 18 digits between them) Python multiplies, as before.
+    result = con.sql(
+        f"""SELECT ord,
+                   CASE WHEN fast_cost IS NOT NULL THEN concat('{recorded}',
+                        {_fields_sql(_BEFORE_COST)}, {cost_field}, {_fields_sql(_AFTER_COST)},
+                        CASE WHEN usd THEN {cost_field} ELSE '{NULL}' END) END AS tail,
+                   CASE WHEN fast_cost IS NULL THEN {_fields_sql(_BEFORE_COST)} END,
+                   CASE WHEN fast_cost IS NULL THEN {_fields_sql(_AFTER_COST)} END,
+                   CASE WHEN fast_cost IS NULL THEN CAST(amount AS VARCHAR) END,
+                   CASE WHEN fast_cost IS NULL THEN CAST(price AS VARCHAR) END,
+                   usd
+            FROM (SELECT *, quote IN ({usd_like}) AS usd FROM _vhc_new) ORDER BY ord"""
     )
     seq, prev = head.seq, head.hash
     ords: list[int] = []
-    prevs: list[str] = []
     hashes: list[str] = []
-    costs: list[str] = []
-    usd_flags: list[bool] = []
+    costs: list[str | None] = []
     sha256 = hashlib.sha256
     dec = Decimal
     # The hot loop: about a million iterations, so no helper calls. Every hash is 64 ASCII
     # characters, so its field is "64:<hash>"; seq is ASCII digits.
     with localcontext(LEDGER_CONTEXT):
-        while batch := cursor.fetchmany(_BATCH):
-            for ord_, before, after, amount, price, usd in batch:
-                cost = (dec(amount) * dec(price)).quantize(_SCALE)
-                cost_text = format(cost, "f") if cost else _ZERO_TEXT
-                cost_field = f"{len(cost_text)}:{cost_text}"
+        for record in result.to_arrow_reader(_BATCH):
+            columns = [record.column(i).to_pylist() for i in range(record.num_columns)]
+            ords.extend(columns[0])
+            for tail, before, after, amount, price, usd in zip(*columns[1:], strict=True):
+                cost_text = None
+                if tail is None:
+                    cost = (dec(amount) * dec(price)).quantize(_SCALE)
+                    cost_text = format(cost, "f") if cost else _ZERO_TEXT
+                    cost_f = f"{len(cost_text)}:{cost_text}"
+                    tail = f"{recorded}{before}{cost_f}{after}{cost_f if usd else NULL}"
                 seq += 1
                 seq_text = str(seq)
-                text = (
-                    f"{lead}{len(seq_text)}:{seq_text}64:{prev}{recorded}{before}{cost_field}"
-                    f"{after}{cost_field if usd else '~'}"
-                )
-                ords.append(ord_)
-                prevs.append(prev)
-                prev = sha256(text.encode()).hexdigest()
+                prev = sha256(
+                    f"{lead}{len(seq_text)}:{seq_text}64:{prev}{tail}".encode()
+                ).hexdigest()
                 hashes.append(prev)
                 costs.append(cost_text)
-                usd_flags.append(usd)
     if not ords:
         return []
     first = head.seq + 1
@@ -216,20 +256,20 @@ def _chain_and_insert(ledger: Ledger, con: Any) -> list[int]:
         {
             "ord": pa.array(ords, pa.int64()),
             "seq": pa.array(seqs, pa.int64()),
-            "prev_hash": pa.array(prevs, pa.string()),
+            "prev_hash": pa.array([head.hash, *hashes[:-1]], pa.string()),
             "row_hash": pa.array(hashes, pa.string()),
             "cost_text": pa.array(costs, pa.string()),
-            "usd": pa.array(usd_flags, pa.bool_()),
         }
     )
     con.register("_vhc_chain", chain)
     try:
         names = all_columns("trades")
+        cost_sql = "coalesce(t.fast_cost, CAST(c.cost_text AS DECIMAL(38,18)))"
+        usd = f"t.quote IN ({usd_like})"
         select = ", ".join(
             "CAST(? AS TIMESTAMP) AS recorded_at" if n == "recorded_at"
-            else "CAST(c.cost_text AS DECIMAL(38,18)) AS cost" if n == "cost"
-            else "CASE WHEN c.usd THEN CAST(c.cost_text AS DECIMAL(38,18)) END AS total_usd"
-            if n == "total_usd"
+            else f"{cost_sql} AS cost" if n == "cost"
+            else f"CASE WHEN {usd} THEN {cost_sql} END AS total_usd" if n == "total_usd"
             else f"c.{n}" if n in ("seq", "prev_hash", "row_hash")
             else f"t.{n}"
             for n in names
