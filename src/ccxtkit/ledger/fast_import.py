@@ -17,16 +17,7 @@ from typing import Any
 from .. import crashpoints
 from ..logs import log
 from ..money import LEDGER_CONTEXT, USD_LIKE
-from .chain import (
-    FORMAT_TAG,
-    NULL,
-    _field,
-    _sql_field,
-    _sql_text,
-    encode_value,
-    now_utc,
-    sql_concat,
-)
+from .chain import FORMAT_TAG, _field, _sql_field, _sql_text, encode_value, now_utc, sql_concat
 from .schema import TABLES, all_columns
 from .store import Head, Ledger
 
@@ -150,11 +141,12 @@ def _stage(ledger: Ledger, path: Path, names: list[str], source: str) -> int | N
     if described[1:] != names or not _strictly_valid(ledger, names):
         return None
     con.execute(f"CREATE OR REPLACE TEMP TABLE _vhc_typed AS {_typed_sql(names, source)}")
-    conflicts = ledger.query(
-        """SELECT count(*) FROM (SELECT exchange, trade_id FROM _vhc_typed
-           GROUP BY exchange, trade_id HAVING count(DISTINCT (timestamp, symbol, side, amount,
-           price, fee, fee_currency)) > 1)"""
-    )[0][0]
+    conflicts, keys, total = ledger.query(
+        """SELECT count(*) FILTER (WHERE versions > 1), count(*), coalesce(sum(n), 0) FROM (
+               SELECT count(DISTINCT (timestamp, symbol, side, amount, price, fee,
+                      fee_currency)) AS versions, count(*) AS n
+               FROM _vhc_typed GROUP BY exchange, trade_id)"""
+    )[0]
     if conflicts:
         return None  # the row parser names both lines
     in_ledger_differs = ledger.query(
@@ -166,37 +158,23 @@ def _stage(ledger: Ledger, path: Path, names: list[str], source: str) -> int | N
     )[0][0]
     if in_ledger_differs:
         return None  # a conflict with the ledger: the row parser names the line
-    # First occurrence of each trade in the file, and only trades the ledger lacks.
+    # First occurrence of each trade in the file, and only trades the ledger lacks. A file
+    # without repeats (the usual case) needs no window over every row.
+    first = (
+        ""
+        if keys == total
+        else "QUALIFY row_number() OVER (PARTITION BY t.exchange, t.trade_id ORDER BY t.ord) = 1"
+    )
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _vhc_new AS
-           SELECT t.*, {_exact_cost_sql()} AS fast_cost FROM _vhc_typed t
-           ANTI JOIN trades x ON x.exchange = t.exchange AND x.trade_id = t.trade_id
-           QUALIFY row_number() OVER (PARTITION BY t.exchange, t.trade_id ORDER BY t.ord) = 1"""
+           SELECT t.* FROM _vhc_typed t
+           ANTI JOIN trades x ON x.exchange = t.exchange AND x.trade_id = t.trade_id {first}"""
     )
-    return int(ledger.query("SELECT count(*) FROM _vhc_typed")[0][0])
+    return int(total)
 
 
-#: Scales (amount's; price's is 18 minus it) tried for an exact `amount * price` in SQL.
-_COST_SCALES = (10, 8, 12, 16, 14, 6, 4, 2, 0, 18)
-
-
-def _exact_cost_sql() -> str:
-    """`amount * price` in DuckDB when it is exact, else NULL (Python computes those rows).
-
-    DuckDB's DECIMAL(38,18) product has 36 fraction digits and overflows; but when amount has
-    at most A fraction digits and price at most 18 - A, both below 1E10, the product of the
-    narrowed values is exactly representable as DECIMAL(38,18): no rounding, no overflow.
-    """
-    branches = []
-    for a in _COST_SCALES:
-        p = 18 - a
-        narrow_a = f"TRY_CAST(amount AS DECIMAL({a + 10},{a}))"
-        narrow_p = f"TRY_CAST(price AS DECIMAL({p + 10},{p}))"
-        branches.append(
-            f"WHEN {narrow_a} = amount AND {narrow_p} = price "
-            f"THEN CAST({narrow_a} * {narrow_p} AS DECIMAL(38,18))"
-        )
-    return f"CASE {' '.join(branches)} END"
+#: The typed columns fetched with the canonical fields and inserted from Arrow as they came.
+_TYPED = [n for n in _COLUMNS if n not in ("cost", "total_usd")]
 
 
 def _chain_and_insert(ledger: Ledger, con: Any) -> list[int]:
@@ -207,79 +185,61 @@ def _chain_and_insert(ledger: Ledger, con: Any) -> list[int]:
     lead = FORMAT_TAG + _field("trades")
     recorded = _field(encode_value("timestamp", stamp))
     usd_like = ", ".join(f"'{c}'" for c in sorted(USD_LIKE))
-    cost_field = _sql_field(_sql_text("decimal", "fast_cost"))
-    # Where SQL knows the cost, it builds everything after prev_hash ("tail"); Python only
-    # chains. Elsewhere (more than 18 digits between them) Python multiplies, as before.
+    typed = ", ".join(f'"{n}"' for n in _TYPED)
+    # One sorted read gives both the canonical fields (hashed here) and the typed values
+    # (inserted back as they are): no join and no second sort to put the rows in seq order.
     result = con.sql(
-        f"""SELECT ord,
-                   CASE WHEN fast_cost IS NOT NULL THEN concat('{recorded}',
-                        {_fields_sql(_BEFORE_COST)}, {cost_field}, {_fields_sql(_AFTER_COST)},
-                        CASE WHEN usd THEN {cost_field} ELSE '{NULL}' END) END AS tail,
-                   CASE WHEN fast_cost IS NULL THEN {_fields_sql(_BEFORE_COST)} END,
-                   CASE WHEN fast_cost IS NULL THEN {_fields_sql(_AFTER_COST)} END,
-                   CASE WHEN fast_cost IS NULL THEN CAST(amount AS VARCHAR) END,
-                   CASE WHEN fast_cost IS NULL THEN CAST(price AS VARCHAR) END,
-                   usd
-            FROM (SELECT *, quote IN ({usd_like}) AS usd FROM _vhc_new) ORDER BY ord"""
+        f"""SELECT {_fields_sql(_BEFORE_COST)}, {_fields_sql(_AFTER_COST)},
+                   CAST(amount AS VARCHAR), CAST(price AS VARCHAR), quote IN ({usd_like}), {typed}
+            FROM _vhc_new ORDER BY ord"""
     )
+    records = list(result.to_arrow_reader(_BATCH))
     seq, prev = head.seq, head.hash
-    ords: list[int] = []
     hashes: list[str] = []
-    costs: list[str | None] = []
+    costs: list[str] = []
     sha256 = hashlib.sha256
     dec = Decimal
     # The hot loop: about a million iterations, so no helper calls. Every hash is 64 ASCII
     # characters, so its field is "64:<hash>"; seq is ASCII digits.
     with localcontext(LEDGER_CONTEXT):
-        for record in result.to_arrow_reader(_BATCH):
-            columns = [record.column(i).to_pylist() for i in range(record.num_columns)]
-            ords.extend(columns[0])
-            for tail, before, after, amount, price, usd in zip(*columns[1:], strict=True):
-                cost_text = None
-                if tail is None:
-                    cost = (dec(amount) * dec(price)).quantize(_SCALE)
-                    cost_text = format(cost, "f") if cost else _ZERO_TEXT
-                    cost_f = f"{len(cost_text)}:{cost_text}"
-                    tail = f"{recorded}{before}{cost_f}{after}{cost_f if usd else NULL}"
+        for record in records:
+            # Arrow columns turned into lists: a fraction of fetchmany's cost per row.
+            columns = [record.column(i).to_pylist() for i in range(5)]
+            for before, after, amount, price, usd in zip(*columns, strict=True):
+                cost = (dec(amount) * dec(price)).quantize(_SCALE)
+                cost_text = format(cost, "f") if cost else _ZERO_TEXT
+                cost_field = f"{len(cost_text)}:{cost_text}"
                 seq += 1
                 seq_text = str(seq)
-                prev = sha256(
-                    f"{lead}{len(seq_text)}:{seq_text}64:{prev}{tail}".encode()
-                ).hexdigest()
+                text = (
+                    f"{lead}{len(seq_text)}:{seq_text}64:{prev}{recorded}{before}{cost_field}"
+                    f"{after}{cost_field if usd else '~'}"
+                )
+                prev = sha256(text.encode()).hexdigest()
                 hashes.append(prev)
                 costs.append(cost_text)
-    if not ords:
+    if not hashes:
         return []
-    first = head.seq + 1
-    seqs = list(range(first, seq + 1))
-    chain = pa.table(
-        {
-            "ord": pa.array(ords, pa.int64()),
-            "seq": pa.array(seqs, pa.int64()),
-            "prev_hash": pa.array([head.hash, *hashes[:-1]], pa.string()),
-            "row_hash": pa.array(hashes, pa.string()),
-            "cost_text": pa.array(costs, pa.string()),
-        }
-    )
+    seqs = list(range(head.seq + 1, seq + 1))
+    rows = pa.Table.from_batches(records).select([4, *range(5, 5 + len(_TYPED))])
+    del records
+    chain = rows.rename_columns(["usd", *_TYPED]).append_column("seq", pa.array(seqs, pa.int64()))
+    chain = chain.append_column("prev_hash", pa.array([head.hash, *hashes[:-1]], pa.string()))
+    chain = chain.append_column("row_hash", pa.array(hashes, pa.string()))
+    chain = chain.append_column("cost_text", pa.array(costs, pa.string()))
     con.register("_vhc_chain", chain)
     try:
         names = all_columns("trades")
-        cost_sql = "coalesce(t.fast_cost, CAST(c.cost_text AS DECIMAL(38,18)))"
-        usd = f"t.quote IN ({usd_like})"
         select = ", ".join(
-            "CAST(? AS TIMESTAMP) AS recorded_at" if n == "recorded_at"
-            else f"{cost_sql} AS cost" if n == "cost"
-            else f"CASE WHEN {usd} THEN {cost_sql} END AS total_usd" if n == "total_usd"
-            else f"c.{n}" if n in ("seq", "prev_hash", "row_hash")
-            else f"t.{n}"
+            "CAST(? AS TIMESTAMP)" if n == "recorded_at"
+            else "CAST(cost_text AS DECIMAL(38,18))" if n == "cost"
+            else "CASE WHEN usd THEN CAST(cost_text AS DECIMAL(38,18)) END" if n == "total_usd"
+            else f'"{n}"'
             for n in names
         )  # fmt: skip
         quoted = ", ".join(f'"{n}"' for n in names)
-        con.execute(
-            f"INSERT INTO trades ({quoted}) SELECT {select} "
-            "FROM _vhc_new t JOIN _vhc_chain c USING (ord) ORDER BY c.seq",
-            [stamp],
-        )
+        # Arrow's rows go in in their order (DuckDB preserves insertion order): seq order.
+        con.execute(f"INSERT INTO trades ({quoted}) SELECT {select} FROM _vhc_chain", [stamp])
     finally:
         con.unregister("_vhc_chain")
     crashpoints.reach("ledger.import.mid_batch")  # rows inserted, transaction not committed
