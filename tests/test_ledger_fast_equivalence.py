@@ -135,3 +135,18 @@ def test_verify_batches_across_boundaries_find_the_edit(
     with open_ledger(path, read_only=True) as ledger:
         problem = verify.verify_chain(ledger).problem
     assert problem is not None and problem.seq == 150 and "modified" in problem.reason
+
+
+def test_bulk_import_keeps_the_first_of_repeated_identical_lines(tmp_path: Path) -> None:
+    """A file repeating a trade exactly still takes the bulk path, and records it once."""
+    data = tmp_path / "rep.csv"
+    write_random(data, 200, 6)
+    lines = data.read_text(encoding="utf-8").splitlines()
+    data.write_text("\n".join([*lines, lines[3], lines[150], lines[3]]) + "\n", encoding="utf-8")
+    path = tmp_path / "l.duckdb"
+    with open_ledger(path) as ledger:
+        bulk = fast_import.fast_import(ledger, data, NAMES.split(","), "import")
+        assert bulk is not None and bulk[:2] == (203, 200)
+        ids = [r[0] for r in ledger.query("SELECT trade_id FROM trades ORDER BY seq")]
+    assert ids == [line.split(",")[8] for line in lines[1:]]  # file order, each once
+    careful_check(path)
