@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import queue
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +23,7 @@ if TYPE_CHECKING:
 #: The latest verify's outcome, in the workspace's state/ folder.
 VERIFY_STATE = "ledger_verify.json"
 #: Rows checked per SQL batch: keeps memory flat however long the ledger is.
-BATCH_ROWS = 250_000
+BATCH_ROWS = 100_000
 
 
 @dataclass(frozen=True)
@@ -159,22 +162,62 @@ class _Links:
         return True
 
 
+def _ahead(source: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+    """The items of `source`, pulled in a thread at most `depth` ahead of the consumer.
+
+    DuckDB builds the canonical texts without the GIL, so the next batch is built on the
+    other core while this thread hashes the current one. An exception in the thread is
+    raised here; memory stays bounded by `depth` batches.
+    """
+    ready: queue.Queue[tuple[Any] | BaseException | None] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            for item in source:
+                if stop.is_set():
+                    return
+                ready.put((item,))
+            ready.put(None)
+        except BaseException as exc:  # handed to the consuming thread, which raises it
+            ready.put(exc)
+
+    worker = threading.Thread(target=run, name="vhc-verify-stage", daemon=True)
+    worker.start()
+    try:
+        while (item := ready.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item[0]
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                ready.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        worker.join()
+
+
+def _batches(ledger: Ledger, table: str) -> Iterator[Any]:
+    """Batches of (seq, prev_hash, row_hash, canon) over `table`, scanned one batch ahead."""
+    sql = (
+        "SELECT seq, prev_hash, row_hash, canon "
+        f"FROM ({canonical_select(table, ledger.kinds(table))})"
+    )
+    reader = ledger.con.sql(sql).to_arrow_reader(BATCH_ROWS)
+    return _ahead(b for b in reader if b.num_rows)
+
+
 def _first_bad_hash(ledger: Ledger, table: str, links: _Links) -> int | None:
     """Lowest seq of `table` whose row_hash is not SHA-256 of its canonical text (Python's)."""
     import pyarrow as pa
 
-    sql = (
-        "SELECT seq, row_hash, canon, prev_hash "
-        f"FROM ({canonical_select(table, ledger.kinds(table))})"
-    )
-    reader = ledger.con.sql(sql).to_arrow_reader(BATCH_ROWS)
     sha256 = hashlib.sha256
     worst: int | None = None
-    for batch in reader:
-        if batch.num_rows == 0:
-            continue
-        canon, stored = batch.column(2), batch.column(1)
-        links.add(batch.column(0), batch.column(3), stored)
+    for batch in _batches(ledger, table):
+        canon, stored = batch.column(3), batch.column(2)
+        links.add(batch.column(0), batch.column(1), stored)
         if canon.null_count or stored.null_count or not pa.types.is_string(stored.type):
             stored_list, canon_list = stored.to_pylist(), canon.to_pylist()
             digests = [sha256((c or "").encode()).hexdigest() for c in canon_list]
