@@ -321,6 +321,18 @@ def _send(
                 ws, request.exchange, client_order_id, "failed", {"error": exc.message}, emergency
             )
             raise
+        except InputError as exc:
+            # Refused by the client before anything left (e.g. a float cannot carry the
+            # amount): final, or the intent would stay pending and hold risk headroom forever.
+            _record_outcome(
+                ws,
+                request.exchange,
+                client_order_id,
+                "rejected",
+                {"error": exc.message, "sent": False},
+                emergency,
+            )
+            raise
         except OrderOutcomeUnknown as lost:
             log.warning("order %s: reply lost (%s); looking it up", client_order_id, lost.message)
             try:
