@@ -61,11 +61,13 @@ def run_check(st: State, timeout: float) -> None:
             if outcome.activation:
                 render_activation(False, outcome.activation)
     if outcome.already_active:
-        from ccxtkit.risk.killswitch import read_state
+        from ccxtkit.risk.switch_state import effective_state
 
-        s = read_state(st.workspace)
+        eff = effective_state(st.workspace)
+        s = eff.file
+        since = f"since {s.since} ({s.trigger})" if s.active else f"({eff.disagreement})"
         raise KillSwitchActiveError(
-            f"the kill switch is already active since {s.since} ({s.trigger}); trading is halted "
+            f"the kill switch is already active {since}; trading is halted "
             "until someone runs `vhc kill-switch --deactivate --auth-code CODE`"
         )
     if outcome.activation is not None:

@@ -64,14 +64,19 @@ def _families(ws: Workspace, now: datetime, wait_seconds: float | Decimal | None
     families: list[Metric] = []
     health: dict[str, Any] = {}
     readable = 0
+    # The file, overruled by the ledger's record when it can be read: a deleted or edited file
+    # must not make the metric say "off" while trading is blocked.
+    switch_active = kill_switch_active(ws.state_dir)
     ledger_path = ws.ledger_path
     if ledger_path.exists():
         from ccxtkit.ledger.store import open_ledger
+        from ccxtkit.risk.switch_state import state_in
 
         wait = ws.config.ledger.lock_wait_seconds if wait_seconds is None else wait_seconds
         try:
             with open_ledger(ledger_path, wait, read_only=True) as ledger:
                 facts = read_facts(ledger, now, _day_start(ws, now), _ttl(ws), ws.config.timezone)
+                switch_active = int(state_in(ws, ledger).active)
             _latest_verify(ws, facts)
             families += ledger_families(facts)
             health = facts.exchange_health
@@ -84,7 +89,7 @@ def _families(ws: Workspace, now: datetime, wait_seconds: float | Decimal | None
     families += [
         GaugeMetricFamily(
             "vhc_kill_switch_active", "1 while the kill switch is active.",
-            value=kill_switch_active(ws.state_dir),
+            value=switch_active,
         ),
         GaugeMetricFamily(
             "vhc_ledger_readable", "1 if this collection could read the ledger.", value=readable

@@ -21,6 +21,7 @@ from ccxtkit.money import is_usd_like
 
 from . import triggers
 from .killswitch import Activation, activate, read_state
+from .switch_state import state_in
 
 if TYPE_CHECKING:
     from ccxtkit.ledger.store import Ledger
@@ -173,12 +174,19 @@ def gather_inputs(
     """Read the ledger (and, for missing prices, the tickers) into trigger inputs."""
     gathered = _gather(ws, now, prices_usd, policy=False)
     assert gathered is not None  # only a policy check in the visit can leave it unread
-    return gathered
+    return gathered.inputs, gathered.notes
+
+
+@dataclass(frozen=True)
+class _Gathered:
+    inputs: triggers.TriggerInputs
+    notes: list[str]
+    switch_active: bool = False  # the ledger's record says on, whatever the state file says
 
 
 def _gather(
     ws: Workspace, now: datetime, prices_usd: Mapping[str, Decimal] | None, policy: bool
-) -> tuple[triggers.TriggerInputs, list[str]] | None:
+) -> _Gathered | None:
     """`gather_inputs`; with `policy`, the policy record is read in the same ledger visit, and
     None means it is not the config's (or there is no ledger): nothing else was read."""
     from ccxtkit.ledger.store import open_ledger
@@ -190,7 +198,7 @@ def _gather(
     if not ws.ledger_path.exists():
         if policy:
             return None  # the policy is settled first (enforce_policy), then this is asked again
-        return triggers.TriggerInputs(), ["no ledger yet: nothing to evaluate"]
+        return _Gathered(triggers.TriggerInputs(), ["no ledger yet: nothing to evaluate"])
     prices = dict(prices_usd or {})
     with open_ledger(ws.ledger_path, wait_seconds=wait, read_only=True) as ledger:
         if policy:
@@ -198,6 +206,8 @@ def _gather(
 
             if not recorded_in(ws, ledger):
                 return None
+        if state_in(ws, ledger).active:
+            return _Gathered(triggers.TriggerInputs(), [], switch_active=True)
         figures = compute(ledger, now, ws.config.timezone, prices)
         exposure, prices = figures.exposure, dict(figures.prices)
         failures = failure_times(ledger, now, window)
@@ -208,7 +218,7 @@ def _gather(
         prices.update(ticker_prices(ws, missing))
         with open_ledger(ws.ledger_path, wait_seconds=wait, read_only=True) as ledger:
             exposure = compute(ledger, now, ws.config.timezone, prices).exposure
-    return inputs_from_exposure(exposure, failures, consecutive=run)
+    return _Gathered(*inputs_from_exposure(exposure, failures, consecutive=run))
 
 
 def check(
@@ -231,7 +241,9 @@ def check(
         enforce_policy(ws)
         gathered = _gather(ws, moment, prices_usd, policy=False)
     assert gathered is not None
-    inputs, notes = gathered
+    if gathered.switch_active:
+        return CheckOutcome(fired=[], already_active=True)
+    inputs, notes = gathered.inputs, gathered.notes
     fired = fired_triggers(ws, inputs, moment)
     outcome = CheckOutcome(fired=fired, notes=notes, inputs=inputs)
     if fired:

@@ -280,17 +280,23 @@ def effective_state(ws: Workspace, wait_seconds: float | None = None) -> Effecti
     return Effective(active, file or KillSwitchState(), problem, disagreement, last, note)
 
 
+def state_in(ws: Workspace, ledger: Ledger) -> Effective:
+    """Inside a caller's ledger visit: the file against the record, writing nothing."""
+    file, problem = read_file(ws)
+    last = _sealed(ws, ledger, last_recorded(ledger))
+    active, disagreement = decide(file, problem, last, True)
+    return Effective(active, file or KillSwitchState(), problem, disagreement, last)
+
+
 def check_recorded(ws: Workspace, ledger: Ledger) -> Effective:
     """Inside a ledger visit: the file against the record; writes back a missing inactive file.
 
     The caller refuses when `.active`. Cheap: one small query and a look at the outbox.
     """
-    file, problem = read_file(ws)
-    last = _sealed(ws, ledger, last_recorded(ledger))
-    active, disagreement = decide(file, problem, last, True)
-    if not active and problem == MISSING:
-        restore_inactive(ws, last)
-    return Effective(active, file or KillSwitchState(), problem, disagreement, last)
+    eff = state_in(ws, ledger)
+    if not eff.active and eff.file_problem == MISSING:
+        restore_inactive(ws, eff.last_event)
+    return eff
 
 
 def restore_inactive(ws: Workspace, last: RecordedEvent | None) -> None:
