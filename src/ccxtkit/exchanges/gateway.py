@@ -21,6 +21,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 from ccxtkit.config import ExchangeConfig
 from ccxtkit.errors import ConfigError, ExchangeError, InputError
@@ -144,7 +145,36 @@ def build_ccxt(name: str, cfg: ExchangeConfig, credentials: ApiKey | None) -> An
                 f"exchanges.{name}: {ccxt_id} has no sandbox (testnet) in ccxt; "
                 "set `sandbox: false` or point `ccxt: {urls: ...}` at a test server"
             ) from None
+        _refuse_production_sandbox(name, ccxt_id, exchange.urls.get("api"))
     return exchange
+
+
+def _hosts(urls: Any) -> set[str]:
+    """Every host named in a ccxt `urls` entry (a URL or nested dicts of them)."""
+    if isinstance(urls, str):
+        return {urlsplit(urls).hostname or ""}
+    if isinstance(urls, dict):
+        return {h for value in urls.values() for h in _hosts(value)}
+    return set()
+
+
+def _refuse_production_sandbox(name: str, ccxt_id: str, api_urls: Any) -> None:
+    """`sandbox: true` lifts the live-money gates: it must not reach the production API.
+
+    Hosts the exchange's own sandbox shares with production (documentation links) are fine.
+    """
+    import ccxt
+
+    pristine = getattr(ccxt, ccxt_id)().urls
+    production = _hosts(pristine.get("api")) - _hosts(pristine.get("test"))
+    leaked = sorted(_hosts(api_urls) & production)
+    if leaked:
+        raise ConfigError(
+            f"exchanges.{name}: `sandbox: true` but its URLs reach {ccxt_id}'s production API "
+            f"({', '.join(leaked)}); a sandbox account skips the live-money checks, so this is "
+            "refused: set `sandbox: false` to trade real money, or point `ccxt: {urls: ...}` "
+            "at a test server"
+        )
 
 
 def _float(value: Decimal, what: str) -> float:
