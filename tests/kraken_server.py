@@ -149,6 +149,7 @@ class Order:
     closetm: float | None = None
     reason: str | None = None
     trades: list[str] = field(default_factory=list)
+    hidden_until: float = 0.0  # not listed before this time (an order still on its way)
 
 
 @dataclass
@@ -237,6 +238,7 @@ class KrakenServer:
         self.fail_all: str | None = None  # a Kraken error string every private call returns
         self.clock: Callable[[], float] = time.time
         self._faults: list[dict[str, Any]] = []
+        self._hide_next = 0.0
         self._next_fee: list[tuple[str, Decimal]] = []
         self._nonces: dict[str, int] = {}
         self._trade_seq = 0
@@ -399,6 +401,12 @@ class KrakenServer:
         without a reply (a lost response)."""
         with self._lock:
             self._faults.append({"path": path, "kind": "drop", "times": times})
+
+    def hide_next_order(self, seconds: float) -> None:
+        """The next order AddOrder places is not listed for ``seconds`` (it is still on its
+        way to the book, as after a lost reply on a busy exchange)."""
+        with self._lock:
+            self._hide_next = seconds
 
     def requests_to(self, path: str) -> list[Request]:
         """Logged requests whose path ends with ``path`` (e.g. "AddOrder")."""
@@ -646,6 +654,8 @@ class KrakenServer:
         descr = {"order": self._descr(o)}
         if p.get("validate", "").lower() == "true":
             return {"descr": descr}
+        if self._hide_next:
+            o.hidden_until, self._hide_next = time.time() + self._hide_next, 0.0
         self.orders.append(o)
         if crosses:
             self._fill(o, market, maker=False)
@@ -700,6 +710,8 @@ class KrakenServer:
         return d
 
     def _select(self, orders: list[Order], p: dict[str, str]) -> list[Order]:
+        now = time.time()
+        orders = [o for o in orders if o.hidden_until <= now]
         if p.get("userref"):
             orders = [o for o in orders if str(o.userref) == p["userref"]]
         if p.get("cl_ord_id"):

@@ -52,3 +52,26 @@ def test_metric_is_zero_when_the_switch_was_never_thrown(tmp_path, capsys):
     )
     assert code == 0, err
     assert _metric(ws, "vhc_kill_switch_active") == 0
+
+
+def test_a_sweep_on_another_configs_accounts_is_reported_failed(tmp_path, capsys):
+    import yaml
+
+    ws = make_workspace(tmp_path, {"paper": paper(), "desk": paper()})
+    code, _, err = run_cli(
+        ws, ["trade", "buy", "BTC/USD", "0.001", "--exchange", "paper", "--yes"], capsys
+    )
+    assert code == 0, err  # the ledger now records the policy with both accounts
+    other = tmp_path / "other.yaml"
+    doc = yaml.safe_load((ws.home / "config" / "trading_config.yaml").read_text())
+    doc["exchanges"]["desk"]["enabled"] = False  # its resting orders would not be swept
+    other.write_text(yaml.safe_dump(doc))
+    other.chmod(0o600)
+
+    code, out, err = run_cli(
+        ws, ["--config", str(other), "--json", "kill-switch", "--activate", "--reason", "x"], capsys
+    )
+    assert code == 5, err
+    assert "exchanges.desk.enabled" in err and "recorded accounts" in err
+    assert "exchanges.desk.enabled" in json.loads(out)["error"]["message"]
+    assert (ws.state_dir / "kill_switch.json").exists()  # the switch itself is on regardless

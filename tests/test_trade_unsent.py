@@ -37,3 +37,20 @@ def test_amount_a_float_cannot_carry_is_rejected_unsent(
         [event] = ledger.rows("SELECT event, details FROM order_events")
     assert event["event"] == "rejected"
     assert json.loads(event["details"])["sent"] is False
+
+
+def test_kraken_order_listed_late_after_a_lost_reply_is_found_not_sent_twice(
+    tmp_path, kraken_server, monkeypatch, capsys
+):
+    creds = kraken_server.credentials()
+    monkeypatch.setenv("KRAKEN_API_KEY", creds["apiKey"])
+    monkeypatch.setenv("KRAKEN_API_SECRET", creds["secret"])
+    kraken_server.set_balance("USD", "1000000")
+    account = {"secrets": "env", "rate_limit": 1000, "ccxt": kraken_server.ccxt_config()}
+    make_workspace(tmp_path, {"kraken": account})
+    kraken_server.drop_reply_next("AddOrder")
+    kraken_server.hide_next_order(1.0)  # placed, but not listed at the first look
+    code = run(tmp_path, "trade", "buy", "BTC/USD", "0.01", "--exchange", "kraken", "--yes")
+    assert code == 0, capsys.readouterr().err
+    assert len(kraken_server.requests_to("AddOrder")) == 1
+    assert len(kraken_server.orders) == 1

@@ -85,6 +85,7 @@ def activation_doc(result: Activation) -> dict[str, Any]:
         "ok": result.ok,
         "seconds": round(result.seconds, 3),
         "recorded_in": result.recorded_in,
+        "unrecorded_accounts": result.unrecorded_accounts,
         "state": result.state,
         "accounts": [a.to_dict() for a in result.accounts],
     }
@@ -129,6 +130,8 @@ def render_activation(as_json: bool, result: Activation) -> None:
 
 def fail_if_needed(result: Activation) -> None:
     """Exit 5 (ExchangeError) when any account's sweep failed."""
+    if result.unrecorded_accounts:
+        raise ExchangeError(f"the kill switch is active, but {result.unrecorded_accounts}")
     failed = result.failed()
     if failed:
         names = ", ".join(

@@ -4,7 +4,9 @@ After a lost reply vhc sends an order again only when the exchange *confirms* it
 order with that client id. Each exchange proves that differently, or not at all:
 
 - kraken: OpenOrders and ClosedOrders filter by ``cl_ord_id`` server-side (ccxt maps
-  ``clientOrderId`` to it), so an empty answer from both is absence;
+  ``clientOrderId`` to it), so an empty answer from both, twice `RECHECK_SECONDS` apart, is
+  absence: an AddOrder whose reply was lost may still be on its way to the book at the first
+  look;
 - binance, binanceus: GET /api/v3/order with ``origClientOrderId`` finds an open or closed
   order of the symbol; error -2013 "Order does not exist." is absence, once it is said twice
   `RECHECK_SECONDS` apart: Binance documents replies (-1006, -1007) whose "execution status
@@ -44,7 +46,9 @@ class LookupStrategy:
 
 
 KRAKEN = LookupStrategy(
-    "cl_ord_id_filter", True, "OpenOrders + ClosedOrders filtered by cl_ord_id server-side"
+    "cl_ord_id_filter",
+    True,
+    "OpenOrders + ClosedOrders filtered by cl_ord_id server-side; absent twice, 3 s apart",
 )
 BINANCE = LookupStrategy(
     "orig_client_order_id",
@@ -91,22 +95,12 @@ def find_raw(
     prove that it does not exist; other read failures raise `ExchangeError` as usual.
     """
     strategy = strategy_for(ex.id)
-    if strategy.kind == "cl_ord_id_filter":
-        params = {"clientOrderId": client_order_id}
-        found = _matching(
-            safe(lambda: ex.fetch_open_orders(None, None, None, params)), client_order_id
-        )
-        found += _matching(
-            safe(lambda: ex.fetch_closed_orders(None, None, None, params)), client_order_id
-        )
-        if len({r["id"] for r in found}) > 1:
-            log.warning("%s: several orders carry client id %s", account, client_order_id)
-        return found[0] if found else None
-    if strategy.kind == "orig_client_order_id":
-        order = _binance_query(ex, client_order_id, symbol, safe, account)
+    if strategy.kind in ("cl_ord_id_filter", "orig_client_order_id"):
+        query = _kraken_query if strategy.kind == "cl_ord_id_filter" else _binance_query
+        order = query(ex, client_order_id, symbol, safe, account)
         if order is None:
             sleep(RECHECK_SECONDS)  # absent twice, seconds apart: nothing still in flight
-            order = _binance_query(ex, client_order_id, symbol, safe, account)
+            order = query(ex, client_order_id, symbol, safe, account)
         return order
     has = ex.has
     closed = ex.fetch_closed_orders if has.get("fetchClosedOrders") else ex.fetch_orders
@@ -122,6 +116,20 @@ def find_raw(
         f"latest closed ones, but {ex.id} cannot prove it does not exist: it stays unknown and "
         f"is never resent; check the order history on {ex.id} by hand"
     )
+
+
+def _kraken_query(
+    ex: Any, client_order_id: str, symbol: str, safe: Safe, account: str
+) -> Raw | None:
+    """OpenOrders and ClosedOrders filtered by cl_ord_id: the order, or None if in neither."""
+    params = {"clientOrderId": client_order_id}
+    found = _matching(safe(lambda: ex.fetch_open_orders(None, None, None, params)), client_order_id)
+    found += _matching(
+        safe(lambda: ex.fetch_closed_orders(None, None, None, params)), client_order_id
+    )
+    if len({r["id"] for r in found}) > 1:
+        log.warning("%s: several orders carry client id %s", account, client_order_id)
+    return found[0] if found else None
 
 
 def _binance_query(

@@ -82,11 +82,13 @@ class Activation:
     accounts: list[AccountResult]
     seconds: float
     recorded_in: str  # "ledger", "outbox" or "nowhere" (see audit.record_control_event)
+    #: The swept accounts are not the ones the ledger's policy records (another --config).
+    unrecorded_accounts: str | None = None
 
     @property
     def ok(self) -> bool:
-        """True when every account was swept without failure."""
-        return all(a.ok for a in self.accounts)
+        """True when every recorded account was swept without failure."""
+        return all(a.ok for a in self.accounts) and self.unrecorded_accounts is None
 
     def failed(self) -> list[AccountResult]:
         """The accounts that reported a failure."""
@@ -330,9 +332,12 @@ def activate(
         finally:
             os.close(in_flight)
     seconds = time.monotonic() - started
+    # The sweep used the config as given, unchecked (it must never wait); a config that is not
+    # the recorded one may have swept the wrong endpoints or left an account out.
+    unrecorded = _accounts_differ_from_record(ws)
     # 4. The per-account report: state file, then ledger (or outbox).
     report = {r.account: r.to_dict() for r in results}
-    ok = all(r.ok for r in results)
+    ok = all(r.ok for r in results) and unrecorded is None
     with _locked(ws) as final:
         final.last_activation = {
             **state.last_activation,
@@ -349,10 +354,57 @@ def activate(
         f"Kill switch activated ({trigger})",
         f"{reason}. Accounts swept: {', '.join(names) or 'none'}."
         + (f" FAILED: {', '.join(failed)}." if failed else "")
+        + (f" NOT SWEPT AS RECORDED: {unrecorded}." if unrecorded else "")
         + f" {DEACTIVATE_HINT}.",
         key=f"kill_switch.activate.{trigger}",
     )
-    sweep = {"reason": reason, "trigger": trigger, "ok": ok, "accounts": report}
+    sweep: dict[str, object] = {"reason": reason, "trigger": trigger, "ok": ok, "accounts": report}
+    if unrecorded:
+        sweep["unrecorded_accounts"] = unrecorded
     crashpoints.reach("killswitch.before_sweep_event")
     recorded_in = record_control_event(ws, "kill_switch.sweep", sweep, actor=who)
-    return Activation(state=final, accounts=results, seconds=seconds, recorded_in=recorded_in)
+    return Activation(final, results, seconds, recorded_in, unrecorded)
+
+
+def _accounts_differ_from_record(ws: Workspace) -> str | None:
+    """How the config's accounts differ from the ledger's recorded policy, else None.
+
+    Read-only and within half a second: a busy or unreadable ledger is logged, not a failure
+    (the sweep itself already ran on the config's accounts).
+    """
+    from ccxtkit.errors import VhcError
+    from ccxtkit.ledger.store import open_ledger
+    from ccxtkit.policy.document import policy_document
+    from ccxtkit.policy.rules import compare
+    from ccxtkit.policy.service import last_recorded
+
+    if not ws.ledger_path.exists():
+        return None
+    try:
+        with open_ledger(ws.ledger_path, wait_seconds=0.5, read_only=True) as ledger:
+            recorded = last_recorded(ledger, ws)
+    except VhcError as exc:
+        log.warning("kill switch: the swept accounts were not checked against the record: %s",
+                    exc.message)  # fmt: skip
+        return None
+    if recorded is None:
+        return None
+    current = policy_document(ws.config)
+    swept = {
+        name
+        for name, account in recorded.document.get("exchanges", {}).items()
+        if isinstance(account, dict) and account.get("enabled", True)
+    }
+    # Only the recorded sweep matters: a recorded-enabled account changed, disabled or gone.
+    keys = []
+    for change in compare(recorded.document, current):
+        section, account, *rest = [*change.key.split("."), ""]
+        if section == "exchanges" and account in swept and rest[:1] != ["paper"]:
+            keys.append(change.key)
+    if not keys:
+        return None
+    return (
+        f"the config differs from the ledger's recorded accounts at {', '.join(keys)}; orders "
+        "on the recorded accounts may still be open: run `vhc kill-switch --activate` again "
+        "with the workspace's own config"
+    )
