@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ccxtkit.errors import LedgerIntegrityError
-from ccxtkit.ledger.chain import canonical_select, chain_union_sql
+from ccxtkit.ledger.chain import canonical_select, chain_union_sql, row_hash
 from ccxtkit.ledger.store import Ledger
 
 
@@ -23,13 +23,14 @@ def check_rows(ledger: Ledger, seqs: Iterable[int], what: str) -> None:
         return
     marks = ", ".join("?" for _ in wanted)
     own = ledger.query(
-        f"SELECT seq, prev_hash, row_hash, sha256(canon) FROM ({canonical_select('control_events')})"
+        f"SELECT seq, prev_hash, row_hash, canon FROM ({canonical_select('control_events')})"
         f" WHERE seq IN ({marks})",
         wanted,
     )
     hashes: dict[int, str] = {}
-    for seq, _, stored, calc in own:
-        if calc != stored:
+    for seq, _, stored, canon in own:
+        # Hashed here, not by the file's SQL: nothing inside the file decides what is intact.
+        if row_hash(canon or "") != stored:
             raise _edited(what, int(seq), "its content no longer matches its hash")
         hashes[int(seq)] = str(stored)
     around = sorted({s + 1 for s in wanted} | {s - 1 for s in wanted if s > 1})
