@@ -55,6 +55,8 @@ from .pagination import PAGINATION, Pager, collect
 from .quirks import (
     CCXT_DEFAULTS,
     CLIENT_ID_PARAM,
+    CREATE_PARAMS,
+    FEE_CREDIT_ASSETS,
     FILLS_BY_ORDER_ID,
     NO_OWN_SANDBOX,
     NO_SPOT_LEDGER,
@@ -205,6 +207,11 @@ class CcxtGateway:
         self._markets_cached = False
         #: Called with the unified method name after each history page (progress bars).
         self.on_page: Callable[[str], None] | None = None
+        #: Whether the last balance read showed fee credits (None: not read in this run).
+        self._fee_credits: bool | None = None
+        #: Client ids of orders sent by this client whose fills' fees are charged as the trade
+        #: history labels them (see quirks.CREATE_PARAMS): no exchange-ledger read needed.
+        self.fees_as_reported: set[str] = set()
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -291,7 +298,11 @@ class CcxtGateway:
     def fetch_balance(self) -> dict[str, Balance]:
         """Balances by asset."""
         self.load_markets()
-        return to_balances(self._safe("fetch_balance", self.exchange.fetch_balance))
+        balances = to_balances(self._safe("fetch_balance", self.exchange.fetch_balance))
+        credits = FEE_CREDIT_ASSETS.get(self.exchange.id)
+        if credits is not None:
+            self._fee_credits = any(b.total > 0 for a, b in balances.items() if a in credits)
+        return balances
 
     def fetch_order(self, order_id: str, symbol: str) -> Order:
         """One order by the exchange's id."""
@@ -457,7 +468,12 @@ class CcxtGateway:
         f_amount = _float(amount, "amount")
         f_price = None if price is None else _float(price, "price")
         ctx = CallContext(self.name, "create_order", symbol=symbol, side=side, amount=amount)
-        params = {CLIENT_ID_PARAM.get(self.exchange.id, "clientOrderId"): client_order_id}
+        params = {
+            **CREATE_PARAMS.get(self.exchange.id, {}),
+            CLIENT_ID_PARAM.get(self.exchange.id, "clientOrderId"): client_order_id,
+        }
+        if self.exchange.id in CREATE_PARAMS and self._fee_credits is False:
+            self.fees_as_reported.add(client_order_id)
         raw = call_create(
             lambda: self.exchange.create_order(symbol, type, side, f_amount, f_price, params), ctx
         )

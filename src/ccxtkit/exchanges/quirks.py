@@ -15,6 +15,11 @@ Binance and Binance.US:
 - ccxt's ``fetch_ledger`` covers derivatives wallets only: no spot ledger (fees show their
   currency on each fill anyway).
 
+Kraken: its trade history labels every fee with the quote, while the fee may really be charged
+in the base (``fcib``, a sell's default) or in fee credits (KFEE); the ledger (``Ledgers``) shows
+which. vhc's orders ask for ``fciq``, so the extra ledger read is needed only while the account
+holds fee credits.
+
 Coinbase: ccxt's create_order drops a unified ``clientOrderId`` and sends its own
 ``ccxt-<uuid>``; ours must go as ``client_order_id`` to reach the exchange.
 """
@@ -36,6 +41,13 @@ CCXT_DEFAULTS: dict[str, dict[str, Any]] = {
 
 #: The create_order param that carries our client order id, where it is not `clientOrderId`.
 CLIENT_ID_PARAM: dict[str, str] = {"coinbase": "client_order_id"}
+
+#: Extra create_order params. Kraken: the fee in the quote currency (`fciq`; a sell defaults to
+#: the base), so that without fee credits the trade history's fee label is the truth.
+CREATE_PARAMS: dict[str, dict[str, str]] = {"kraken": {"oflags": "fciq"}}
+#: Fee-credit assets that an exchange spends before the currency an order asks for (Kraken's
+#: KFEE, unified as FEE): while the account holds none, fees are charged as CREATE_PARAMS say.
+FEE_CREDIT_ASSETS: dict[str, frozenset[str]] = {"kraken": frozenset({"FEE", "KFEE"})}
 
 #: Exchanges whose fetch_my_trades needs a symbol (read market by market).
 TRADES_PER_SYMBOL = _BINANCE

@@ -81,6 +81,41 @@ def check_catalog(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         )
 
 
+#: Per file, its on-disk state (file and WAL) when this process last found the catalog clean.
+_CLEAN: dict[str, tuple[object, ...]] = {}
+
+
+def _disk_state(path: Path) -> tuple[object, ...]:
+    """Identity, size and mtime of the file and its WAL: any other writer changes one of them."""
+    state: list[object] = []
+    for file in (path, path.with_name(path.name + ".wal")):
+        try:
+            st = file.stat()
+        except FileNotFoundError:
+            state.append(None)
+            continue
+        state.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(state)
+
+
+def check_catalog_unless_unchanged(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """`check_catalog`, skipped while the file is as this process left it after a clean check."""
+    key = str(path.resolve())
+    if _CLEAN.get(key) == _disk_state(path):
+        return
+    check_catalog(con, path)
+    _CLEAN[key] = _disk_state(path)
+
+
+def mark_written_by_us(path: Path) -> None:
+    """After our own connection (catalog checked, our lock held) closed: the file is still clean.
+
+    Only vhc's own statements ran on it while we held the lock; a later writer changes the
+    disk state, and the next open checks again.
+    """
+    _CLEAN[str(path.resolve())] = _disk_state(path)
+
+
 def chained_tables(con: duckdb.DuckDBPyConnection, path: Path) -> dict[str, tuple[FileColumn, ...]]:
     """Every table of the file whose first columns are the chain columns, with its data columns."""
     db = database_name(con)

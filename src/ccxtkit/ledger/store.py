@@ -16,7 +16,13 @@ from ..errors import LedgerBusyError, LedgerIntegrityError, VhcError
 from ..filelock import flocked
 from ..money import to_ledger_decimal
 from . import outbox
-from .catalog import FileColumn, chained_tables, check_catalog, check_known_shape
+from .catalog import (
+    FileColumn,
+    chained_tables,
+    check_catalog_unless_unchanged,
+    check_known_shape,
+    mark_written_by_us,
+)
 from .chain import GENESIS_HASH, canonical, canonical_of, now_utc, row_hash, utc_naive
 from .names import create_views
 from .schema import MIGRATIONS, TABLES, all_columns
@@ -390,12 +396,13 @@ def open_ledger(
             raise LedgerIntegrityError(f"the ledger {path} cannot be opened: {exc}") from None
         except duckdb.Error as exc:
             raise LedgerIntegrityError(f"the ledger {path} cannot be opened: {exc}") from None
+        clean = False  # set once the caller's work with the file ended without an exception
         try:
             if new:
                 os.chmod(path, 0o600)
             try:
                 # First, before any other query: nothing in the file may redefine what SQL means.
-                check_catalog(con, path)
+                check_catalog_unless_unchanged(con, path)
                 ledger = Ledger(con, path, read_only=read_only)
                 applied = applied_migrations(con)
                 if not read_only:
@@ -416,5 +423,8 @@ def open_ledger(
             if not read_only:
                 outbox.drain(ledger)
             yield ledger
+            clean = True
         finally:
             con.close()
+        if not read_only and clean:
+            mark_written_by_us(path)  # still under our lock: our own writes changed the file

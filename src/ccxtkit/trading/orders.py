@@ -151,7 +151,7 @@ def _prepare(ws: Workspace, client: ExchangeClient, request: OrderRequest) -> _P
         held = {r[0] for r in ledger.query(_HELD_ASSETS_SQL)}
         pending = recording.pending_orders(ledger, request.exchange)
     resolutions = look_up(ws, client, request.exchange, pending)
-    prices = usd_prices(client, markets, {*held, *balances, market.base, market.quote})
+    prices = usd_prices(client, markets, {*held, *balances, market.base, market.quote}, [ticker])
     if not is_usd_like(market.base) and market.quote in prices:
         prices.setdefault(market.base, ticker.last * prices[market.quote])
     proposal = OrderProposal(

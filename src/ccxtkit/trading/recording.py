@@ -242,7 +242,9 @@ def fills_of(client: ExchangeClient, order: Order, placed_at: datetime | None) -
         t for t in client.fetch_my_trades(since) if t.order_id == order.id
     ]
     fetch_ledger = getattr(client, "fetch_ledger", None)
-    if fills and fetch_ledger is not None:
+    # The gateway knows when this order's fees are as labelled (e.g. Kraken without fee credits).
+    as_reported = order.client_order_id in getattr(client, "fees_as_reported", ())
+    if fills and fetch_ledger is not None and not as_reported:
         fills = apply_ledger_fees(fills, fetch_ledger(since))
     return fills
 

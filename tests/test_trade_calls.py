@@ -1,0 +1,63 @@
+"""Exchange calls per order on Kraken: one ticker, one balance, the create, the outcome, the fills."""
+
+from decimal import Decimal
+
+from ccxtkit.ledger.store import open_ledger
+from tests.test_killswitch import make_workspace, run_cli
+
+
+def _workspace(tmp_path, monkeypatch, kraken_server):
+    creds = kraken_server.credentials()
+    monkeypatch.setenv("KRAKEN_API_KEY", creds["apiKey"])
+    monkeypatch.setenv("KRAKEN_API_SECRET", creds["secret"])
+    kraken_server.set_balance("USD", "100000")
+    kraken_server.set_balance("BTC", "0.1")
+    account = {"secrets": "env", "rate_limit": 1000, "ccxt": kraken_server.ccxt_config()}
+    return make_workspace(tmp_path, {"kraken": account})
+
+
+def _calls(kraken_server, since: int) -> list[str]:
+    return [r.path.rsplit("/", 1)[-1] for r in kraken_server.requests[since:]]
+
+
+def _trade(ws, capsys, side: str) -> None:
+    args = ["trade", side, "BTC/USD", "0.01", "--exchange", "kraken", "--yes"]
+    code, _, err = run_cli(ws, args, capsys)
+    assert code == 0, err
+
+
+def test_a_market_order_takes_five_calls_and_its_fee_is_in_the_quote(
+    tmp_path, monkeypatch, kraken_server, capsys
+):
+    ws = _workspace(tmp_path, monkeypatch, kraken_server)
+    _trade(ws, capsys, "buy")  # the first order also loads (and caches) the market lists
+    for side in ("buy", "sell"):
+        start = len(kraken_server.requests)
+        _trade(ws, capsys, side)
+        calls = _calls(kraken_server, start)
+        assert calls == ["Ticker", "BalanceEx", "AddOrder", "QueryOrders", "TradesHistory"]
+        assert kraken_server.requests[start + 2].params["oflags"] == "fciq"
+    with open_ledger(ws.ledger_path, read_only=True) as ledger:
+        rows = ledger.query("SELECT side, fee, fee_currency FROM trades ORDER BY seq")
+    assert [(side, cur) for side, _, cur in rows] == [
+        ("buy", "USD"),
+        ("buy", "USD"),
+        ("sell", "USD"),
+    ]
+    assert all(fee > Decimal(0) for _, fee, _ in rows)
+    assert kraken_server.balance("BTC") == Decimal("0.11")  # the sell's fee was not in BTC
+
+
+def test_with_fee_credits_the_exchange_ledger_says_what_was_charged(
+    tmp_path, monkeypatch, kraken_server, capsys
+):
+    ws = _workspace(tmp_path, monkeypatch, kraken_server)
+    kraken_server.set_balance("KFEE", "10")
+    _trade(ws, capsys, "buy")
+    kraken_server.set_next_fee("KFEE", "0.25")  # Kraken spends fee credits first
+    start = len(kraken_server.requests)
+    _trade(ws, capsys, "buy")
+    assert "Ledgers" in _calls(kraken_server, start)
+    with open_ledger(ws.ledger_path, read_only=True) as ledger:
+        last = ledger.query("SELECT fee, fee_currency FROM trades ORDER BY seq DESC LIMIT 1")
+    assert last == [(Decimal("0.25"), "KFEE")]
