@@ -88,7 +88,7 @@ def one_run(server: KrakenServer | None, via_cli: bool) -> tuple[float, int]:
                 seconds = time.perf_counter() - started
                 state = killswitch.read_state(ws)
                 accounts = state.last_activation["accounts"].values()
-                cancelled = sum(len(a["cancelled"]) for a in accounts)
+                cancelled = sum(len(a["canceled"]) for a in accounts)
             else:
                 result = killswitch.activate(ws, "bench")
                 seconds = result.seconds

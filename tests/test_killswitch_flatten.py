@@ -159,3 +159,25 @@ def test_flatten_while_the_ledger_is_busy_is_resolved_by_the_next_writer(
     code, out, _ = run(capsys, home, "trade", "recover")
     assert "nothing to recover" in out
     _books_agree(capsys, home, {"BTC"})
+
+
+def test_after_a_busy_ledger_flatten_reconcile_settles_it_without_another_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = workspace(tmp_path)
+    _opened(capsys, home)
+    assert run(capsys, home, "trade", "buy", "BTC/USD", "0.05")[0] == 0
+    holder = _hold_ledger(home / "ledger" / "vhc.duckdb")
+    try:
+        doc = _activate_flatten(capsys, home)
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=10)
+        if holder.stdout:
+            holder.stdout.close()
+    (account,) = doc["accounts"]  # type: ignore[misc]
+    assert [c["status"] for c in account["closed"]] == ["closed"]
+    _books_agree(capsys, home, {"BTC"})  # reconcile first settles the journalled sale
+    sells = rows(home, "SELECT amount FROM trades WHERE side = 'sell'")
+    assert sells == [(D("0.05").quantize(D("1E-18")),)]  # once, not doubled

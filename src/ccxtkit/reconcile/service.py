@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ccxtkit.errors import ConfigError, ExchangeError, SecretsError
-from ccxtkit.exchanges.base import Balance, LedgerEntry, Trade, Transfer
+from ccxtkit.exchanges.base import Balance, ExchangeClient, LedgerEntry, Trade, Transfer
 from ccxtkit.exchanges.fees import apply_ledger_fees
 from ccxtkit.ledger.store import Ledger
 from ccxtkit.logs import log
@@ -125,6 +125,7 @@ def read_account(
         if paged:
             client.on_page = lambda method: step(method)  # type: ignore[attr-defined]
         try:
+            _recover_first(ws, client, name)
             read.held = {a.upper(): b for a, b in client.fetch_balance().items()}
             read.balances = {a: b.total for a, b in read.held.items()}
             step("balance")
@@ -148,6 +149,24 @@ def read_account(
         read.error = exc.message
         log.warning("reconcile: %s could not be read: %s", name, exc.message)
     return read
+
+
+def _recover_first(ws: Workspace, client: ExchangeClient, name: str) -> None:
+    """Settle the account's unknown orders first, as `vhc trade recover` does.
+
+    The kill switch's orders that a busy ledger left in the journal, and any order whose
+    reply was lost, get their outcome and fills recorded before matching: else they would
+    show up as missing trades. A lookup that fails is logged; the matching then reports it.
+    """
+    from ccxtkit.trading.recover import recover_account
+
+    try:
+        settled = recover_account(ws, client, name)
+    except ExchangeError as exc:
+        log.warning("reconcile: %s: unknown orders not settled first: %s", name, exc.message)
+        return
+    for r in settled:
+        log.info("reconcile: %s order %s settled first: %s", name, r.client_order_id, r.outcome)
 
 
 #: Exchange trades and the ledger's, joined by id in DuckDB; only rows where something differs
