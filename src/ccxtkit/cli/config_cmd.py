@@ -7,7 +7,6 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 import typer
-import yaml
 
 from ..errors import ConfigError
 from ..money import fmt
@@ -84,8 +83,24 @@ def show(ctx: typer.Context) -> None:
     if state(ctx).json:
         print_json(data)
     else:
-        text = yaml.dump(data, Dumper=_Dumper, sort_keys=False)
-        console.print(text, markup=False, highlight=False)
+        console.print(_as_yaml(data), markup=False, highlight=False)
+
+
+def _as_yaml(data: Any) -> str:
+    """YAML with Decimals shown as plain numbers, exactly as written (PyYAML loaded here only:
+    `vhc --help` imports every command module)."""
+    import yaml
+
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    def decimal(dumper: yaml.SafeDumper, value: Decimal) -> yaml.ScalarNode:
+        text = fmt(value)
+        kind = "float" if "." in text else "int"
+        return dumper.represent_scalar(f"tag:yaml.org,2002:{kind}", text)
+
+    Dumper.add_representer(Decimal, decimal)
+    return str(yaml.dump(data, Dumper=Dumper, sort_keys=False))
 
 
 def _shown(value: Any) -> str:
@@ -195,19 +210,6 @@ def apply(
     )
     who = " (approved with a code)" if result.how == "approved" else ""
     console.print(f"policy {result.hash} recorded at ledger seq {result.seq}{who}")
-
-
-class _Dumper(yaml.SafeDumper):
-    """Shows Decimals as plain numbers, exactly as written."""
-
-
-def _decimal(dumper: yaml.SafeDumper, value: Decimal) -> yaml.ScalarNode:
-    text = fmt(value)
-    kind = "float" if "." in text else "int"
-    return dumper.represent_scalar(f"tag:yaml.org,2002:{kind}", text)
-
-
-_Dumper.add_representer(Decimal, _decimal)
 
 
 def register(root: typer.Typer) -> None:
