@@ -308,3 +308,27 @@ def test_telegram_answer_failure_is_recorded_not_fatal(home: Path) -> None:
         home, "SELECT details FROM signal_events WHERE event = 'replied'"
     )]  # fmt: skip
     assert details["ok"] is False and BOT_TOKEN not in json.dumps(details)
+
+
+def test_run_worker_drains_the_queue_and_stops(home: Path) -> None:
+    from ccxtkit.signals.worker import run_worker
+
+    sids = [submit(home, f"w-{i}") for i in range(3)]
+    stop = threading.Event()
+    counts: list[int] = []
+    thread = threading.Thread(
+        target=lambda: counts.append(run_worker(workspace(home), stop, poll_seconds=0.05))
+    )
+    thread.start()
+    deadline = datetime.now(UTC) + timedelta(seconds=90)
+    while datetime.now(UTC) < deadline:
+        if all(status(home, s) == "executed" for s in sids):
+            break
+        threading.Event().wait(0.2)
+    stop.set()
+    thread.join(timeout=60)
+    assert not thread.is_alive() and counts == [3]
+    record, history = queue.get_signal(workspace(home), sids[0])
+    assert record.status == "executed"
+    assert [e["event"] for e in history][-1] == "outcome"
+    assert history[-1]["details"]["order_event"] == "filled"

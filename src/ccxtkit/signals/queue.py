@@ -68,6 +68,19 @@ def list_signals(ws: Workspace, status: str | None = None) -> list[SignalRecord]
         return [SignalRecord.from_row(r) for r in store.states(ledger, status=status)]
 
 
+def get_signal(ws: Workspace, ref: str) -> tuple[SignalRecord, list[dict[str, Any]]]:
+    """One signal and every event of its life, oldest first (details as objects)."""
+    with ws.open_ledger() as ledger:
+        row = _find(ledger, ref)
+        events = store.events(ledger, row["signal_id"])
+    for event in events:
+        try:
+            event["details"] = json.loads(event["details"] or "{}")
+        except ValueError:
+            event["details"] = {}
+    return SignalRecord.from_row(row), events
+
+
 def _find(ledger: Ledger, ref: str) -> dict[str, Any]:
     row = store.find(ledger, ref)
     if row is None:

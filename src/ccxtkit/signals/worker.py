@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -459,3 +460,31 @@ def _reply(ws: Workspace, row: dict[str, Any], result: WorkResult) -> None:
         )
     except VhcError as exc:
         log.warning("signal %s: telegram answer not recorded: %s", row["signal_id"], exc.message)
+
+
+def run_worker(
+    ws: Workspace,
+    stop: threading.Event,
+    poll_seconds: float = 0.5,
+    batch: int = 1,
+) -> int:
+    """A worker of `vhc serve`: passes over the queue until `stop` is set; returns signals done.
+
+    It takes `batch` signals a pass, so a stop (SIGTERM) waits for at most that many orders:
+    the in-flight one finishes, the rest stay queued. A crash leaves nothing worse than what
+    the next pass resolves. A busy ledger or an unexpected error is logged and retried.
+    """
+    done = 0
+    while not stop.is_set():
+        try:
+            results = work_once(ws, limit=batch)
+        except LedgerBusyError as exc:
+            log.warning("signals worker: %s", exc.message)
+            results = []
+        except Exception:  # a worker thread must not die on one bad pass
+            log.exception("signals worker: a pass failed")
+            results = []
+        done += len(results)
+        if not results:
+            stop.wait(poll_seconds)
+    return done
