@@ -40,7 +40,8 @@ class SignalRecord:
             details = json.loads(row["details"] or "{}")
         except ValueError:
             details = {}
-        reason = details.get("reason") or details.get("message")
+        waiting = row["status"] in ("refused", "dead", "dropped", "retry", "unknown")
+        reason = (details.get("reason") or details.get("message")) if waiting else None
         return cls(
             signal_id=row["signal_id"],
             received_at=row["timestamp"],
