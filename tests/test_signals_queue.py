@@ -332,3 +332,39 @@ def test_run_worker_drains_the_queue_and_stops(home: Path) -> None:
     assert record.status == "executed"
     assert [e["event"] for e in history][-1] == "outcome"
     assert history[-1]["details"]["order_event"] == "filled"
+
+
+@pytest.mark.slow
+def test_crash_before_send_on_kraken_protocol_resolves_by_lookup(
+    home: Path, kraken_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.crash.agree import kraken_view
+
+    creds = kraken_server.credentials()
+    monkeypatch.setenv("KRAKEN_API_KEY", creds["apiKey"])
+    monkeypatch.setenv("KRAKEN_API_SECRET", creds["secret"])
+    path = home / "config" / "trading_config.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["exchanges"]["kraken"] = {
+        "secrets": "env",
+        "rate_limit": 1000,
+        "ccxt": {**kraken_server.ccxt_config(), "timeout": 3000},
+    }
+    write_private(path, yaml.safe_dump(data))
+    kraken_server.set_balance("USD", "100000")
+    kraken_server.set_price("BTC/USD", "60000")
+    sid = submit(home, "k-1", exchange="kraken")
+    run = run_vhc(home, ["signals", "work", "--once"], crash_at="order.intent_recorded")
+    assert run.crashed, (run.code, run.err)
+    assert dict(kraken_view(kraken_server).sends) == {}
+    statuses = []
+    for _ in range(3):
+        statuses += [r.status for r in work_once(workspace(home))]
+        if "executed" in statuses:
+            break
+    assert statuses == ["retry", "executed"]  # attempt 1 confirmed absent, attempt 2 sent
+    view = kraken_view(kraken_server)
+    cid1, cid2 = (store.client_order_id_for(sid, n) for n in (1, 2))
+    assert dict(view.sends) == {cid2: 1}
+    assert latest_events(home, "kraken") == {cid1: "not_found", cid2: "filled"}
+    assert_orders_agree(home, "kraken", view, {"USD": Decimal(100000)})

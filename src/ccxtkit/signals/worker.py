@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import (
-    ExchangeError,
     InputError,
     KillSwitchActiveError,
     LedgerBusyError,
@@ -110,7 +109,13 @@ def work_once(
     with ExitStack() as held:
         claimed = _claim(ws, held, limit, now or datetime.now(UTC))
         for row, attempt, fresh in claimed:
-            results.append(_work(ws, row, attempt, fresh))
+            try:
+                results.append(_work(ws, row, attempt, fresh))
+            except Exception as exc:  # one signal's trouble must not stop the others
+                log.exception("signal %s: the pass failed", row["signal_id"])
+                cid = store.client_order_id_for(row["signal_id"], attempt)
+                message = exc.message if isinstance(exc, VhcError) else type(exc).__name__
+                results.append(WorkResult(row["signal_id"], "working", attempt, cid, message))
     return results
 
 
@@ -194,7 +199,9 @@ def _resume(ws: Workspace, row: dict[str, Any], attempt: int, cid: str) -> WorkR
                 recover_account(ws, client, exchange)
             finally:
                 client.close()
-        except ExchangeError as exc:
+        except LedgerBusyError:
+            raise
+        except VhcError as exc:  # the exchange, its keys or its config: ask again later
             return _unknown(ws, row, attempt, cid, f"order lookup failed: {exc.message}")
         exists, event, order_id = _order_state(ws, exchange, cid)
     if event in _REACHED:
