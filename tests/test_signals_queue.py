@@ -313,13 +313,15 @@ def test_telegram_answer_failure_is_recorded_not_fatal(home: Path) -> None:
 def test_run_worker_drains_the_queue_and_stops(home: Path) -> None:
     from ccxtkit.signals.worker import run_worker
 
-    sids = [submit(home, f"w-{i}") for i in range(3)]
     stop = threading.Event()
     counts: list[int] = []
+    # A long poll interval: only intake's wake-up can make it pick the signals up in time.
     thread = threading.Thread(
-        target=lambda: counts.append(run_worker(workspace(home), stop, poll_seconds=0.05))
+        target=lambda: counts.append(run_worker(workspace(home), stop, poll_seconds=600))
     )
     thread.start()
+    threading.Event().wait(1.0)  # its first pass finds nothing and it goes idle
+    sids = [submit(home, f"w-{i}") for i in range(3)]
     deadline = datetime.now(UTC) + timedelta(seconds=90)
     while datetime.now(UTC) < deadline:
         if all(status(home, s) == "executed" for s in sids):

@@ -238,6 +238,10 @@ def _commit_items(ws: Workspace, items: list[_Item]) -> None:
         log.exception("signal intake: the batch of %d was not committed", len(todo))
         _uncommitted(todo, 500, "INTERNAL_ERROR", "the signal could not be taken")
         return
+    if any(i.answer is not None and i.answer.status == 202 for i in todo):
+        from .wake import notify_queued
+
+        notify_queued()
     for item in todo:
         if item.refusal is None and item.answer is not None and item.answer.status == 202:
             p = item.parsed

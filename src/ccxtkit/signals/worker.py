@@ -29,6 +29,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -472,17 +473,28 @@ def _reply(ws: Workspace, row: dict[str, Any], result: WorkResult) -> None:
 def run_worker(
     ws: Workspace,
     stop: threading.Event,
-    poll_seconds: float = 0.5,
+    poll_seconds: float = 2.0,
     batch: int = 1,
 ) -> int:
     """A worker of `vhc serve`: passes over the queue until `stop` is set; returns signals done.
 
     It takes `batch` signals a pass, so a stop (SIGTERM) waits for at most that many orders:
-    the in-flight one finishes, the rest stay queued. A crash leaves nothing worse than what
-    the next pass resolves. A busy ledger or an unexpected error is logged and retried.
+    the in-flight one finishes, the rest stay queued. Idle, it wakes when intake queues a
+    signal in this process (`signals.wake`) or every `poll_seconds` (retries falling due,
+    signals queued by another process); `stop` is looked at every 0.1 s. A crash leaves
+    nothing worse than what the next pass resolves; a busy ledger or an error is logged.
     """
+    from . import wake
+
     done = 0
+    seen = -1  # the intake counter at the last pass that found nothing (-1: pass now)
+    last = 0.0
     while not stop.is_set():
+        now = time.monotonic()
+        if seen == wake.generation() and now - last < poll_seconds:
+            wake.wait_for_queued(seen, timeout=min(0.1, poll_seconds))
+            continue
+        seen, last = wake.generation(), now
         try:
             results = work_once(ws, limit=batch)
         except LedgerBusyError as exc:
@@ -492,6 +504,6 @@ def run_worker(
             log.exception("signals worker: a pass failed")
             results = []
         done += len(results)
-        if not results:
-            stop.wait(poll_seconds)
+        if results:
+            seen = -1  # more may be due: pass again at once
     return done
