@@ -40,6 +40,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--signals", type=int, default=200)
     parser.add_argument("--threads", type=int, default=16, help="concurrent deliveries")
+    parser.add_argument("--latency-signals", type=int, default=20)
     args = parser.parse_args()
     os.environ["VHC_SIGNALS_SHEETS_KEY"] = KEY
     os.environ["VHC_SIGNALS_SHEETS_SECRET"] = SECRET
@@ -95,6 +96,49 @@ def main() -> None:
         work_s = time.perf_counter() - start
         print(f"worker: {done} orders executed in {work_s:.2f} s = {done / work_s:.0f}/s "
               f"({work_s / max(done, 1) * 1000:.1f} ms per signal, one worker)")  # fmt: skip
+
+        latency(ws, args.latency_signals)
+
+
+def latency(ws: Workspace, count: int) -> None:
+    """Webhook to order sent: signals one at a time, `signals.workers` workers running."""
+    import threading
+
+    from ccxtkit.signals.worker import run_worker, worker_count
+
+    stop = threading.Event()
+    threads = [
+        threading.Thread(target=run_worker, args=(ws, stop), daemon=True)
+        for _ in range(worker_count(ws))
+    ]
+    for t in threads:
+        t.start()
+    for i in range(count):
+        body = json.dumps(
+            {"id": f"lat-{i}", "timestamp": int(datetime.now(UTC).timestamp()),
+             "symbol": "BTC/USD", "exchange": "paper", "transactionType": "BUY",
+             "quantity": "0.001", "orderType": "MARKET"}
+        ).encode()  # fmt: skip
+        sig = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        assert receive(ws, "sheets", {"X-API-Key": KEY, "X-Signature": sig}, body).status == 202
+        time.sleep(0.5)
+    deadline = time.monotonic() + 120
+    sql = (
+        "SELECT s.timestamp, min(e.timestamp) FROM signals s JOIN signal_events e "
+        "USING (signal_id) WHERE e.event = 'sent' AND s.external_id LIKE 'lat-%' GROUP BY 1"
+    )
+    while time.monotonic() < deadline:
+        with ws.open_ledger() as ledger:
+            found = ledger.query(sql)
+        if len(found) == count:
+            break
+        time.sleep(0.5)
+    stop.set()
+    for t in threads:
+        t.join(timeout=60)
+    ms = sorted((sent - received).total_seconds() * 1000 for received, sent in found)
+    print(f"latency: {len(ms)} signals, accepted -> order sent and recorded: "
+          f"p50 {statistics.median(ms):.0f} ms, p99 {ms[max(0, int(len(ms) * 0.99) - 1)]:.0f} ms")  # fmt: skip
 
 
 if __name__ == "__main__":
