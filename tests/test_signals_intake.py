@@ -443,3 +443,19 @@ def test_arbitrary_bodies_and_headers_never_crash_or_queue(
 
     check()
     assert queued(home) == 0
+
+
+def test_ip_allowlist_applies_to_every_kind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = {
+        "kind": "sheets",
+        "exchange": "paper",
+        "secrets": "env",
+        "ip_allowlist": ["10.0.0.0/8"],
+    }
+    home = make_workspace(tmp_path, monkeypatch, signals={"sources": {"sheets": source}})
+    ws = workspace(home)
+    body = sheets_body("ip-1")
+    assert receive(ws, "sheets", sheets_headers(body), body, "192.168.1.1").status == 403
+    assert receive(ws, "sheets", sheets_headers(body), body, "10.2.3.4").status == 202
