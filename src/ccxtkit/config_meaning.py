@@ -101,6 +101,16 @@ USED_BY: dict[str, str] = {
     "secrets.aws.prefix": "ccxtkit.secrets.aws",
     "secrets.max_age_days": "ccxtkit.secrets.check",
     "secrets.backend": "ccxtkit.secrets",
+    "signals.max_age_seconds": "ccxtkit.signals.intake",
+    "signals.max_attempts": "ccxtkit.signals.worker",
+    "signals.retry_base_seconds": "ccxtkit.signals.worker",
+    "signals.workers": "ccxtkit.signals.worker",
+    "signals.sources.*.kind": "ccxtkit.signals.intake",
+    "signals.sources.*.exchange": "ccxtkit.signals.intake",
+    "signals.sources.*.chat_ids": "ccxtkit.signals.intake",
+    "signals.sources.*.ip_allowlist": "ccxtkit.signals.intake",
+    "signals.sources.*.secrets": "ccxtkit.signals.credentials",
+    "signals.sources.*.bot_api_base": "ccxtkit.signals.telegram",
 }
 
 #: Keys accepted today whose reader is being built in this wave (issue 17), with who does it.
