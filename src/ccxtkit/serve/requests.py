@@ -151,10 +151,16 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+class JsonNumber(str):
+    """A JSON number, kept as its text (money never passes through a float)."""
+
+    __slots__ = ()
+
+
 def parse_json_object(raw: bytes) -> dict[str, Any]:
     """The body as a JSON object, else 400 (not JSON) or 422 (JSON, but not an object)."""
     try:
-        doc = json.loads(raw.decode("utf-8"), parse_float=str, parse_int=str)
+        doc = json.loads(raw.decode("utf-8"), parse_float=JsonNumber, parse_int=JsonNumber)
     except (UnicodeDecodeError, ValueError) as exc:
         raise ApiError(400, "BAD_REQUEST", f"the body is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
@@ -162,15 +168,17 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     return doc
 
 
-def field(doc: dict[str, Any], name: str, required: bool = True) -> str | None:
-    """A text field of a request body (numbers arrive as their text), else 422."""
+def field(
+    doc: dict[str, Any], name: str, required: bool = True, number: bool = False
+) -> str | None:
+    """A text field of a request body, else 422; a `number` field may also be a JSON number
+    (taken as its text, e.g. "0.01"), a text field may not."""
     value = doc.get(name)
     if value is None:
         if required:
             raise ApiError(422, "VALIDATION_ERROR", f"field {name!r} is required", {"field": name})
         return None
-    if isinstance(value, bool) or not isinstance(value, str):
-        raise ApiError(
-            422, "VALIDATION_ERROR", f"field {name!r} must be a string or a number", {"field": name}
-        )
-    return value
+    if not isinstance(value, str) or (isinstance(value, JsonNumber) and not number):
+        kind = "a number or a string holding one" if number else "a string"
+        raise ApiError(422, "VALIDATION_ERROR", f"field {name!r} must be {kind}", {"field": name})
+    return str(value)

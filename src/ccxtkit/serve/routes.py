@@ -95,12 +95,12 @@ def submit(c: Call) -> tuple[int, Any]:
 
     doc = c.body
     side = (field(doc, "side") or "").lower()
-    price = field(doc, "price", required=False)
+    price = field(doc, "price", required=False, number=True)
     request = OrderRequest(
         exchange=field(doc, "exchange", required=False) or _default_exchange(c),
         symbol=(field(doc, "symbol") or "").upper(),
         side=side,
-        amount=to_decimal(field(doc, "amount"), "amount"),
+        amount=to_decimal(field(doc, "amount", number=True), "amount"),
         type=(field(doc, "type", required=False) or "market").lower(),
         price=to_decimal(price, "price") if price is not None else None,
         strategy=field(doc, "strategy", required=False) or c.actor,
