@@ -464,7 +464,9 @@ def test_chain_verifies_after_any_appends(plan: list[tuple[str, int]], data: st.
 
 def test_new_ledger_starts_from_genesis_with_its_migration_event(tmp_path: Path) -> None:
     with open_ledger(tmp_path / "e.duckdb", 1) as ledger:
-        first = ledger.rows("SELECT seq, prev_hash, kind, details FROM control_events")
+        first = ledger.rows(
+            "SELECT seq, prev_hash, kind, details FROM control_events ORDER BY seq LIMIT 1"
+        )
         assert verify_chain(ledger).ok
     assert [(r["seq"], r["prev_hash"], r["kind"]) for r in first] == [
         (1, GENESIS_HASH, "ledger.migration")

@@ -314,6 +314,55 @@ class SecretsConfig(Model):
     backend: Literal["keyring", "vault", "aws", "env"] = "keyring"  # for named secrets
 
 
+class SignalSource(Model):
+    """One webhook that may submit signals (`signals.sources.<name>`).
+
+    Its credentials are the named secret `signals_<name>` (a JSON object with `key` and
+    `secret`), or with `secrets: env` the variables `VHC_SIGNALS_<NAME>_KEY` and `_SECRET`.
+    """
+
+    kind: Literal["sheets", "telegram", "tradingview"]
+    #: The account the source's signals trade on when a signal does not name a configured one.
+    exchange: str | None = None
+    chat_ids: list[int] = Field(default_factory=list)  # telegram: the only chats obeyed
+    ip_allowlist: list[str] = Field(default_factory=list)  # addresses or networks (CIDR)
+    secrets: Literal["keyring", "vault", "aws", "env"] | None = None  # default secrets.backend
+    bot_api_base: str = "https://api.telegram.org"  # telegram: where replies are sent
+
+    @field_validator("ip_allowlist")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        import ipaddress
+
+        for entry in v:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network") from None
+        return v
+
+
+class SignalsConfig(Model):
+    """Signals from webhooks: how old one may be, how often it is tried, who may send one."""
+
+    max_age_seconds: int = Field(default=300, ge=1)
+    max_attempts: int = Field(default=5, ge=1, le=100)
+    #: First retry after this many seconds, doubling each attempt (exponential backoff).
+    retry_base_seconds: Decimal = Field(default=Decimal("5"), ge=0)
+    workers: int = Field(default=2, ge=1, le=64)  # `vhc serve`'s queue workers
+    sources: dict[str, SignalSource] = Field(default_factory=dict)
+
+    @field_validator("sources")
+    @classmethod
+    def _names(cls, v: dict[str, SignalSource]) -> dict[str, SignalSource]:
+        for name in v:
+            if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,39}", name):
+                raise ValueError(
+                    f"source name {name!r}: use lower-case letters, digits, '_' and '-'"
+                )
+        return v
+
+
 class TradingConfig(Model):
     """The whole `trading_config.yaml`."""
 
@@ -329,6 +378,7 @@ class TradingConfig(Model):
     serve: ServeConfig = Field(default_factory=ServeConfig)
     tax: TaxConfig = Field(default_factory=TaxConfig)
     secrets: SecretsConfig = Field(default_factory=SecretsConfig)
+    signals: SignalsConfig = Field(default_factory=SignalsConfig)
 
     @field_validator("version")
     @classmethod

@@ -109,11 +109,22 @@ USED_BY: dict[str, str] = {
     "secrets.aws.prefix": "ccxtkit.secrets.aws",
     "secrets.max_age_days": "ccxtkit.secrets.check",
     "secrets.backend": "ccxtkit.secrets",
+    "signals.max_age_seconds": "ccxtkit.signals.intake",
+    "signals.sources.*.kind": "ccxtkit.signals.intake",
+    "signals.sources.*.exchange": "ccxtkit.signals.intake",
+    "signals.sources.*.chat_ids": "ccxtkit.signals.intake",
+    "signals.sources.*.ip_allowlist": "ccxtkit.signals.intake",
+    "signals.sources.*.secrets": "ccxtkit.signals.credentials",
 }
 
 #: Keys accepted today whose reader is being built in this wave (issue 17), with who does it.
 #: The keys test fails for a key here once some module reads it: move it to USED_BY then.
-PENDING: dict[str, str] = {}
+PENDING: dict[str, str] = {
+    "signals.max_attempts": "signals (queue worker)",
+    "signals.retry_base_seconds": "signals (queue worker)",
+    "signals.workers": "signals (queue worker, vhc serve)",
+    "signals.sources.*.bot_api_base": "signals (telegram replies)",
+}
 
 #: Where vhc's meaning differs from the comment beside the key in the seed's example config.
 #: The `withdrawals` section's notes come from `withdrawals.config_notes` (they need the ledger).

@@ -67,6 +67,18 @@ TABLES: dict[str, tuple[Column, ...]] = {
     ),
     "control_events": _cols("timestamp:timestamp! kind:text! actor:text subject:text details:text"),
     "prices": _cols("timestamp:timestamp! asset:text! quote:text! price:decimal! source:text!"),
+    # Signals (migration 0002): one row per accepted signal, as parsed, and every step of its
+    # life in `signal_events` (received, parsed, intent, checked, sent, outcome, retry, ...).
+    "signals": _cols(
+        "timestamp:timestamp! signal_id:text! source:text! kind:text! external_id:text! "
+        "signal_time:timestamp! exchange:text! symbol:text! side:text! type:text! "
+        "amount:decimal! price:decimal product:text chat_id:text message_id:text "
+        "remote_ip:text answer:text!"
+    ),
+    "signal_events": _cols(
+        "timestamp:timestamp! signal_id:text! event:text! status:text attempt:int "
+        "client_order_id:text next_attempt_at:timestamp details:text"
+    ),
 }
 
 
@@ -97,25 +109,31 @@ class Migration:
     name: str
     since: str
     statements: tuple[str, ...]
+    tables: tuple[
+        str, ...
+    ] = ()  # the chained tables it creates (a file that has it must hold them)
 
 
 #: Applied in order, once each; each is recorded in `schema_migrations` and as a chained
 #: `ledger.migration` control event. A new table gets its own migration that creates it.
-MIGRATIONS: tuple[Migration, ...] = (
-    Migration(
-        "0001_initial",
-        "0.1.0",
-        tuple(
-            create_table_sql(t)
-            for t in (
-                "trades",
-                "orders",
-                "order_events",
-                "transfers",
-                "balance_snapshots",
-                "control_events",
-                "prices",
-            )
-        ),
-    ),
+_INITIAL = (
+    "trades",
+    "orders",
+    "order_events",
+    "transfers",
+    "balance_snapshots",
+    "control_events",
+    "prices",
 )
+_SIGNALS = ("signals", "signal_events")
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration("0001_initial", "0.1.0", tuple(create_table_sql(t) for t in _INITIAL), _INITIAL),
+    Migration("0002_signals", "0.1.0", tuple(create_table_sql(t) for t in _SIGNALS), _SIGNALS),
+)
+
+
+def expected_tables(applied: list[str]) -> list[str]:
+    """The chained tables a file with these migrations applied must hold (0001 when none)."""
+    names = set(applied) or {"0001_initial"}
+    return [t for m in MIGRATIONS if m.name in names for t in m.tables]

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
 from .chain import GENESIS_HASH, canonical_select, now_utc
-from .schema import TABLES
-from .store import Head, Ledger
+from .schema import expected_tables
+from .store import Head, Ledger, applied_migrations
 
 if TYPE_CHECKING:
     from ..workspace import Workspace
@@ -241,7 +241,8 @@ def _first_bad_hash(ledger: Ledger, table: str, links: _Links) -> int | None:
 def verify_chain(ledger: Ledger) -> VerifyResult:
     """Check every row's hash (in Python) and link, over every chained table of the file."""
     head = ledger.head()
-    missing = [t for t in TABLES if t not in ledger.tables]
+    expected = expected_tables(applied_migrations(ledger.con))
+    missing = [t for t in expected if t not in ledger.tables]
     if missing and ledger.tables:
         return VerifyResult(
             _count(ledger), head, Problem(0, missing[0], "the table is missing (dropped)")
