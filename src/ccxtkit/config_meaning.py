@@ -95,6 +95,7 @@ USED_BY: dict[str, str] = {
     "serve.jwt_key_secret": "ccxtkit.serve.tokens",
     "serve.max_token_ttl_days": "ccxtkit.serve.tokens",
     "serve.worker_poll_seconds": "ccxtkit.serve.server",
+    "signals.workers": "ccxtkit.serve.server",
     "tax.method": "ccxtkit.tax.report",
     "tax.basis": "ccxtkit.tax.report",
     "tax.form_1099da": "ccxtkit.tax.report",
@@ -122,7 +123,6 @@ USED_BY: dict[str, str] = {
 PENDING: dict[str, str] = {
     "signals.max_attempts": "signals (queue worker)",
     "signals.retry_base_seconds": "signals (queue worker)",
-    "signals.workers": "signals (queue worker, vhc serve)",
     "signals.sources.*.bot_api_base": "signals (telegram replies)",
 }
 

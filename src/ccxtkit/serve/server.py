@@ -19,12 +19,6 @@ from ccxtkit.workspace import Workspace
 GRACE_SECONDS = 30
 
 
-def worker_count(ws: Workspace) -> int:
-    """`signals.workers` when the config has a signals section, else 1."""
-    signals = getattr(ws.config, "signals", None)
-    return int(getattr(signals, "workers", 1)) if signals is not None else 1
-
-
 def _check_port(host: str, port: int) -> None:
     """A clear error (exit 2) before uvicorn starts, when the address is taken or wrong."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -47,7 +41,7 @@ def serve(ws: Workspace, host: str, port: int, workers: int | None = None) -> No
 
     _check_port(host, port)
     st = new_state(ws)
-    count = worker_count(ws) if workers is None else workers
+    count = ws.config.signals.workers if workers is None else workers
     st.workers = WorkerPool(ws, count, float(ws.config.serve.worker_poll_seconds))
     config = uvicorn.Config(
         create_app(st),

@@ -21,11 +21,13 @@ FAILURE_PAUSE_SECONDS = 2.0
 
 
 def _work_once() -> Callable[..., Any] | None:
-    try:
-        from ccxtkit.signals.worker import work_once
-    except ImportError:
+    from importlib import import_module
+
+    try:  # the worker half of the signals package may be missing from a partial build
+        work: Callable[..., Any] = import_module("ccxtkit.signals.worker").work_once
+    except (ImportError, AttributeError):
         return None
-    return work_once
+    return work
 
 
 class WorkerPool:

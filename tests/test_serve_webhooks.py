@@ -1,0 +1,147 @@
+"""The signal webhooks through a real `vhc serve`: each source accepted and refused end to end.
+
+The bodies and credentials are signals_kit's (env secrets); the server passes the raw body,
+the headers and the client address to `signals.intake.receive` and answers with its result.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ccxtkit.risk import killswitch
+from ccxtkit.workspace import Workspace, write_private
+from tests import signals_kit as kit
+from tests.serve_process import JWT_KEY, ServeProcess
+
+pytestmark = pytest.mark.slow
+
+WEBHOOK = "/signals/{}/webhook"
+
+
+def home_with(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, serve: dict | None = None) -> Path:
+    """signals_kit's workspace, its named secrets from the environment, this `serve:`."""
+    home = kit.make_workspace(tmp_path, monkeypatch)
+    path = home / "config" / "trading_config.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["secrets"] = {"backend": "env"}
+    data["serve"] = serve or {}
+    write_private(path, yaml.safe_dump(data))
+    monkeypatch.setenv("VHC_SERVE_JWT_KEY", JWT_KEY)
+    return home
+
+
+def code_of(answer) -> str:
+    assert answer.json["success"] is False, answer
+    error = answer.json["error"]
+    assert set(error) == {"message", "code", "statusCode", "timestamp", "details"}
+    assert error["statusCode"] == answer.status
+    return str(error["code"])
+
+
+def test_each_source_accepted_with_its_credential_and_refused_without(tmp_path, monkeypatch):
+    home = home_with(tmp_path, monkeypatch)
+    sheets = kit.sheets_body("row-1")
+    telegram = kit.telegram_body("BUY BTC/USD paper\nQty: 0.01\nType: MARKET", message_id=7)
+    tradingview = kit.tradingview_body()
+    with ServeProcess(home) as srv:
+        good = {
+            "sheets": srv.call(
+                "POST", WEBHOOK.format("sheets"), raw=sheets, headers=kit.sheets_headers(sheets)
+            ),
+            "telegram": srv.call(
+                "POST", WEBHOOK.format("telegram"), raw=telegram, headers=kit.telegram_headers()
+            ),
+            "tradingview": srv.call("POST", WEBHOOK.format("tradingview"), raw=tradingview),
+        }
+        for name, answer in good.items():
+            assert answer.status == 202, (name, answer)
+            assert answer.json["success"] is True and answer.json["status"] == "queued"
+        assert kit.queued(home) == 3
+        # Replayed: the first answer again, with 200, and nothing more queued.
+        again = srv.call(
+            "POST", WEBHOOK.format("sheets"), raw=sheets, headers=kit.sheets_headers(sheets)
+        )
+        assert again.status == 200 and again.json["signal_id"] == good["sheets"].json["signal_id"]
+        # Each source without its credential: 401, nothing queued, one audit row each.
+        other = kit.sheets_body("row-2")
+        bad = [
+            srv.call(
+                "POST",
+                WEBHOOK.format("sheets"),
+                raw=other,
+                headers=kit.sheets_headers(other, secret="nope-" * 5),
+            ),
+            srv.call("POST", WEBHOOK.format("sheets"), raw=other),
+            srv.call(
+                "POST",
+                WEBHOOK.format("telegram"),
+                raw=kit.telegram_body("BUY BTC/USD paper\nQty: 1", message_id=8),
+                headers=kit.telegram_headers("wrong-secret-token"),
+            ),
+            srv.call(
+                "POST",
+                WEBHOOK.format("tradingview"),
+                raw=kit.tradingview_body(id="tv-2", passphrase="guess"),
+            ),
+        ]
+        assert [a.status for a in bad] == [401, 401, 401, 401], bad
+        assert {code_of(a) for a in bad} == {"UNAUTHORIZED"}
+        assert kit.queued(home) == 3
+        assert [r["status"] for r in kit.refusals(home)] == [401, 401, 401, 401]
+        # Bad input through the server: JSON errors, nothing queued.
+        broken = b"{not json"
+        assert srv.call(
+            "POST", WEBHOOK.format("sheets"), raw=broken, headers=kit.sheets_headers(broken)
+        ).status in (400, 422)
+        unknown = srv.call("POST", WEBHOOK.format("nosuch"), raw=b"{}")
+        assert unknown.status == 404 and code_of(unknown) == "NOT_FOUND"
+        assert kit.queued(home) == 3
+        assert srv.stop() == 0
+    assert "Traceback" not in srv.output()
+
+
+def test_kill_switch_enabled_over_the_api_makes_webhooks_503(tmp_path, monkeypatch):
+    home = home_with(tmp_path, monkeypatch)
+    from ccxtkit.serve.tokens import create_token
+    from datetime import timedelta
+
+    trader = create_token(Workspace.locate(str(home)), "desk", "trader", timedelta(hours=1)).token
+    with ServeProcess(home) as srv:
+        on = srv.call("POST", "/risk/killswitch/enable", {"reason": "drill"}, token=trader)
+        assert on.status == 200, on
+        body = kit.sheets_body("row-9")
+        answer = srv.call(
+            "POST", WEBHOOK.format("sheets"), raw=body, headers=kit.sheets_headers(body)
+        )
+        assert answer.status == 503 and code_of(answer) == "KILL_SWITCH_ACTIVE"
+        assert kit.queued(home) == 0
+        assert srv.stop() == 0
+    assert killswitch.is_active(Workspace.locate(str(home)))
+
+
+def test_per_source_rate_limit_and_body_limit(tmp_path, monkeypatch):
+    serve = {"source_burst": 2, "source_rate_per_second": "0.1", "max_body_bytes": 2048}
+    home = home_with(tmp_path, monkeypatch, serve=serve)
+    with ServeProcess(home) as srv:
+        statuses = []
+        for i in range(3):
+            body = kit.sheets_body(f"row-{i}")
+            statuses.append(
+                srv.call(
+                    "POST", WEBHOOK.format("sheets"), raw=body, headers=kit.sheets_headers(body)
+                ).status
+            )
+        assert statuses == [202, 202, 429]
+        # Another source has its own bucket.
+        assert (
+            srv.call("POST", WEBHOOK.format("tradingview"), raw=kit.tradingview_body()).status
+            == 202
+        )
+        huge = b'{"id": "' + b"x" * 4096 + b'"}'
+        big = srv.call("POST", WEBHOOK.format("tradingview"), raw=huge)
+        assert big.status == 413 and code_of(big) == "PAYLOAD_TOO_LARGE"
+        assert kit.queued(home) == 3
+        assert srv.stop() == 0
