@@ -105,8 +105,9 @@ def test_each_source_accepted_with_its_credential_and_refused_without(tmp_path, 
 
 def test_kill_switch_enabled_over_the_api_makes_webhooks_503(tmp_path, monkeypatch):
     home = home_with(tmp_path, monkeypatch)
-    from ccxtkit.serve.tokens import create_token
     from datetime import timedelta
+
+    from ccxtkit.serve.tokens import create_token
 
     trader = create_token(Workspace.locate(str(home)), "desk", "trader", timedelta(hours=1)).token
     with ServeProcess(home) as srv:
