@@ -6,12 +6,14 @@ the headers and the client address to `signals.intake.receive` and answers with 
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import yaml
 
 from ccxtkit.risk import killswitch
+from ccxtkit.serve.tokens import create_token
 from ccxtkit.workspace import Workspace, write_private
 from tests import signals_kit as kit
 from tests.serve_process import JWT_KEY, ServeProcess
@@ -60,6 +62,23 @@ def test_each_source_accepted_with_its_credential_and_refused_without(tmp_path, 
             assert answer.status == 202, (name, answer)
             assert answer.json["success"] is True and answer.json["status"] == "queued"
         assert kit.queued(home) == 3
+        viewer = create_token(Workspace.locate(str(home)), "v", "viewer", timedelta(hours=1)).token
+        listed = srv.call("GET", "/signals?status=queued", token=viewer)
+        assert listed.status == 200, listed
+        assert sorted(s["source"] for s in listed.json["data"]) == [
+            "sheets",
+            "telegram",
+            "tradingview",
+        ]
+        sid = good["sheets"].json["signal_id"]
+        one = srv.call("GET", f"/signals/{sid}", token=viewer).json["data"]
+        assert one["external_id"] == "row-1" and [e["event"] for e in one["events"]][:2] == [
+            "received",
+            "parsed",
+        ]
+        assert srv.call("GET", "/signals/intents", token=viewer).json["data"] == listed.json["data"]
+        assert srv.call("GET", "/signals/nosuchsignal", token=viewer).status == 404
+        assert srv.call("GET", "/signals?status=bogus", token=viewer).status == 422
         # Replayed: the first answer again, with 200, and nothing more queued.
         again = srv.call(
             "POST", WEBHOOK.format("sheets"), raw=sheets, headers=kit.sheets_headers(sheets)
@@ -105,10 +124,6 @@ def test_each_source_accepted_with_its_credential_and_refused_without(tmp_path, 
 
 def test_kill_switch_enabled_over_the_api_makes_webhooks_503(tmp_path, monkeypatch):
     home = home_with(tmp_path, monkeypatch)
-    from datetime import timedelta
-
-    from ccxtkit.serve.tokens import create_token
-
     trader = create_token(Workspace.locate(str(home)), "desk", "trader", timedelta(hours=1)).token
     with ServeProcess(home) as srv:
         on = srv.call("POST", "/risk/killswitch/enable", {"reason": "drill"}, token=trader)

@@ -76,6 +76,8 @@ Handler = Callable[[Call], tuple[int, Any]]
 def new_state(ws: Workspace) -> ServeState:
     """The shared state of a server over `ws` (reads the signing key: fails before listening)."""
     cfg = ws.config.serve
+    with ws.open_ledger():
+        pass  # created or migrated now (the signals tables), so read-only visits find them
     return ServeState(
         ws=ws,
         key=tokens.signing_key(ws),

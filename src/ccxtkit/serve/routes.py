@@ -41,6 +41,48 @@ def _truthy(text: str | None) -> bool:
     return (text or "").lower() in ("1", "true", "yes")
 
 
+# -- signals -------------------------------------------------------------------------------
+def _signal_record(row: dict[str, Any]) -> dict[str, Any]:
+    from ccxtkit.records import nested
+
+    shown = {k: v for k, v in row.items() if k not in ("seq", "base_attempt", "resolved_attempt")}
+    return {**shown, "details": nested(row.get("details"))}
+
+
+def list_signals(c: Call) -> tuple[int, Any]:
+    """`vhc signals list [--status S]`: every signal with its current state, oldest first."""
+    from ccxtkit.signals import store
+
+    status = c.query("status")
+    if status is not None and status not in store.STATUSES:
+        raise ApiError(
+            422,
+            "VALIDATION_ERROR",
+            f"unknown status {status!r}: use one of {', '.join(store.STATUSES)}",
+        )
+    limit = c.query("limit")
+    if limit is not None and not (limit.isdigit() and 0 < int(limit) <= 10000):
+        raise ApiError(422, "VALIDATION_ERROR", "limit must be a whole number from 1 to 10000")
+    with c.ws.open_ledger(read_only=True) as ledger:
+        rows = store.states(ledger, status, limit=int(limit) if limit else None)
+    return ok([_signal_record(r) for r in rows])
+
+
+def one_signal(c: Call) -> tuple[int, Any]:
+    """One signal (by id or a unique prefix of it) with every step of its life."""
+    from ccxtkit.records import nested
+    from ccxtkit.signals import store
+
+    ref = c.param("id")
+    with c.ws.open_ledger(read_only=True) as ledger:
+        row = store.find(ledger, ref)
+        steps = store.events(ledger, row["signal_id"]) if row else []
+    if row is None:
+        raise ApiError(404, "NOT_FOUND", f"no signal {ref!r}", {"signal": ref})
+    events = [{**e, "details": nested(e.get("details"))} for e in steps]
+    return ok({**_signal_record(row), "events": events})
+
+
 # -- executions ----------------------------------------------------------------------------
 def list_orders(c: Call) -> tuple[int, Any]:
     """`vhc trade orders [--all] [--exchange X]`."""
@@ -236,6 +278,10 @@ def flags(c: Call) -> tuple[int, Any]:
 
 #: (method, path under /api/v1, handler, least role (None: no token), reads a JSON body)
 ROUTES: list[tuple[str, str, Handler, Role | None, bool]] = [
+    ("GET", "/signals", list_signals, "viewer", False),
+    ("GET", "/signals/intents", list_signals, "viewer", False),  # the seed's name
+    ("GET", "/signals/intents/{id}", one_signal, "viewer", False),
+    ("GET", "/signals/{id}", one_signal, "viewer", False),
     ("GET", "/executions/orders", list_orders, "viewer", False),
     ("POST", "/executions/orders", submit, "trader", True),
     ("GET", "/executions/orders/{cid}", one_order, "viewer", False),
