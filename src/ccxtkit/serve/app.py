@@ -8,6 +8,7 @@ per-token bucket, the body under the size limit, and every failure as the seed's
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -43,6 +44,9 @@ class ServeState:
     max_body: int
     started: float = field(default_factory=time.monotonic)
     workers: WorkerPool | None = None
+    #: Deliveries take the ledger one at a time in arrival order inside this process: the
+    #: ledger's flock is polled, so many threads polling it starve each other (tail latency).
+    intake_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 @dataclass
@@ -189,7 +193,7 @@ def webhook(st: ServeState) -> Any:
     from starlette.concurrency import run_in_threadpool
     from starlette.responses import JSONResponse
 
-    from ccxtkit.signals.intake import receive
+    from ccxtkit.signals.intake import IntakeAnswer, receive
 
     async def run(request: Request) -> Response:
         async def work() -> Response:
@@ -200,7 +204,12 @@ def webhook(st: ServeState) -> Any:
             raw = await read_body(request, st.max_body)
             headers = {k.lower(): v for k, v in request.headers.items()}
             ip = request.client.host if request.client else None
-            answer = await run_in_threadpool(receive, st.ws, source, headers, raw, ip)
+
+            def take() -> IntakeAnswer:
+                with st.intake_lock:
+                    return receive(st.ws, source, headers, raw, ip)
+
+            answer = await run_in_threadpool(take)
             return JSONResponse(answer.body, status_code=answer.status)
 
         return await _answer(st, request, work)
