@@ -32,6 +32,7 @@ COMMAND_MODULES = [
     "tax_cmd",
     "reconcile_cmd",
     "withdraw_cmd",
+    "signals_cmd",
     "exchanges_cmd",
     "deploy_cmd",
     "serve_cmd",

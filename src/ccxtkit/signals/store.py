@@ -96,22 +96,22 @@ def first_answer(ledger: Ledger, signal_id: str) -> dict[str, Any] | None:
 _STATE_SQL = """
 WITH ev AS (
     SELECT signal_id,
-           arg_max(status, CASE WHEN status IS NULL THEN 0 ELSE seq END) AS status,
-           arg_max(next_attempt_at, CASE WHEN status IS NULL THEN 0 ELSE seq END)
-               AS next_attempt_at,
            max(CASE WHEN event = 'intent' THEN attempt END) AS attempt,
            max(CASE WHEN event = 'outcome' THEN attempt END) AS resolved_attempt,
            max(CASE WHEN event = 'requeued' THEN attempt END) AS base_attempt,
-           arg_max(details, CASE WHEN status IS NULL THEN 0 ELSE seq END) AS details,
            max(timestamp) AS updated_at
     FROM signal_events GROUP BY signal_id
+), last AS (
+    SELECT signal_id, status, next_attempt_at, details FROM signal_events
+    WHERE status IS NOT NULL
+    QUALIFY row_number() OVER (PARTITION BY signal_id ORDER BY seq DESC) = 1
 )
 SELECT s.signal_id, s.timestamp, s.source, s.kind, s.external_id, s.signal_time, s.exchange,
        s.symbol, s.side, s.type, s.amount, s.price, s.product, s.chat_id, s.message_id,
-       ev.status, ev.next_attempt_at, coalesce(ev.attempt, 0) AS attempt,
+       last.status, last.next_attempt_at, coalesce(ev.attempt, 0) AS attempt,
        coalesce(ev.resolved_attempt, 0) AS resolved_attempt,
-       coalesce(ev.base_attempt, 0) AS base_attempt, ev.details, ev.updated_at, s.seq
-FROM signals s JOIN ev USING (signal_id)
+       coalesce(ev.base_attempt, 0) AS base_attempt, last.details, ev.updated_at, s.seq
+FROM signals s JOIN ev USING (signal_id) JOIN last USING (signal_id)
 """
 
 
@@ -124,7 +124,7 @@ def states(
     """Every signal with its current state, oldest first (filtered by status or id)."""
     clauses, params = [], []
     if status is not None:
-        clauses.append("ev.status = ?")
+        clauses.append("last.status = ?")
         params.append(status)
     if signal_id is not None:
         clauses.append("s.signal_id = ?")
@@ -139,8 +139,8 @@ def due(ledger: Ledger, now: datetime, limit: int | None = None) -> list[dict[st
     marks = ", ".join("?" for _ in ACTIVE)
     sql = (
         _STATE_SQL
-        + f" WHERE ev.status IN ({marks})"
-        + " AND (ev.next_attempt_at IS NULL OR ev.next_attempt_at <= ?) ORDER BY s.seq"
+        + f" WHERE last.status IN ({marks})"
+        + " AND (last.next_attempt_at IS NULL OR last.next_attempt_at <= ?) ORDER BY s.seq"
         + (f" LIMIT {int(limit)}" if limit is not None else "")
     )
     return ledger.rows(sql, [*ACTIVE, utc_naive(now)])

@@ -1,0 +1,310 @@
+"""The durable signal queue: executed once through the order path, retried, dead-lettered, resolved
+after a crash without a second order, and answered in Telegram."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ccxtkit.cli.app import main
+from ccxtkit.signals import queue, store
+from ccxtkit.signals.intake import receive
+from ccxtkit.signals.worker import work_once
+from ccxtkit.workspace import write_private
+from tests.crash import run_vhc
+from tests.crash.agree import assert_orders_agree, intents, latest_events, paper_view
+from tests.signals_kit import (
+    BOT_TOKEN,
+    CHAT_ID,
+    make_workspace,
+    rows,
+    sheets_body,
+    sheets_headers,
+    telegram_body,
+    telegram_headers,
+    workspace,
+)
+
+OPENING = {"USD": Decimal(100000)}
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return make_workspace(tmp_path, monkeypatch, signals={"retry_base_seconds": 0})
+
+
+def submit(home: Path, signal_id: str = "row-1", **changes: Any) -> str:
+    body = sheets_body(signal_id, **changes)
+    answer = receive(workspace(home), "sheets", sheets_headers(body), body)
+    assert answer.status == 202, answer.body
+    return str(answer.body["signal_id"])
+
+
+def events(home: Path, signal_id: str) -> list[tuple[str, str | None, int | None]]:
+    return [
+        (str(e), s, a)
+        for e, s, a in rows(
+            home,
+            "SELECT event, status, attempt FROM signal_events WHERE signal_id = ? ORDER BY seq",
+            [signal_id],
+        )
+    ]
+
+
+def status(home: Path, signal_id: str) -> str:
+    with workspace(home).open_ledger() as ledger:
+        (row,) = store.states(ledger, signal_id=signal_id)
+    return str(row["status"])
+
+
+def set_config(home: Path, section: str, key: str, value: Any) -> None:
+    path = home / "config" / "trading_config.yaml"
+    data = yaml.safe_load(path.read_text())
+    node = data
+    for part in section.split("."):
+        node = node.setdefault(part, {})
+    node[key] = value
+    write_private(path, yaml.safe_dump(data))
+
+
+def test_signal_executes_once_on_paper_with_every_step_chained(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sid = submit(home)
+    (result,) = work_once(workspace(home))
+    assert result.status == "executed" and result.order_status == "closed", result
+    cid = store.client_order_id_for(sid, 1)
+    assert result.client_order_id == cid
+    assert [e for e, _, _ in events(home, sid)] == [
+        "received", "parsed", "intent", "checked", "sent", "outcome"
+    ]  # fmt: skip
+    assert intents(home, "paper") == [cid]
+    assert latest_events(home, "paper") == {cid: "filled"}
+    trades = rows(home, "SELECT client_order_id, side, amount, source, strategy FROM trades")
+    assert trades == [(cid, "buy", Decimal("0.01"), "signal", "signal:sheets")]
+    assert_orders_agree(home, "paper", paper_view(home), OPENING)
+    # Nothing more to do; a redelivery of the same id gets the first answer and no order.
+    assert work_once(workspace(home)) == []
+    body = sheets_body("row-1")
+    assert receive(workspace(home), "sheets", sheets_headers(body), body).status == 200
+    assert work_once(workspace(home)) == []
+    assert sum(paper_view(home).sends.values()) == 1
+    with pytest.raises(SystemExit) as done:
+        main(["--home", str(home), "ledger", "verify"])
+    assert done.value.code in (0, None), capsys.readouterr()
+
+
+def test_limit_signal_rests_as_an_open_order(home: Path) -> None:
+    sid = submit(home, orderType="LIMIT", price="1000")
+    (result,) = work_once(workspace(home))
+    assert result.status == "executed" and result.order_status == "open"
+    assert latest_events(home, "paper") == {store.client_order_id_for(sid, 1): "open"}
+
+
+def test_risk_refusal_is_final_and_never_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = make_workspace(
+        tmp_path, monkeypatch, signals={"retry_base_seconds": 0}, risk={"max_order_value": 100}
+    )
+    sid = submit(home, quantity="1")
+    (result,) = work_once(workspace(home))
+    assert result.status == "refused" and "max_order_value" in json.dumps(
+        rows(home, "SELECT details FROM signal_events WHERE event = 'checked'")
+    )
+    assert work_once(workspace(home)) == []
+    assert intents(home, "paper") == []  # refused before any intent: nothing was sent
+    assert status(home, sid) == "refused"
+
+
+def test_kill_switch_at_execution_refuses_without_retry(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sid = submit(home)
+    with pytest.raises(SystemExit):
+        main(["--home", str(home), "kill-switch", "--activate", "--reason", "drill"])
+    (result,) = work_once(workspace(home))
+    assert result.status == "refused"
+    assert work_once(workspace(home)) == []
+    assert status(home, sid) == "refused"
+    assert sum(paper_view(home).sends.values()) == 0 if (home / "state").exists() else True
+
+
+def test_exchange_failures_back_off_exponentially_then_dead_letter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = make_workspace(
+        tmp_path, monkeypatch, signals={"retry_base_seconds": 10, "max_attempts": 3}
+    )
+    sid = submit(home)
+    set_config(home, "exchanges.paper.paper", "fail_calls", True)
+    waits = []
+    moment = datetime.now(UTC)
+    for attempt in (1, 2):
+        before = datetime.now(UTC)
+        (result,) = work_once(workspace(home), now=moment)
+        assert result.status == "retry" and result.attempt == attempt, result
+        assert result.next_attempt_at is not None
+        waits.append((result.next_attempt_at - before).total_seconds())
+        assert work_once(workspace(home), now=moment) == []  # not due yet
+        moment = result.next_attempt_at + timedelta(seconds=1)
+    assert 9 <= waits[0] <= 12 and 19 <= waits[1] <= 22, waits  # 10 s, then 20 s
+    (result,) = work_once(workspace(home), now=moment)
+    assert result.status == "dead" and "after 3 attempt(s)" in result.message
+    assert work_once(workspace(home), now=moment + timedelta(days=1)) == []
+    assert [r.status for r in queue.list_signals(workspace(home), "dead")] == ["dead"]
+    # The exchange is back: a person puts it back in the queue; it executes once.
+    set_config(home, "exchanges.paper.paper", "fail_calls", False)
+    queue.retry(workspace(home), sid[:8])
+    (result,) = work_once(workspace(home))
+    assert result.status == "executed" and result.attempt == 4
+    assert sum(paper_view(home).sends.values()) == 1
+
+
+def test_unknown_market_goes_straight_to_the_dead_letter(home: Path) -> None:
+    sid = submit(home, symbol="NOPE/USD")
+    (result,) = work_once(workspace(home))
+    assert result.status == "dead" and "NOPE/USD" in result.message
+    assert status(home, sid) == "dead"
+
+
+def test_drop_takes_a_signal_out_for_good(home: Path) -> None:
+    sid = submit(home)
+    record = queue.drop(workspace(home), sid, "sent by mistake")
+    assert record.status == "dropped" and record.reason == "sent by mistake"
+    assert work_once(workspace(home)) == []
+    with pytest.raises(Exception, match="already dropped"):
+        queue.drop(workspace(home), sid, "again")
+    assert intents(home, "paper") == []
+
+
+def test_two_workers_never_take_the_same_signal(home: Path) -> None:
+    sids = [submit(home, f"row-{i}") for i in range(6)]
+    results: list[Any] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            for _ in range(4):
+                results.extend(work_once(workspace(home), limit=2))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    assert sorted(r.signal_id for r in results if r.status == "executed") == sorted(sids)
+    view = paper_view(home)
+    assert sum(view.sends.values()) == 6 and all(n == 1 for n in view.sends.values())
+
+
+# -- a crash between the intent and the send, and after the send ------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["order.intent_recorded", "order.sent"])
+def test_crash_mid_order_is_resolved_without_a_second_order(home: Path, point: str) -> None:
+    sid = submit(home)
+    run = run_vhc(home, ["signals", "work", "--once"], crash_at=point)
+    assert run.crashed, (run.code, run.err)
+    cid1 = store.client_order_id_for(sid, 1)
+    assert intents(home, "paper") == [cid1]
+    assert latest_events(home, "paper") == {}  # the crash left the order's fate unrecorded
+    assert events(home, sid)[-1] == ("intent", "working", 1)
+    sent_before = sum(paper_view(home).sends.values()) if point == "order.sent" else 0
+    # The next pass resolves the intent through its client order id.
+    final = None
+    for _ in range(3):
+        done = work_once(workspace(home))
+        if done and done[0].status == "executed":
+            final = done[0]
+            break
+    assert final is not None
+    view = paper_view(home)
+    assert sum(view.sends.values()) == 1 and all(n == 1 for n in view.sends.values())
+    if point == "order.sent":
+        assert sent_before == 1 and final.client_order_id == cid1  # the first order, found
+        assert latest_events(home, "paper") == {cid1: "filled"}
+    else:
+        cid2 = store.client_order_id_for(sid, 2)
+        assert final.client_order_id == cid2  # never sent: one new attempt
+        assert latest_events(home, "paper") == {cid1: "not_found", cid2: "filled"}
+    assert_orders_agree(home, "paper", view, OPENING)
+
+
+# -- Telegram answers -------------------------------------------------------------------------
+class _BotApi(BaseHTTPRequestHandler):
+    calls: list[tuple[str, dict[str, Any]]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        length = int(self.headers.get("Content-Length") or 0)
+        payload = json.loads(self.rfile.read(length) or b"{}")
+        type(self).calls.append((self.path, payload))
+        body = json.dumps({"ok": True, "result": {"message_id": 99}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        return
+
+
+@pytest.fixture
+def bot_api() -> Iterator[tuple[str, list[tuple[str, dict[str, Any]]]]]:
+    calls: list[tuple[str, dict[str, Any]]] = []
+    handler = type("BotApi", (_BotApi,), {"calls": calls})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", calls
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_telegram_signal_is_answered_in_its_chat(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    bot_api: tuple[str, list[tuple[str, dict[str, Any]]]],
+) -> None:
+    base, calls = bot_api
+    home = make_workspace(tmp_path, monkeypatch, bot_api_base=base)
+    body = telegram_body("BUY BTC/USD paper\nQty: 0.01\nType: MARKET", message_id=31)
+    answer = receive(workspace(home), "telegram", telegram_headers(), body)
+    assert answer.status == 202
+    (result,) = work_once(workspace(home))
+    assert result.status == "executed"
+    (path, payload), *_ = calls
+    assert path == f"/bot{BOT_TOKEN}/sendMessage"
+    assert payload["chat_id"] == CHAT_ID and payload["reply_to_message_id"] == 31
+    assert payload["text"].startswith("Executed: BUY 0.01 BTC/USD on paper")
+    replied = rows(home, "SELECT details FROM signal_events WHERE event = 'replied'")
+    assert [json.loads(d)["ok"] for (d,) in replied] == [True]
+    # The token is never in the ledger.
+    everything = json.dumps([list(map(str, r)) for r in rows(home, "SELECT * FROM signal_events")])
+    assert BOT_TOKEN not in everything
+
+
+def test_telegram_answer_failure_is_recorded_not_fatal(home: Path) -> None:
+    # bot_api_base points at a closed port: the order stands, the failed answer is recorded.
+    body = telegram_body("BUY BTC/USD paper\nQty: 0.01", message_id=32)
+    assert receive(workspace(home), "telegram", telegram_headers(), body).status == 202
+    (result,) = work_once(workspace(home))
+    assert result.status == "executed"
+    (details,) = [json.loads(d) for (d,) in rows(
+        home, "SELECT details FROM signal_events WHERE event = 'replied'"
+    )]  # fmt: skip
+    assert details["ok"] is False and BOT_TOKEN not in json.dumps(details)
