@@ -6,8 +6,10 @@ the headers and the client address to `signals.intake.receive` and answers with 
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -17,15 +19,18 @@ from ccxtkit.serve.tokens import create_token
 from ccxtkit.workspace import Workspace, write_private
 from tests import signals_kit as kit
 from tests.serve_process import JWT_KEY, ServeProcess
+from tests.test_signals_queue import bot_api  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.slow
 
 WEBHOOK = "/signals/{}/webhook"
 
 
-def home_with(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, serve: dict | None = None) -> Path:
+def home_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, serve: dict | None = None, **kw: Any
+) -> Path:
     """signals_kit's workspace, its named secrets from the environment, this `serve:`."""
-    home = kit.make_workspace(tmp_path, monkeypatch)
+    home = kit.make_workspace(tmp_path, monkeypatch, **kw)
     path = home / "config" / "trading_config.yaml"
     data = yaml.safe_load(path.read_text())
     data["secrets"] = {"backend": "env"}
@@ -161,3 +166,54 @@ def test_per_source_rate_limit_and_body_limit(tmp_path, monkeypatch):
         assert big.status == 413 and code_of(big) == "PAYLOAD_TOO_LARGE"
         assert kit.queued(home) == 3
         assert srv.stop() == 0
+
+
+def wait_for(check, timeout: float = 60.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        time.sleep(0.2)
+    raise AssertionError("timed out")
+
+
+def test_signals_are_executed_by_the_workers_and_telegram_gets_its_answer(
+    tmp_path,
+    monkeypatch,
+    bot_api,  # noqa: F811
+):
+    base, calls = bot_api
+    home = home_with(tmp_path, monkeypatch, bot_api_base=base)
+    viewer = create_token(Workspace.locate(str(home)), "v", "viewer", timedelta(hours=1)).token
+    sheets = kit.sheets_body("row-42", quantity="0.02")
+    telegram = kit.telegram_body("BUY BTC/USD paper\nQty: 0.01\nType: MARKET", message_id=31)
+    with ServeProcess(home, workers=2) as srv:
+        first = srv.call(
+            "POST", WEBHOOK.format("sheets"), raw=sheets, headers=kit.sheets_headers(sheets)
+        )
+        second = srv.call(
+            "POST", WEBHOOK.format("telegram"), raw=telegram, headers=kit.telegram_headers()
+        )
+        assert first.status == 202 and second.status == 202, (first, second)
+        ids = [first.json["signal_id"], second.json["signal_id"]]
+
+        def executed():  # type: ignore[no-untyped-def]
+            got = [srv.call("GET", f"/signals/{i}", token=viewer).json["data"] for i in ids]
+            return got if all(g["status"] == "executed" for g in got) else None
+
+        done = wait_for(executed)
+        steps = [e["event"] for e in done[0]["events"]]
+        assert steps[:2] == ["received", "parsed"] and "sent" in steps and "outcome" in steps
+        orders = srv.call("GET", "/executions/orders?all=true", token=viewer).json["data"]
+        assert sorted(o["amount"] for o in orders) == ["0.01", "0.02"]
+        assert all(o["status"] == "filled" for o in orders)
+        # The bot answered in the chat, through the local Bot API server.
+        wait_for(lambda: calls)
+        (path, payload), *_ = calls
+        assert path == f"/bot{kit.BOT_TOKEN}/sendMessage" and payload["chat_id"] == kit.CHAT_ID
+        assert payload["text"].startswith("Executed: BUY 0.01 BTC/USD on paper")
+        health = srv.call("GET", "/system/health").json["data"]
+        assert health["workers"] == {"running": 2, "configured": 2}
+        assert srv.stop() == 0
+    assert "Traceback" not in srv.output()

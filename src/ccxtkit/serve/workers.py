@@ -20,16 +20,6 @@ from ccxtkit.workspace import Workspace
 FAILURE_PAUSE_SECONDS = 2.0
 
 
-def _work_once() -> Callable[..., Any] | None:
-    from importlib import import_module
-
-    try:  # the worker half of the signals package may be missing from a partial build
-        work: Callable[..., Any] = import_module("ccxtkit.signals.worker").work_once
-    except (ImportError, AttributeError):
-        return None
-    return work
-
-
 class WorkerPool:
     """`count` threads taking queued signals one at a time until `stop()`."""
 
@@ -41,14 +31,13 @@ class WorkerPool:
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        """Start the threads (none when the signal worker is not part of this build)."""
-        work = _work_once()
-        if work is None:
-            log.warning("serve: no signal worker in this build; signals are not executed")
-            self.count = 0
-            return
+        """Start the threads."""
+        from ccxtkit.signals.worker import work_once
+
         for i in range(self.count):
-            t = threading.Thread(target=self._loop, args=(work,), name=f"vhc-signal-worker-{i}")
+            t = threading.Thread(
+                target=self._loop, args=(work_once,), name=f"vhc-signal-worker-{i}"
+            )
             t.daemon = True  # a hung exchange call must not keep a stopped server alive forever
             t.start()
             self._threads.append(t)
@@ -75,17 +64,5 @@ class WorkerPool:
                 )
                 self._stop.wait(FAILURE_PAUSE_SECONDS)
                 continue
-            if not _did_something(done):
+            if not done:  # nothing was due
                 self._stop.wait(self.poll_seconds)
-
-
-def _did_something(done: Any) -> bool:
-    """`work_once`'s answer as "took a signal": a count, a list of results, or an object."""
-    if isinstance(done, bool | int):
-        return bool(done)
-    if isinstance(done, list | tuple):
-        return bool(done)
-    processed = getattr(done, "processed", None)
-    if processed is not None:
-        return bool(processed)
-    return done is not None
