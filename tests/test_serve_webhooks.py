@@ -6,6 +6,7 @@ the headers and the client address to `signals.intake.receive` and answers with 
 
 from __future__ import annotations
 
+import signal
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -216,4 +217,33 @@ def test_signals_are_executed_by_the_workers_and_telegram_gets_its_answer(
         health = srv.call("GET", "/system/health").json["data"]
         assert health["workers"] == {"running": 2, "configured": 2}
         assert srv.stop() == 0
+    assert "Traceback" not in srv.output()
+
+
+def test_sigterm_lets_a_worker_finish_the_signal_it_is_executing(tmp_path, monkeypatch):
+    home = home_with(tmp_path, monkeypatch)
+    path = home / "config" / "trading_config.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["exchanges"]["paper"].setdefault("paper", {})["latency_ms"] = 600
+    write_private(path, yaml.safe_dump(data))
+    viewer = create_token(Workspace.locate(str(home)), "v", "viewer", timedelta(hours=1)).token
+    body = kit.sheets_body("row-slow")
+    with ServeProcess(home, workers=1) as srv:
+        sid = srv.call(
+            "POST", WEBHOOK.format("sheets"), raw=body, headers=kit.sheets_headers(body)
+        ).json["signal_id"]
+
+        def working():  # type: ignore[no-untyped-def]
+            return (
+                srv.call("GET", f"/signals/{sid}", token=viewer).json["data"]["status"] == "working"
+            )
+
+        wait_for(working, timeout=60)
+        assert srv.stop(signal.SIGTERM) == 0  # the worker finished its signal, then stopped
+    (status,) = kit.rows(
+        home,
+        "SELECT arg_max(status, seq) FROM signal_events WHERE signal_id = ? AND status IS NOT NULL",
+        [sid],
+    )[0]
+    assert status == "executed"
     assert "Traceback" not in srv.output()
