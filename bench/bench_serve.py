@@ -65,7 +65,7 @@ def signed(i: int) -> tuple[bytes, dict[str, str]]:
             "timestamp": int(datetime.now(UTC).timestamp()),
             "symbol": "BTC/USD",
             "exchange": "paper",
-            "transactionType": "BUY" if i % 2 == 0 else "SELL",
+            "transactionType": "BUY",
             "quantity": "0.0001",
             "price": None,
             "orderType": "MARKET",
@@ -115,55 +115,91 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--signals", type=int, default=1000)
-    ap.add_argument("--clients", type=int, default=8)
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--keep", type=Path, default=None)
-    args = ap.parse_args()
-    root = args.keep or Path(tempfile.mkdtemp(prefix="bench-serve-"))
-    home = make_home(root, args.workers)
-    os.environ.setdefault("VHC_SERVE_JWT_KEY", "bench-serve-jwt-key-0123456789abcdef")
-    with ServeProcess(home, workers=args.workers) as srv:
-        wall, latencies, statuses = blast(srv.port, args.signals, args.clients)
-        accepted = statuses.get(202, 0)
-        print(f"POSTed {args.signals} signals from {args.clients} clients in {wall:.2f} s")
-        print(f"  statuses: {statuses}")
-        print(f"  accepted: {accepted / wall:.0f} signals/s")
-        print(
-            f"  POST latency: p50 {pct(latencies, 0.5) * 1000:.1f} ms, "
-            f"p99 {pct(latencies, 0.99) * 1000:.1f} ms"
-        )
-        if args.workers:
-            deadline = time.monotonic() + 600
-            done: list[float] = []
-            while time.monotonic() < deadline:
-                time.sleep(2)
-                done = sent_latencies_live(srv)
-                if len(done) >= accepted:
-                    break
-            if done:
-                print(
-                    f"  webhook -> order sent ({len(done)} orders, {args.workers} workers): "
-                    f"p50 {statistics.median(done) * 1000:.0f} ms, "
-                    f"p99 {pct(done, 0.99) * 1000:.0f} ms"
-                )
-        srv.stop()
-    print(f"workspace: {home}")
-
-
-def sent_latencies_live(srv: ServeProcess) -> list[float]:
-    """The ledger's latencies, read through the API's lock (a read-only DuckDB open)."""
+def final_and_latencies(home: Path) -> tuple[int, list[float]]:
+    """(signals in a final state, per signal the seconds from `received` to `sent`)."""
     from ccxtkit.ledger.store import open_ledger
+    from ccxtkit.signals.store import FINAL
 
-    with open_ledger(srv.home / "ledger" / "vhc.duckdb", wait_seconds=30, read_only=True) as led:
+    marks = ", ".join("?" for _ in FINAL)
+    with open_ledger(home / "ledger" / "vhc.duckdb", wait_seconds=30, read_only=True) as led:
+        (final,) = led.query(
+            "SELECT count(*) FROM (SELECT signal_id, arg_max(status, seq) AS s FROM signal_events "
+            f"WHERE status IS NOT NULL GROUP BY signal_id) WHERE s IN ({marks})",
+            list(FINAL),
+        )[0]
         rows = led.query(
             "SELECT min(CASE WHEN event = 'received' THEN timestamp END), "
             "min(CASE WHEN event = 'sent' THEN timestamp END) FROM signal_events "
             "GROUP BY signal_id"
         )
-    return [(s - r).total_seconds() for r, s in rows if r is not None and s is not None]
+    return int(final), [(s - r).total_seconds() for r, s in rows if r and s]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--signals", type=int, default=500, help="phase 1: signals posted at once")
+    ap.add_argument("--clients", type=int, default=8, help="phase 1: client threads")
+    ap.add_argument("--paced", type=int, default=30, help="phase 2: signals, one at a time")
+    ap.add_argument("--interval", type=float, default=1.0, help="phase 2: seconds between them")
+    ap.add_argument("--workers", type=int, default=2, help="phase 2: signal workers")
+    ap.add_argument("--keep", type=Path, default=None)
+    args = ap.parse_args()
+    root = args.keep or Path(tempfile.mkdtemp(prefix="bench-serve-"))
+    os.environ.setdefault("VHC_SERVE_JWT_KEY", "bench-serve-jwt-key-0123456789abcdef")
+
+    # Phase 1: intake alone (no workers): how many signals per second are accepted.
+    home = make_home(root / "intake", args.workers)
+    with ServeProcess(home, workers=0) as srv:
+        wall, latencies, statuses = blast(srv.port, args.signals, args.clients)
+        srv.stop()
+    accepted = statuses.get(202, 0)
+    print(f"phase 1: {args.signals} signals from {args.clients} clients in {wall:.2f} s")
+    print(f"  statuses: {statuses}; accepted {accepted / wall:.1f} signals/s")
+    print(
+        f"  POST latency: p50 {pct(latencies, 0.5) * 1000:.0f} ms, "
+        f"p99 {pct(latencies, 0.99) * 1000:.0f} ms"
+    )
+
+    # Phase 2: paced signals with the workers running: webhook -> order sent.
+    home = make_home(root / "paced", args.workers)
+    with ServeProcess(home, workers=args.workers) as srv:
+        posts = []
+        for i in range(args.paced):
+            start = time.perf_counter()
+            wall, lat, st = blast_one(srv.port, i)
+            posts.append(lat)
+            time.sleep(max(0.0, args.interval - (time.perf_counter() - start)))
+        deadline = time.monotonic() + 600
+        done, sent = 0, []
+        while time.monotonic() < deadline:
+            done, sent = final_and_latencies(home)
+            if done >= args.paced:
+                break
+            time.sleep(1)
+        srv.stop()
+    print(f"phase 2: {args.paced} signals, one every {args.interval} s, {args.workers} workers")
+    print(
+        f"  POST latency: p50 {pct(posts, 0.5) * 1000:.0f} ms, p99 {pct(posts, 0.99) * 1000:.0f} ms"
+    )
+    if sent:
+        print(
+            f"  webhook -> order sent ({len(sent)} orders): p50 {statistics.median(sent) * 1000:.0f} ms, "
+            f"p99 {pct(sent, 0.99) * 1000:.0f} ms"
+        )
+    print(f"workspaces under {root}")
+
+
+def blast_one(port: int, i: int) -> tuple[float, float, int]:
+    """One signal on a fresh connection: (wall, latency, status)."""
+    body, headers = signed(10_000 + i)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    start = time.perf_counter()
+    conn.request("POST", "/api/v1/signals/sheets/webhook", body, headers)
+    r = conn.getresponse()
+    r.read()
+    took = time.perf_counter() - start
+    conn.close()
+    return took, took, r.status
 
 
 if __name__ == "__main__":

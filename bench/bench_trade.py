@@ -98,7 +98,9 @@ def main() -> None:
     orders.connect = timed_connect  # type: ignore[assignment]
     own_ms, total_ms = [], []
     for i in range(n_orders):
-        request = OrderRequest("paper", "BTC/USD", "buy" if i % 2 == 0 else "sell", Decimal("0.001"))
+        request = OrderRequest(
+            "paper", "BTC/USD", "buy" if i % 2 == 0 else "sell", Decimal("0.001")
+        )
         if i % 2:
             request = OrderRequest("paper", "BTC/USD", "sell", Decimal("0.001"))
         start = time.perf_counter()
@@ -108,8 +110,10 @@ def main() -> None:
         total_ms.append(total * 1000)
     own_ms.sort()
     print(f"orders placed: {n_orders}")
-    print(f"vhc's own time per trade: median {statistics.median(own_ms):.1f} ms, "
-          f"p95 {own_ms[int(len(own_ms) * 0.95) - 1]:.1f} ms")
+    print(
+        f"vhc's own time per trade: median {statistics.median(own_ms):.1f} ms, "
+        f"p95 {own_ms[int(len(own_ms) * 0.95) - 1]:.1f} ms"
+    )
     print(f"whole place_order incl. paper exchange: median {statistics.median(total_ms):.1f} ms")
 
 
