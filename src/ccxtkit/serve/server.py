@@ -54,6 +54,8 @@ def serve(ws: Workspace, host: str, port: int, workers: int | None = None) -> No
         lifespan="on",
     )
     log.info("serve: listening on %s:%s with %d signal worker(s)", host, port, count)
+    if host not in ("127.0.0.1", "::1", "localhost"):
+        log.warning("serve: listening on %s, not loopback: put a TLS proxy in front", host)
     # uvicorn re-raises the stop signal once it has shut down, to the handler it found: a
     # quiet one here, so a stop asked for (systemd's SIGTERM, Ctrl-C) is a clean exit 0.
     quiet = {sig: signal.signal(sig, _stopped) for sig in (signal.SIGTERM, signal.SIGINT)}
