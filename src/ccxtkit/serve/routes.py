@@ -199,15 +199,7 @@ def killswitch_enable(c: Call) -> tuple[int, Any]:
         raise ApiError(422, "VALIDATION_ERROR", "give a non-empty `reason`")
     result = activate(c.ws, reason or "", flatten=_flag(c.body, "flatten"), actor=c.actor)
     log.warning("serve: kill switch activated by %s: %s", c.actor, reason)
-    return ok(
-        {
-            "ok": result.ok,
-            "seconds": round(result.seconds, 3),
-            "recorded_in": result.recorded_in,
-            "state": asdict(result.state),
-            "accounts": [a.to_dict() for a in result.accounts],
-        }
-    )
+    return ok(result.to_dict())
 
 
 def killswitch_disable(c: Call) -> tuple[int, Any]:
