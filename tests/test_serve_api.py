@@ -106,11 +106,24 @@ def test_each_role_is_allowed_and_refused_where_it_should_be(ws, monkeypatch):
         assert data["order"]["status"] == "filled" and all(c["ok"] for c in data["checks"])
         listed = srv.call("GET", "/executions/orders?all=true", token=viewer).json["data"]
         assert [o["client_order_id"] for o in listed] == [cid]
+        assert srv.call("GET", "/executions/orders", token=viewer).json["data"] == []  # none open
         one = srv.call("GET", f"/executions/orders/{cid}", token=viewer)
         assert one.status == 200 and one.json["data"]["status"] == "filled"
         is_error(srv.call("GET", "/executions/orders/nope", token=viewer), 404, "NOT_FOUND")
         positions = srv.call("GET", "/executions/positions", token=viewer).json["data"]
         assert positions["quantities"]["BTC"] == "0.01"
+        # A resting limit order: a viewer may not cancel it, a trader may.
+        limit = {**order, "type": "limit", "price": 1000}
+        resting = srv.call("POST", "/executions/orders", limit, token=trader)
+        assert resting.status == 201 and resting.json["data"]["order"]["status"] == "open"
+        rid = resting.json["data"]["client_order_id"]
+        is_error(
+            srv.call("POST", f"/executions/orders/{rid}/cancel", token=viewer), 403, "FORBIDDEN"
+        )
+        canceled = srv.call("POST", f"/executions/orders/{rid}/cancel", token=trader)
+        assert canceled.status == 200 and canceled.json["data"]["status"] == "canceled"
+        nope = srv.call("POST", "/executions/orders/nope/cancel", token=trader)
+        is_error(nope, 404, "NOT_FOUND")
         # The trader halts trading; an order is then refused with 503.
         on = srv.call("POST", "/risk/killswitch/enable", {"reason": "drill"}, token=trader)
         assert on.status == 200 and on.json["data"]["state"]["active"] is True, on
