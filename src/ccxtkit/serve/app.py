@@ -8,7 +8,7 @@ per-token bucket, the body under the size limit, and every failure as the seed's
 
 from __future__ import annotations
 
-import threading
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -44,9 +44,6 @@ class ServeState:
     max_body: int
     started: float = field(default_factory=time.monotonic)
     workers: WorkerPool | None = None
-    #: Deliveries take the ledger one at a time in arrival order inside this process: the
-    #: ledger's flock is polled, so many threads polling it starve each other (tail latency).
-    intake_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 @dataclass
@@ -147,9 +144,7 @@ def internal_error(exc: BaseException, where: str) -> ApiError:
     )
 
 
-async def _answer(
-    st: ServeState, request: Request, work: Callable[[], Awaitable[Response]]
-) -> Response:
+async def _answer(request: Request, work: Callable[[], Awaitable[Response]]) -> Response:
     try:
         return await work()
     except ApiError as err:
@@ -179,7 +174,7 @@ def endpoint(st: ServeState, handler: Handler, needed: Role | None, body: bool =
                 return Response(answer.body, status_code=status, media_type=answer.media_type)
             return JSONResponse(answer, status_code=status)
 
-        return await _answer(st, request, work)
+        return await _answer(request, work)
 
     return run
 
@@ -193,7 +188,12 @@ def webhook(st: ServeState) -> Any:
     from starlette.concurrency import run_in_threadpool
     from starlette.responses import JSONResponse
 
-    from ccxtkit.signals.intake import IntakeAnswer, receive
+    from ccxtkit.signals.intake import receive
+
+    # Deliveries take the ledger one at a time, in arrival order, inside this process: its
+    # flock is polled, so many threads polling it at once starve each other (tail latency).
+    # Waiting here holds no worker thread, so a flood of webhooks cannot starve the API.
+    turn = asyncio.Lock()
 
     async def run(request: Request) -> Response:
         async def work() -> Response:
@@ -204,15 +204,11 @@ def webhook(st: ServeState) -> Any:
             raw = await read_body(request, st.max_body)
             headers = {k.lower(): v for k, v in request.headers.items()}
             ip = request.client.host if request.client else None
-
-            def take() -> IntakeAnswer:
-                with st.intake_lock:
-                    return receive(st.ws, source, headers, raw, ip)
-
-            answer = await run_in_threadpool(take)
+            async with turn:
+                answer = await run_in_threadpool(receive, st.ws, source, headers, raw, ip)
             return JSONResponse(answer.body, status_code=answer.status)
 
-        return await _answer(st, request, work)
+        return await _answer(request, work)
 
     return run
 
