@@ -112,7 +112,10 @@ def test_second_process_waits_then_exits_7(ws: Path, hold: object) -> None:
         kinds = [r[0] for r in ledger.query("SELECT kind FROM control_events ORDER BY seq")]
         assert verify_chain(ledger).ok
     # The busy process recorded nothing; the patient one verified and recorded nothing either.
-    assert kinds == ["ledger.migration", "workspace.init", "policy.recorded", "test.holder"]
+    from ccxtkit.ledger.schema import MIGRATIONS
+
+    migrations = ["ledger.migration"] * len(MIGRATIONS)
+    assert kinds == [*migrations, "workspace.init", "policy.recorded", "test.holder"]
 
 
 WRITER = """
@@ -145,7 +148,10 @@ def test_concurrent_writers_lose_and_double_nothing(ws: Path) -> None:
         )
         result = verify_chain(ledger)
     assert result.ok, result.problem
-    assert result.rows == 204  # migration, init, policy, paper opening balance, 4 x 50
+    from ccxtkit.ledger.schema import MIGRATIONS
+
+    # The migrations, init, policy, paper opening balance, 4 x 50.
+    assert result.rows == len(MIGRATIONS) + 203
     seen = sorted((actor, json.loads(details)["n"]) for actor, details in rows)
     assert seen == sorted((f"w{p}", n) for p in range(4) for n in range(50))
 

@@ -241,7 +241,9 @@ def test_a_failing_export_never_changes_the_exit_code(
         main(["--home", str(tmp_path), "ledger", "digest"])
 
     assert exited.value.code == 0
-    assert json.loads(capsys.readouterr().out)["seq"] == 1
+    from ccxtkit.ledger.schema import MIGRATIONS
+
+    assert json.loads(capsys.readouterr().out)["seq"] == len(MIGRATIONS)
 
 
 def test_metrics_write_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

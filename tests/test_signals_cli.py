@@ -93,3 +93,22 @@ def test_executed_signal_cannot_be_retried_or_dropped(
     assert code == 2 and "executed" in err
     code, _, err = vhc(capsys, home, "signals", "drop", sid, "--reason", "late")
     assert code == 2 and "executed" in err
+
+
+def test_config_refuses_a_source_on_an_unknown_account(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import yaml
+
+    from ccxtkit.workspace import write_private
+
+    path = home / "config" / "trading_config.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["signals"]["sources"]["sheets"]["exchange"] = "krakn"
+    write_private(path, yaml.safe_dump(data))
+    code, _, err = vhc(capsys, home, "config", "validate")
+    assert code == 2 and "signals.sources.sheets.exchange" in err and "krakn" in err
+    data["signals"]["sources"]["sheets"] = {"kind": "fax"}
+    write_private(path, yaml.safe_dump(data))
+    code, _, err = vhc(capsys, home, "config", "validate")
+    assert code == 2 and "signals.sources.sheets.kind" in err

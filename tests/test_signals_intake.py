@@ -361,3 +361,46 @@ def test_chain_verifies_after_intake(home: Path, capsys: pytest.CaptureFixture[s
     with pytest.raises(SystemExit) as done:
         main(["--home", str(home), "ledger", "verify"])
     assert done.value.code in (0, None), capsys.readouterr()
+
+
+# -- many at once: one ledger visit per batch -------------------------------------------------
+def test_concurrent_deliveries_are_group_committed_each_answered(home: Path) -> None:
+    import threading
+
+    ws = workspace(home)
+    bodies = [sheets_body(f"c-{i % 15}") for i in range(30)]  # every id delivered twice
+    answers: list[object] = [None] * len(bodies)
+
+    def send(i: int) -> None:
+        answers[i] = receive(ws, "sheets", sheets_headers(bodies[i]), bodies[i])
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(len(bodies))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    statuses = sorted(a.status for a in answers)  # type: ignore[union-attr]
+    assert statuses == [200] * 15 + [202] * 15
+    assert queued(home) == 15
+    by_id: dict[str, set[str]] = {}
+    for body, a in zip(bodies, answers, strict=True):
+        by_id.setdefault(json.loads(body)["id"], set()).add(a.body["signal_id"])  # type: ignore[union-attr]
+    assert all(len(ids) == 1 for ids in by_id.values())
+
+
+def test_receive_many_answers_in_order_with_a_repeat_inside_the_batch(home: Path) -> None:
+    from ccxtkit.signals.intake import Delivery, receive_many
+
+    a, b = sheets_body("m-1"), sheets_body("m-2", quantity="-3")
+    answers = receive_many(
+        workspace(home),
+        [
+            Delivery("sheets", sheets_headers(a), a),
+            Delivery("sheets", {}, a),
+            Delivery("sheets", sheets_headers(b), b),
+            Delivery("sheets", sheets_headers(a), a),
+        ],
+    )
+    assert [x.status for x in answers] == [202, 401, 422, 200]
+    assert answers[3].body == answers[0].body
+    assert queued(home) == 1 and [r["status"] for r in refusals(home)] == [401, 422]

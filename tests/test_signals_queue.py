@@ -308,3 +308,65 @@ def test_telegram_answer_failure_is_recorded_not_fatal(home: Path) -> None:
         home, "SELECT details FROM signal_events WHERE event = 'replied'"
     )]  # fmt: skip
     assert details["ok"] is False and BOT_TOKEN not in json.dumps(details)
+
+
+def test_run_worker_drains_the_queue_and_stops(home: Path) -> None:
+    from ccxtkit.signals.worker import run_worker
+
+    stop = threading.Event()
+    counts: list[int] = []
+    # A long poll interval: only intake's wake-up can make it pick the signals up in time.
+    thread = threading.Thread(
+        target=lambda: counts.append(run_worker(workspace(home), stop, poll_seconds=600))
+    )
+    thread.start()
+    threading.Event().wait(1.0)  # its first pass finds nothing and it goes idle
+    sids = [submit(home, f"w-{i}") for i in range(3)]
+    deadline = datetime.now(UTC) + timedelta(seconds=90)
+    while datetime.now(UTC) < deadline:
+        if all(status(home, s) == "executed" for s in sids):
+            break
+        threading.Event().wait(0.2)
+    stop.set()
+    thread.join(timeout=60)
+    assert not thread.is_alive() and counts == [3]
+    record, history = queue.get_signal(workspace(home), sids[0])
+    assert record.status == "executed"
+    assert [e["event"] for e in history][-1] == "outcome"
+    assert history[-1]["details"]["order_event"] == "filled"
+
+
+@pytest.mark.slow
+def test_crash_before_send_on_kraken_protocol_resolves_by_lookup(
+    home: Path, kraken_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.crash.agree import kraken_view
+
+    creds = kraken_server.credentials()
+    monkeypatch.setenv("KRAKEN_API_KEY", creds["apiKey"])
+    monkeypatch.setenv("KRAKEN_API_SECRET", creds["secret"])
+    path = home / "config" / "trading_config.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["exchanges"]["kraken"] = {
+        "secrets": "env",
+        "rate_limit": 1000,
+        "ccxt": {**kraken_server.ccxt_config(), "timeout": 3000},
+    }
+    write_private(path, yaml.safe_dump(data))
+    kraken_server.set_balance("USD", "100000")
+    kraken_server.set_price("BTC/USD", "60000")
+    sid = submit(home, "k-1", exchange="kraken")
+    run = run_vhc(home, ["signals", "work", "--once"], crash_at="order.intent_recorded")
+    assert run.crashed, (run.code, run.err)
+    assert dict(kraken_view(kraken_server).sends) == {}
+    statuses = []
+    for _ in range(3):
+        statuses += [r.status for r in work_once(workspace(home))]
+        if "executed" in statuses:
+            break
+    assert statuses == ["retry", "executed"]  # attempt 1 confirmed absent, attempt 2 sent
+    view = kraken_view(kraken_server)
+    cid1, cid2 = (store.client_order_id_for(sid, n) for n in (1, 2))
+    assert dict(view.sends) == {cid2: 1}
+    assert latest_events(home, "kraken") == {cid1: "not_found", cid2: "filled"}
+    assert_orders_agree(home, "kraken", view, {"USD": Decimal(100000)})

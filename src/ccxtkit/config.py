@@ -399,6 +399,17 @@ class TradingConfig(Model):
                 raise ValueError(f"unknown time zone {v!r} (use e.g. America/New_York)") from None
         return v
 
+    @model_validator(mode="after")
+    def _signal_accounts(self) -> TradingConfig:
+        for name, source in self.signals.sources.items():
+            if source.exchange is not None and source.exchange not in self.exchanges:
+                known = ", ".join(sorted(self.exchanges)) or "none"
+                raise ValueError(
+                    f"signals.sources.{name}.exchange: no account {source.exchange!r} under "
+                    f"exchanges (configured: {known})"
+                )
+        return self
+
     def enabled_exchanges(self) -> dict[str, ExchangeConfig]:
         """The accounts that are switched on, by name."""
         return {name: ex for name, ex in self.exchanges.items() if ex.enabled}

@@ -113,12 +113,13 @@ def work(
     """
     from ..signals.worker import work_once
 
+    st = state(ctx)
+    ws = st.workspace  # no workspace: that error first
     if not once:
         raise UsageError("use `vhc signals work --once` (the workers of `vhc serve` run always)")
     if limit is not None and limit < 1:
         raise UsageError("--limit must be at least 1")
-    st = state(ctx)
-    results = work_once(st.workspace, limit)
+    results = work_once(ws, limit)
     if st.json:
         print_json(results)
     else:

@@ -22,8 +22,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import json
+import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -101,26 +103,254 @@ def receive(
     remote_ip: str | None = None,
     now: datetime | None = None,
 ) -> IntakeAnswer:
-    """Verify, parse and queue one delivery from `source` (its name under `signals.sources`)."""
-    moment = (now or datetime.now(UTC)).astimezone(UTC)
-    lowered = {str(k).lower(): str(v) for k, v in headers.items()}
-    digest = hashlib.sha256(body).hexdigest()
-    audit = {"body_sha256": digest, "body_bytes": len(body), "remote_ip": remote_ip}
+    """Verify, parse and queue one delivery from `source` (its name under `signals.sources`).
+
+    Safe to call from many threads at once: concurrent deliveries to one workspace are
+    committed together, in one ledger visit (group commit), and each caller gets its own
+    answer only after that commit.
+    """
     try:
-        return _receive(ws, source, lowered, body, remote_ip, moment, audit)
-    except _Refusal as refusal:
-        _record_refusal(ws, source, refusal, audit, moment, None)
-        return _refused(refusal, moment)
-    except LedgerBusyError as exc:
-        log.warning("signal from %s not taken: %s", source, exc.message)
-        return IntakeAnswer(
-            503, error_body(503, "LEDGER_BUSY", "the ledger is busy; send it again", moment)
-        )
+        item = _prepare(ws, source, headers, body, remote_ip, now)
+        return _batcher(ws).commit(item)
     except Exception:  # the boundary of a web request: log it, answer, never a traceback
         log.exception("signal intake from %s failed", source)
-        return IntakeAnswer(
-            500, error_body(500, "INTERNAL_ERROR", "the signal could not be taken", moment)
+        return _internal(datetime.now(UTC))
+
+
+def receive_many(ws: Workspace, deliveries: list[Delivery]) -> list[IntakeAnswer]:
+    """Several deliveries in one ledger visit (answers in the same order)."""
+    items = [_prepare(ws, d.source, d.headers, d.body, d.remote_ip, d.now) for d in deliveries]
+    _commit_items(ws, items)
+    return [i.answer or _internal(i.now) for i in items]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One webhook delivery, for `receive_many`."""
+
+    source: str
+    headers: Mapping[str, str]
+    body: bytes
+    remote_ip: str | None = None
+    now: datetime | None = None
+
+
+@dataclass
+class _Item:
+    """A delivery between its checks (no ledger) and its commit (one ledger visit)."""
+
+    source: str
+    now: datetime
+    audit: dict[str, Any]
+    refusal: _Refusal | None = None
+    cfg: SignalSource | None = None
+    parsed: Parsed | None = None
+    exchange: str | None = None
+    signal_id: str | None = None
+    answer: IntakeAnswer | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+def _internal(now: datetime) -> IntakeAnswer:
+    return IntakeAnswer(
+        500, error_body(500, "INTERNAL_ERROR", "the signal could not be taken", now)
+    )
+
+
+def _prepare(
+    ws: Workspace,
+    source: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    remote_ip: str | None,
+    now: datetime | None,
+) -> _Item:
+    """Everything that needs no ledger: the source, the credential, the body, the account."""
+    moment = (now or datetime.now(UTC)).astimezone(UTC)
+    digest = hashlib.sha256(body).hexdigest()
+    audit = {"body_sha256": digest, "body_bytes": len(body), "remote_ip": remote_ip}
+    item = _Item(source, moment, audit)
+    try:
+        lowered = {str(k).lower(): str(v) for k, v in headers.items()}
+        cfg = ws.config.signals.sources.get(source)
+        if cfg is None:
+            raise _Refusal(404, "NOT_FOUND", f"no signal source named {source!r}")
+        if len(body) > parse.MAX_BODY_BYTES:
+            raise _Refusal(
+                413, "PAYLOAD_TOO_LARGE", f"the body is larger than {parse.MAX_BODY_BYTES} bytes"
+            )
+        creds = _credentials(ws, source, cfg)
+        item.cfg = cfg
+        item.parsed = _verify_and_parse(cfg, creds, lowered, body, remote_ip)
+        item.exchange = _target(ws, cfg, item.parsed)
+        item.signal_id = store.signal_id_for(source, item.parsed.external_id)
+    except _Refusal as refusal:
+        if item.parsed is not None:
+            refusal.external_id = item.parsed.external_id
+        item.refusal = refusal
+    except Exception:  # the boundary of a web request: log it, answer, never a traceback
+        log.exception("signal intake from %s failed", source)
+        item.answer = _internal(moment)
+    return item
+
+
+@dataclass
+class _Rows:
+    """The batch's rows, appended per table at the end (one insert each)."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    signals: list[dict[str, Any]] = field(default_factory=list)
+    control: list[dict[str, Any]] = field(default_factory=list)
+    answers: dict[str, dict[str, Any]] = field(default_factory=dict)  # seen before, or now
+
+    def write(self, ledger: Ledger) -> None:
+        for table, rows in (
+            ("signal_events", self.events),
+            ("signals", self.signals),
+            ("control_events", self.control),
+        ):
+            ledger.append(table, rows)
+
+
+def _commit_items(ws: Workspace, items: list[_Item]) -> None:
+    """One ledger visit for the batch: refusals recorded, duplicates answered, the rest queued."""
+    todo = [i for i in items if i.answer is None]
+    if not todo:
+        return
+    try:
+        with ws.open_ledger() as ledger, ledger.transaction():
+            rows = _Rows()
+            ids = [i.signal_id for i in todo if i.refusal is None and i.signal_id]
+            rows.answers = store.first_answers(ledger, ids)
+            switch = _switch_refusal(ws, ledger) if ids else None
+            for item in todo:
+                if item.refusal is None:
+                    _decide(ws, rows, item, switch)
+                if item.refusal is not None:
+                    rows.control.append(_refusal_row(item))
+                    item.answer = _refused(item.refusal, item.now)
+            rows.write(ledger)
+    except LedgerBusyError as exc:
+        log.warning("signals not taken (%d): %s", len(todo), exc.message)
+        _uncommitted(todo, 503, "LEDGER_BUSY", "the ledger is busy; send it again")
+        return
+    except Exception:  # nothing of the batch was committed
+        log.exception("signal intake: the batch of %d was not committed", len(todo))
+        _uncommitted(todo, 500, "INTERNAL_ERROR", "the signal could not be taken")
+        return
+    if any(i.answer is not None and i.answer.status == 202 for i in todo):
+        from .wake import notify_queued
+
+        notify_queued()
+    for item in todo:
+        if item.refusal is None and item.answer is not None and item.answer.status == 202:
+            p = item.parsed
+            assert p is not None
+            log.info(
+                "signal %s from %s queued: %s %s %s on %s",
+                item.signal_id, item.source, p.side, p.amount, p.symbol, item.exchange,
+            )  # fmt: skip
+        elif item.refusal is not None:
+            log.warning(
+                "signal from %s refused (%s): %s",
+                item.source, item.refusal.status, item.refusal.message,
+            )  # fmt: skip
+
+
+def _uncommitted(items: list[_Item], status: int, code: str, message: str) -> None:
+    """After a failed commit: a refusal is still answered as one (its audit row is lost, and
+    logged); nothing is answered as accepted."""
+    for item in items:
+        if item.refusal is not None:
+            log.error("refused signal from %s not recorded: %s", item.source, message)
+            item.answer = _refused(item.refusal, item.now)
+        elif item.answer is None or item.answer.status == 202:
+            item.answer = IntakeAnswer(status, error_body(status, code, message, item.now))
+
+
+def _decide(ws: Workspace, rows: _Rows, item: _Item, switch: _Refusal | None) -> None:
+    """Inside the visit: a repeat gets the first answer; old or switched-off is refused."""
+    assert item.signal_id is not None and item.parsed is not None and item.cfg is not None
+    first = rows.answers.get(item.signal_id)
+    if first is not None:
+        # The repeat is on the record too; nothing new is queued.
+        rows.events.append(
+            store.event_row(item.signal_id, "duplicate", details=item.audit, now=item.now)
         )
+        item.answer = IntakeAnswer(200, first)
+        return
+    try:
+        _check_fresh(ws, item.parsed, item.now)
+        if switch is not None:
+            raise switch
+    except _Refusal as refusal:
+        item.refusal = _Refusal(
+            refusal.status, refusal.code, refusal.message, refusal.details, item.parsed.external_id
+        )
+        return
+    answer = {"success": True, "signal_id": item.signal_id, "status": "queued"}
+    _accept(rows, item, answer)
+    rows.answers[item.signal_id] = answer
+    item.answer = IntakeAnswer(202, answer)
+
+
+class _Batcher:
+    """Group commit: a caller that finds no commit running commits everything waiting."""
+
+    MAX_BATCH = 500
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._committing = threading.Lock()
+        self._pending: list[_Item] = []
+
+    def commit(self, ws: Workspace, item: _Item) -> IntakeAnswer:
+        if item.answer is not None:
+            return item.answer
+        with self._lock:
+            self._pending.append(item)
+        while not item.done.is_set():
+            if not self._committing.acquire(blocking=False):
+                item.done.wait(0.002)
+                continue
+            try:
+                with self._lock:
+                    batch = self._pending[: self.MAX_BATCH]
+                    del self._pending[: self.MAX_BATCH]
+                try:
+                    if batch:
+                        _commit_items(ws, batch)
+                finally:
+                    for waiting in batch:
+                        if waiting.answer is None:
+                            waiting.answer = _internal(waiting.now)
+                        waiting.done.set()
+            finally:
+                self._committing.release()
+        assert item.answer is not None
+        return item.answer
+
+
+_batchers: dict[tuple[str, str], _Batcher] = {}
+_batchers_lock = threading.Lock()
+
+
+def _batcher(ws: Workspace) -> _BatcherFor:
+    key = (str(ws.home), str(ws.config_path))
+    with _batchers_lock:
+        found = _batchers.get(key)
+        if found is None:
+            found = _batchers[key] = _Batcher()
+    return _BatcherFor(found, ws)
+
+
+@dataclass(frozen=True)
+class _BatcherFor:
+    batcher: _Batcher
+    ws: Workspace
+
+    def commit(self, item: _Item) -> IntakeAnswer:
+        return self.batcher.commit(self.ws, item)
 
 
 def _refused(refusal: _Refusal, moment: datetime) -> IntakeAnswer:
@@ -128,49 +358,6 @@ def _refused(refusal: _Refusal, moment: datetime) -> IntakeAnswer:
         refusal.status,
         error_body(refusal.status, refusal.code, refusal.message, moment, refusal.details),
     )
-
-
-def _receive(
-    ws: Workspace,
-    source: str,
-    headers: dict[str, str],
-    body: bytes,
-    remote_ip: str | None,
-    now: datetime,
-    audit: dict[str, Any],
-) -> IntakeAnswer:
-    cfg = ws.config.signals.sources.get(source)
-    if cfg is None:
-        raise _Refusal(404, "NOT_FOUND", f"no signal source named {source!r}")
-    if len(body) > parse.MAX_BODY_BYTES:
-        raise _Refusal(
-            413, "PAYLOAD_TOO_LARGE", f"the body is larger than {parse.MAX_BODY_BYTES} bytes"
-        )
-    creds = _credentials(ws, source, cfg)
-    parsed = _verify_and_parse(cfg, creds, headers, body, remote_ip)
-    exchange = _target(ws, cfg, parsed)
-    signal_id = store.signal_id_for(source, parsed.external_id)
-    with ws.open_ledger() as ledger:
-        first = store.first_answer(ledger, signal_id)
-        if first is not None:
-            store.add_event(
-                ledger, signal_id, "duplicate", details={**audit}, now=now
-            )  # the repeat is on the record too; nothing new is queued
-            return IntakeAnswer(200, first)
-        try:
-            _check_fresh(ws, parsed, now)
-            _check_switch(ws, ledger)
-        except _Refusal as refusal:
-            refusal.external_id = parsed.external_id
-            _record_refusal(ws, source, refusal, audit, now, ledger)
-            return _refused(refusal, now)
-        answer = {"success": True, "signal_id": signal_id, "status": "queued"}
-        _accept(ledger, source, cfg, parsed, exchange, signal_id, answer, audit, now)
-    log.info(
-        "signal %s from %s queued: %s %s %s on %s",
-        signal_id, source, parsed.side, parsed.amount, parsed.symbol, exchange,
-    )  # fmt: skip
-    return IntakeAnswer(202, answer)
 
 
 def _credentials(ws: Workspace, source: str, cfg: SignalSource) -> SourceCredentials:
@@ -314,93 +501,63 @@ def _check_fresh(ws: Workspace, parsed: Parsed, now: datetime) -> None:
         )
 
 
-def _check_switch(ws: Workspace, ledger: Ledger) -> None:
+def _switch_refusal(ws: Workspace, ledger: Ledger) -> _Refusal | None:
     try:
         active = switch_state.check_recorded(ws, ledger).active
     except VhcError:  # a switch that cannot be read blocks trading
         active = True
-    if active:
-        raise _Refusal(503, "KILL_SWITCH_ACTIVE", "the kill switch is active: no signals are taken")
+    if not active:
+        return None
+    return _Refusal(503, "KILL_SWITCH_ACTIVE", "the kill switch is active: no signals are taken")
 
 
-def _accept(
-    ledger: Ledger,
-    source: str,
-    cfg: SignalSource,
-    parsed: Parsed,
-    exchange: str,
-    signal_id: str,
-    answer: dict[str, Any],
-    audit: dict[str, Any],
-    now: datetime,
-) -> None:
-    import json
-
-    with ledger.transaction():
-        store.add_event(
-            ledger,
-            signal_id,
-            "received",
-            "received",
-            details={**audit, "source": source, "external_id": parsed.external_id},
-            now=now,
-        )
-        ledger.append(
-            "signals",
-            [
-                {
-                    "timestamp": now,
-                    "signal_id": signal_id,
-                    "source": source,
-                    "kind": cfg.kind,
-                    "external_id": parsed.external_id,
-                    "signal_time": parsed.signal_time,
-                    "exchange": exchange,
-                    "symbol": parsed.symbol,
-                    "side": parsed.side,
-                    "type": parsed.type,
-                    "amount": parsed.amount,
-                    "price": parsed.price,
-                    "product": parsed.product,
-                    "chat_id": parsed.chat_id,
-                    "message_id": parsed.message_id,
-                    "remote_ip": audit.get("remote_ip"),
-                    "answer": json.dumps(answer, sort_keys=True),
-                }
-            ],
-        )
-        store.add_event(
-            ledger,
-            signal_id,
-            "parsed",
-            "queued",
-            details={"venue": parsed.venue, "exchange": exchange},
-            now=now,
-        )
+def _accept(rows: _Rows, item: _Item, answer: dict[str, Any]) -> None:
+    parsed, cfg, signal_id = item.parsed, item.cfg, item.signal_id
+    assert parsed is not None and cfg is not None and signal_id is not None
+    details = {**item.audit, "source": item.source, "external_id": parsed.external_id}
+    rows.events.append(
+        store.event_row(signal_id, "received", "received", details=details, now=item.now)
+    )
+    rows.signals.append(
+        {
+            "timestamp": item.now,
+            "signal_id": signal_id,
+            "source": item.source,
+            "kind": cfg.kind,
+            "external_id": parsed.external_id,
+            "signal_time": parsed.signal_time,
+            "exchange": item.exchange,
+            "symbol": parsed.symbol,
+            "side": parsed.side,
+            "type": parsed.type,
+            "amount": parsed.amount,
+            "price": parsed.price,
+            "product": parsed.product,
+            "chat_id": parsed.chat_id,
+            "message_id": parsed.message_id,
+            "remote_ip": item.audit.get("remote_ip"),
+            "answer": json.dumps(answer, sort_keys=True),
+        }
+    )
+    queued = {"venue": parsed.venue, "exchange": item.exchange}
+    rows.events.append(store.event_row(signal_id, "parsed", "queued", details=queued, now=item.now))
 
 
-def _record_refusal(
-    ws: Workspace,
-    source: str,
-    refusal: _Refusal,
-    audit: dict[str, Any],
-    now: datetime,
-    ledger: Ledger | None,
-) -> None:
-    """One `signal.refused` control event; a busy ledger is logged, the answer still goes out."""
+def _refusal_row(item: _Item) -> dict[str, Any]:
+    """The `signal.refused` control event of a refused delivery."""
+    refusal = item.refusal
+    assert refusal is not None
     details = {
-        **audit,
+        **item.audit,
         "status": refusal.status,
         "code": refusal.code,
         "reason": refusal.message,
         "external_id": refusal.external_id,
     }
-    log.warning("signal from %s refused (%s): %s", source, refusal.status, refusal.message)
-    try:
-        if ledger is not None:
-            ledger.record_event("signal.refused", details, actor="signals", subject=source)
-            return
-        with ws.open_ledger() as opened:
-            opened.record_event("signal.refused", details, actor="signals", subject=source)
-    except VhcError as exc:
-        log.error("refused signal from %s not recorded: %s", source, exc.message)
+    return {
+        "timestamp": item.now,
+        "kind": "signal.refused",
+        "actor": "signals",
+        "subject": item.source,
+        "details": json.dumps(details, sort_keys=True, default=str),
+    }

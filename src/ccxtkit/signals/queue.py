@@ -40,7 +40,8 @@ class SignalRecord:
             details = json.loads(row["details"] or "{}")
         except ValueError:
             details = {}
-        reason = details.get("reason") or details.get("message")
+        waiting = row["status"] in ("refused", "dead", "dropped", "retry", "unknown")
+        reason = (details.get("reason") or details.get("message")) if waiting else None
         return cls(
             signal_id=row["signal_id"],
             received_at=row["timestamp"],
@@ -66,6 +67,19 @@ def list_signals(ws: Workspace, status: str | None = None) -> list[SignalRecord]
         raise UsageError(f"unknown status {status!r}: use one of {', '.join(store.STATUSES)}")
     with ws.open_ledger() as ledger:
         return [SignalRecord.from_row(r) for r in store.states(ledger, status=status)]
+
+
+def get_signal(ws: Workspace, ref: str) -> tuple[SignalRecord, list[dict[str, Any]]]:
+    """One signal and every event of its life, oldest first (details as objects)."""
+    with ws.open_ledger() as ledger:
+        row = _find(ledger, ref)
+        events = store.events(ledger, row["signal_id"])
+    for event in events:
+        try:
+            event["details"] = json.loads(event["details"] or "{}")
+        except ValueError:
+            event["details"] = {}
+    return SignalRecord.from_row(row), events
 
 
 def _find(ledger: Ledger, ref: str) -> dict[str, Any]:

@@ -55,8 +55,7 @@ def client_order_id_for(signal_id: str, attempt: int) -> str:
     return str(uuid.uuid5(_ORDER_NS, f"{signal_id}#{attempt}"))
 
 
-def add_event(
-    ledger: Ledger,
+def event_row(
     signal_id: str,
     event: str,
     status: str | None = None,
@@ -66,9 +65,9 @@ def add_event(
     next_attempt_at: datetime | None = None,
     details: Mapping[str, Any] | None = None,
     now: datetime | None = None,
-) -> int:
-    """Append one `signal_events` row; returns its seq."""
-    row = {
+) -> dict[str, Any]:
+    """One `signal_events` row, to append."""
+    return {
         "timestamp": now or now_utc(),
         "signal_id": signal_id,
         "event": event,
@@ -78,7 +77,27 @@ def add_event(
         "next_attempt_at": next_attempt_at,
         "details": json.dumps(dict(details or {}), sort_keys=True, default=str),
     }
-    return ledger.append("signal_events", [row])[0]
+
+
+def add_event(
+    ledger: Ledger, signal_id: str, event: str, status: str | None = None, **kw: Any
+) -> int:
+    """Append one `signal_events` row (see `event_row`); returns its seq."""
+    return ledger.append("signal_events", [event_row(signal_id, event, status, **kw)])[0]
+
+
+def first_answers(ledger: Ledger, signal_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The first answer of each of these signals that was accepted before."""
+    unique = list(dict.fromkeys(signal_ids))
+    if not unique:
+        return {}
+    marks = ", ".join("?" for _ in unique)
+    rows = ledger.query(
+        f"SELECT signal_id, arg_min(answer, seq) FROM signals WHERE signal_id IN ({marks}) "
+        "GROUP BY signal_id",
+        unique,
+    )
+    return {str(sid): json.loads(answer) for sid, answer in rows}
 
 
 def first_answer(ledger: Ledger, signal_id: str) -> dict[str, Any] | None:

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -37,7 +39,6 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import (
-    ExchangeError,
     InputError,
     KillSwitchActiveError,
     LedgerBusyError,
@@ -109,7 +110,13 @@ def work_once(
     with ExitStack() as held:
         claimed = _claim(ws, held, limit, now or datetime.now(UTC))
         for row, attempt, fresh in claimed:
-            results.append(_work(ws, row, attempt, fresh))
+            try:
+                results.append(_work(ws, row, attempt, fresh))
+            except Exception as exc:  # one signal's trouble must not stop the others
+                log.exception("signal %s: the pass failed", row["signal_id"])
+                cid = store.client_order_id_for(row["signal_id"], attempt)
+                message = exc.message if isinstance(exc, VhcError) else type(exc).__name__
+                results.append(WorkResult(row["signal_id"], "working", attempt, cid, message))
     return results
 
 
@@ -193,7 +200,9 @@ def _resume(ws: Workspace, row: dict[str, Any], attempt: int, cid: str) -> WorkR
                 recover_account(ws, client, exchange)
             finally:
                 client.close()
-        except ExchangeError as exc:
+        except LedgerBusyError:
+            raise
+        except VhcError as exc:  # the exchange, its keys or its config: ask again later
             return _unknown(ws, row, attempt, cid, f"order lookup failed: {exc.message}")
         exists, event, order_id = _order_state(ws, exchange, cid)
     if event in _REACHED:
@@ -459,3 +468,42 @@ def _reply(ws: Workspace, row: dict[str, Any], result: WorkResult) -> None:
         )
     except VhcError as exc:
         log.warning("signal %s: telegram answer not recorded: %s", row["signal_id"], exc.message)
+
+
+def run_worker(
+    ws: Workspace,
+    stop: threading.Event,
+    poll_seconds: float = 2.0,
+    batch: int = 1,
+) -> int:
+    """A worker of `vhc serve`: passes over the queue until `stop` is set; returns signals done.
+
+    It takes `batch` signals a pass, so a stop (SIGTERM) waits for at most that many orders:
+    the in-flight one finishes, the rest stay queued. Idle, it wakes when intake queues a
+    signal in this process (`signals.wake`) or every `poll_seconds` (retries falling due,
+    signals queued by another process); `stop` is looked at every 0.1 s. A crash leaves
+    nothing worse than what the next pass resolves; a busy ledger or an error is logged.
+    """
+    from . import wake
+
+    done = 0
+    seen = -1  # the intake counter at the last pass that found nothing (-1: pass now)
+    last = 0.0
+    while not stop.is_set():
+        now = time.monotonic()
+        if seen == wake.generation() and now - last < poll_seconds:
+            wake.wait_for_queued(seen, timeout=min(0.1, poll_seconds))
+            continue
+        seen, last = wake.generation(), now
+        try:
+            results = work_once(ws, limit=batch)
+        except LedgerBusyError as exc:
+            log.warning("signals worker: %s", exc.message)
+            results = []
+        except Exception:  # a worker thread must not die on one bad pass
+            log.exception("signals worker: a pass failed")
+            results = []
+        done += len(results)
+        if results:
+            seen = -1  # more may be due: pass again at once
+    return done
