@@ -282,8 +282,9 @@ class ServeConfig(Model):
     jwt_key_secret: str = "serve_jwt_key"  # noqa: S105 - a name, not a secret
     #: Longest lifetime `vhc serve token create --ttl` may give a token, in days.
     max_token_ttl_days: int = Field(default=365, ge=1)
-    #: How often an idle signal worker looks for queued signals (seconds).
-    worker_poll_seconds: Decimal = Field(default=Decimal("0.2"), gt=0)
+    #: How often an idle signal worker looks at the queue (seconds): for retries falling due
+    #: and signals queued by another process; intake in `vhc serve` wakes it at once.
+    worker_poll_seconds: Decimal = Field(default=Decimal("2"), gt=0)
 
 
 class VaultSettings(Model):

@@ -8,7 +8,6 @@ per-token bucket, the body under the size limit, and every failure as the seed's
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -190,11 +189,6 @@ def webhook(st: ServeState) -> Any:
 
     from ccxtkit.signals.intake import receive
 
-    # Deliveries take the ledger one at a time, in arrival order, inside this process: its
-    # flock is polled, so many threads polling it at once starve each other (tail latency).
-    # Waiting here holds no worker thread, so a flood of webhooks cannot starve the API.
-    turn = asyncio.Lock()
-
     async def run(request: Request) -> Response:
         async def work() -> Response:
             source = str(request.path_params["source"])
@@ -204,8 +198,8 @@ def webhook(st: ServeState) -> Any:
             raw = await read_body(request, st.max_body)
             headers = {k.lower(): v for k, v in request.headers.items()}
             ip = request.client.host if request.client else None
-            async with turn:
-                answer = await run_in_threadpool(receive, st.ws, source, headers, raw, ip)
+            # Concurrent calls are group-committed by intake: one ledger visit for all of them.
+            answer = await run_in_threadpool(receive, st.ws, source, headers, raw, ip)
             return JSONResponse(answer.body, status_code=answer.status)
 
         return await _answer(request, work)

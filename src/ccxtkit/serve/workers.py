@@ -1,23 +1,20 @@
-"""The signal workers inside `vhc serve`: threads that each run `signals.worker.work_once`.
+"""The signal workers inside `vhc serve`: threads that each run `signals.worker.run_worker`.
 
-Each loop takes at most one signal (`limit=1`), so a stop request is honoured between signals,
-never in the middle of one: a signal being sent is finished and recorded before its thread
-exits. One bad signal (or a ledger that is busy for a while) is logged and the loop goes on;
-the server never dies of it. The queue is in the ledger, so what a stopped or killed worker
-had not taken is taken by the next one; `work_once` resolves what a kill left half-done.
+Each worker takes one signal a pass, so a stop request is honoured between signals, never in
+the middle of one: a signal being sent is finished and recorded before its thread exits. Idle
+workers are woken by intake in this process (`signals.wake`) or every `poll_seconds`. One bad
+signal (or a busy ledger) is logged by `run_worker` and the loop goes on; a worker that dies
+anyway is logged here and shows in `/system/health`. The queue is in the ledger, so what a
+stopped or killed worker had not taken is taken by the next one, and what a kill left
+half-done is resolved by the next pass through the order's client order id.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from typing import Any
 
 from ccxtkit.logs import log, redact
 from ccxtkit.workspace import Workspace
-
-#: After an unexpected failure, a worker waits this long before trying again (seconds).
-FAILURE_PAUSE_SECONDS = 2.0
 
 
 class WorkerPool:
@@ -32,12 +29,8 @@ class WorkerPool:
 
     def start(self) -> None:
         """Start the threads."""
-        from ccxtkit.signals.worker import work_once
-
         for i in range(self.count):
-            t = threading.Thread(
-                target=self._loop, args=(work_once,), name=f"vhc-signal-worker-{i}"
-            )
+            t = threading.Thread(target=self._run, name=f"vhc-signal-worker-{i}")
             t.daemon = True  # a hung exchange call must not keep a stopped server alive forever
             t.start()
             self._threads.append(t)
@@ -54,15 +47,11 @@ class WorkerPool:
             if t.is_alive():
                 log.warning("serve: %s still busy after %s s at shutdown", t.name, timeout)
 
-    def _loop(self, work: Callable[..., Any]) -> None:
-        while not self._stop.is_set():
-            try:
-                done = work(self.ws, limit=1)
-            except Exception as exc:  # noqa: BLE001 - one bad signal must not stop the worker
-                log.error(
-                    "serve: signal worker failed: %s: %s", type(exc).__name__, redact(str(exc))
-                )
-                self._stop.wait(FAILURE_PAUSE_SECONDS)
-                continue
-            if not done:  # nothing was due
-                self._stop.wait(self.poll_seconds)
+    def _run(self) -> None:
+        from ccxtkit.signals.worker import run_worker
+
+        try:
+            run_worker(self.ws, self._stop, poll_seconds=self.poll_seconds, batch=1)
+        except BaseException as exc:  # logged, then /system/health says degraded
+            log.error("serve: signal worker died: %s: %s", type(exc).__name__, redact(str(exc)))
+            raise
