@@ -289,12 +289,21 @@ ROUTES: list[tuple[str, str, Handler, Role | None, bool]] = [
 ]
 
 
+#: Threads for handlers and deliveries (see `lifespan`).
+THREADS = 128
+
+
 def lifespan(st: ServeState) -> Callable[[Starlette], Any]:
     """Start the signal workers with the server; stop them (between signals) when it stops."""
 
     @asynccontextmanager
     async def span(app: Starlette) -> AsyncIterator[None]:
         del app
+        import anyio.to_thread
+
+        # Each delivery waits in a thread for intake's group commit: more threads, bigger
+        # batches (anyio's default of 40 caps a burst's batch at 40).
+        anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
         if st.workers is not None:
             st.workers.start()
         try:
