@@ -112,3 +112,23 @@ def test_config_refuses_a_source_on_an_unknown_account(
     write_private(path, yaml.safe_dump(data))
     code, _, err = vhc(capsys, home, "config", "validate")
     assert code == 2 and "signals.sources.sheets.kind" in err
+
+
+@pytest.mark.parametrize(
+    ("source", "words"),
+    [
+        ({"kind": "sheets", "chat_ids": [1]}, "chat_ids is only for kind telegram"),
+        ({"kind": "tradingview", "bot_api_base": "http://x"}, "bot_api_base is only"),
+        ({"kind": "telegram"}, "needs chat_ids"),
+        ({"kind": "tradingview", "ip_allowlist": ["not-an-ip"]}, "not an IP address"),
+    ],
+)
+def test_source_keys_that_would_do_nothing_are_refused(source: dict[str, Any], words: str) -> None:
+    import yaml
+
+    from ccxtkit.config import parse_config
+    from ccxtkit.errors import ConfigError
+
+    text = yaml.safe_dump({"signals": {"sources": {"s": source}}})
+    with pytest.raises(ConfigError, match=words):
+        parse_config(text)

@@ -404,3 +404,58 @@ def test_receive_many_answers_in_order_with_a_repeat_inside_the_batch(home: Path
     assert [x.status for x in answers] == [202, 401, 422, 200]
     assert answers[3].body == answers[0].body
     assert queued(home) == 1 and [r["status"] for r in refusals(home)] == [401, 422]
+
+
+def test_arbitrary_bodies_and_headers_never_crash_or_queue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    home = make_workspace(tmp_path, monkeypatch)
+    ws = workspace(home)
+    json_values = st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+        lambda inner: (
+            st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+        ),
+        max_leaves=8,
+    )
+    bodies = st.one_of(
+        st.binary(max_size=200),
+        json_values.map(lambda v: json.dumps(v).encode()),
+        st.fixed_dictionaries(
+            {"id": st.text(max_size=10), "timestamp": json_values, "quantity": json_values}
+        ).map(lambda v: json.dumps(v).encode()),
+    )
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(
+        source=st.sampled_from(["sheets", "telegram", "tradingview", "other"]),
+        body=bodies,
+        signed=st.booleans(),
+    )
+    def check(source: str, body: bytes, signed: bool) -> None:
+        headers = {**sheets_headers(body), **telegram_headers()} if signed else {"X-API-Key": "x"}
+        answer = receive(ws, source, headers, body, "127.0.0.1")
+        assert 400 <= answer.status < 500, answer.body
+        _error(answer.body)
+
+    check()
+    assert queued(home) == 0
+
+
+def test_ip_allowlist_applies_to_every_kind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = {
+        "kind": "sheets",
+        "exchange": "paper",
+        "secrets": "env",
+        "ip_allowlist": ["10.0.0.0/8"],
+    }
+    home = make_workspace(tmp_path, monkeypatch, signals={"sources": {"sheets": source}})
+    ws = workspace(home)
+    body = sheets_body("ip-1")
+    assert receive(ws, "sheets", sheets_headers(body), body, "192.168.1.1").status == 403
+    assert receive(ws, "sheets", sheets_headers(body), body, "10.2.3.4").status == 202

@@ -370,3 +370,28 @@ def test_crash_before_send_on_kraken_protocol_resolves_by_lookup(
     assert dict(view.sends) == {cid2: 1}
     assert latest_events(home, "kraken") == {cid1: "not_found", cid2: "filled"}
     assert_orders_agree(home, "kraken", view, {"USD": Decimal(100000)})
+
+
+def test_intent_without_an_order_row_is_placed_under_the_same_client_id(home: Path) -> None:
+    # What a crash right after the claim leaves: the signal's intent, no `orders` row.
+    sid = submit(home)
+    cid = store.client_order_id_for(sid, 1)
+    with workspace(home).open_ledger() as ledger:
+        store.add_event(ledger, sid, "intent", "working", attempt=1, client_order_id=cid)
+    (result,) = work_once(workspace(home))
+    assert result.status == "executed" and result.attempt == 1 and result.client_order_id == cid
+    assert intents(home, "paper") == [cid]
+    assert [e for e, _, _ in events(home, sid)].count("intent") == 1
+
+
+def test_a_live_workers_signal_is_left_alone(home: Path) -> None:
+    from ccxtkit.signals.worker import try_claim
+
+    sid = submit(home)
+    with try_claim(workspace(home), sid) as mine:
+        assert mine
+        assert work_once(workspace(home)) == []  # another worker holds it
+        with pytest.raises(Exception, match="being worked on"):
+            queue.drop(workspace(home), sid, "no")
+    (result,) = work_once(workspace(home))
+    assert result.status == "executed"

@@ -330,6 +330,17 @@ class SignalSource(Model):
     secrets: Literal["keyring", "vault", "aws", "env"] | None = None  # default secrets.backend
     bot_api_base: str = "https://api.telegram.org"  # telegram: where replies are sent
 
+    @model_validator(mode="after")
+    def _kind_keys(self) -> SignalSource:
+        if self.kind != "telegram":
+            if self.chat_ids:
+                raise ValueError(f"chat_ids is only for kind telegram (this is {self.kind})")
+            if self.bot_api_base != "https://api.telegram.org":
+                raise ValueError(f"bot_api_base is only for kind telegram (this is {self.kind})")
+        elif not self.chat_ids:
+            raise ValueError("a telegram source needs chat_ids: the chats whose signals count")
+        return self
+
     @field_validator("ip_allowlist")
     @classmethod
     def _networks(cls, v: list[str]) -> list[str]:

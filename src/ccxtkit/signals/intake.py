@@ -394,6 +394,8 @@ def _verify_and_parse(
     body: bytes,
     remote_ip: str | None,
 ) -> Parsed:
+    if cfg.ip_allowlist and not _allowed(remote_ip, cfg.ip_allowlist):
+        raise _Refusal(403, "FORBIDDEN", f"address {remote_ip or 'unknown'} may not send signals")
     if cfg.kind == "sheets":
         if not _same(headers.get(SHEETS_KEY_HEADER), creds.key):
             raise _unauthorized("missing or wrong X-API-Key")
@@ -419,9 +421,7 @@ def _verify_and_parse(
             return parse.parse_telegram_text(text, chat_id, message_id, date)
         except BadSignal as exc:
             raise _bad(exc) from None
-    # tradingview: no headers can be set there; an optional address allowlist, the passphrase
-    if cfg.ip_allowlist and not _allowed(remote_ip, cfg.ip_allowlist):
-        raise _Refusal(403, "FORBIDDEN", f"address {remote_ip or 'unknown'} may not send signals")
+    # tradingview: no headers can be set there; the passphrase rides in the body
     try:
         data = parse.load_json(body)
     except BadSignal as exc:
