@@ -178,6 +178,7 @@ def test_systemd_units_and_crontab_run_real_commands() -> None:
                 "ledger digest",
                 "ledger backup",
                 "kill-switch --check",
+                "serve --host",
             }
             assert " ".join(words[1:3]) in allowed, command
 

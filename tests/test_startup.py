@@ -22,7 +22,19 @@ from tests.test_killswitch import make_workspace, paper, place_resting
 
 HARNESS = Path(__file__).parent / "startup"
 VHC = str(Path(sys.executable).with_name("vhc"))
-HEAVY = ("ccxt", "duckdb", "pydantic", "pyarrow", "hvac", "boto3", "prometheus_client", "yaml")
+HEAVY = (
+    "ccxt",
+    "duckdb",
+    "pydantic",
+    "pyarrow",
+    "hvac",
+    "boto3",
+    "prometheus_client",
+    "yaml",
+    "starlette",
+    "uvicorn",
+    "jwt",
+)
 
 
 def test_help_imports_no_heavy_library() -> None:

@@ -267,6 +267,26 @@ class TaxConfig(Model):
     form_1099da: dict[str, Literal["none", "basis_reported", "basis_not_reported"]] = {}
 
 
+class ServeConfig(Model):
+    """`vhc serve`: request limits, and how its API tokens are signed."""
+
+    #: Largest request body accepted (bytes); a bigger one is refused with 413 unread.
+    max_body_bytes: int = Field(default=65536, ge=256)
+    #: Each API token's bucket: refilled at this rate (requests per second), this deep.
+    token_rate_per_second: Decimal = Field(default=Decimal("10"), gt=0)
+    token_burst: int = Field(default=30, ge=1)
+    #: Each signal source's bucket (webhook deliveries per second), this deep.
+    source_rate_per_second: Decimal = Field(default=Decimal("50"), gt=0)
+    source_burst: int = Field(default=200, ge=1)
+    #: The named secret holding the tokens' HS256 key (created on first use).
+    jwt_key_secret: str = "serve_jwt_key"  # noqa: S105 - a name, not a secret
+    #: Longest lifetime `vhc serve token create --ttl` may give a token, in days.
+    max_token_ttl_days: int = Field(default=365, ge=1)
+    #: How often an idle signal worker looks at the queue (seconds): for retries falling due
+    #: and signals queued by another process; intake in `vhc serve` wakes it at once.
+    worker_poll_seconds: Decimal = Field(default=Decimal("2"), gt=0)
+
+
 class VaultSettings(Model):
     """HashiCorp Vault / OpenBao access; the token comes from VAULT_TOKEN or AppRole."""
 
@@ -367,6 +387,7 @@ class TradingConfig(Model):
     reconciliation: ReconciliationConfig = Field(default_factory=ReconciliationConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
     tax: TaxConfig = Field(default_factory=TaxConfig)
     secrets: SecretsConfig = Field(default_factory=SecretsConfig)
     signals: SignalsConfig = Field(default_factory=SignalsConfig)

@@ -110,3 +110,9 @@ class AuthorizationError(VhcError):
     """A 2FA code is wrong or reused, or an address is not allowlisted (exit 8)."""
 
     exit_code = 8
+
+
+class TokenError(VhcError):
+    """An API token is missing, not valid, expired, revoked or not on the record (exit 8)."""
+
+    exit_code = 8

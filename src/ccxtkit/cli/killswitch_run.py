@@ -81,14 +81,7 @@ def run_check(st: State, timeout: float) -> None:
 
 def activation_doc(result: Activation) -> dict[str, Any]:
     """An activation as --json shows it."""
-    return {
-        "ok": result.ok,
-        "seconds": round(result.seconds, 3),
-        "recorded_in": result.recorded_in,
-        "unrecorded_accounts": result.unrecorded_accounts,
-        "state": result.state,
-        "accounts": [a.to_dict() for a in result.accounts],
-    }
+    return result.to_dict()
 
 
 def account_rows(accounts: list[dict[str, Any]]) -> list[list[Any]]:

@@ -35,6 +35,7 @@ COMMAND_MODULES = [
     "signals_cmd",
     "exchanges_cmd",
     "deploy_cmd",
+    "serve_cmd",
 ]
 
 

@@ -22,9 +22,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from ccxtkit import crashpoints
 from ccxtkit.auth.audit import queue_control_event, record_control_event
@@ -93,6 +94,17 @@ class Activation:
     def failed(self) -> list[AccountResult]:
         """The accounts that reported a failure."""
         return [a for a in self.accounts if not a.ok]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The outcome as `--json` and the HTTP API show it."""
+        return {
+            "ok": self.ok,
+            "seconds": round(self.seconds, 3),
+            "recorded_in": self.recorded_in,
+            "unrecorded_accounts": self.unrecorded_accounts,
+            "state": asdict(self.state),
+            "accounts": [a.to_dict() for a in self.accounts],
+        }
 
 
 def _send_lock_path(ws: Workspace) -> Path:
