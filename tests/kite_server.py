@@ -150,6 +150,10 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         pass
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """Every reply's Date header tells the server's clock, as Kite's own does."""
+        return format_datetime(self.server.kite.now, usegmt=True)
+
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
@@ -187,6 +191,7 @@ class KiteServer:
         self.request_tokens: dict[str, datetime] = {}
         self.sessions: dict[str, datetime] = {}  # access token -> expiry (UTC)
         self._faults: list[dict[str, Any]] = []
+        self._rejections: list[str] = []
         self._seq = 0
         self._lock = threading.RLock()
         self._httpd: _Server | None = None
@@ -321,6 +326,11 @@ class KiteServer:
         with self._lock:
             self._faults.append({"path": path, "kind": "drop", "times": times, "method": method})
 
+    def reject_next(self, message: str) -> None:
+        """The next order is accepted (an order id is returned), then REJECTED by the RMS."""
+        with self._lock:
+            self._rejections.append(message)
+
     def requests_to(self, path: str, method: str | None = None) -> list[Request]:
         with self._lock:
             return [
@@ -371,7 +381,6 @@ class KiteServer:
         h.send_response(status)
         h.send_header("Content-Type", ctype)
         h.send_header("Content-Length", str(len(data)))
-        h.send_header("Date", format_datetime(self.now, usegmt=True))
         h.end_headers()
         try:
             h.wfile.write(data)
@@ -606,6 +615,10 @@ class KiteServer:
             self._snapshot(order, "AMO REQ RECEIVED")
             return {"order_id": order.order_id}
         self._snapshot(order, "VALIDATION PENDING")
+        if self._rejections:
+            order.status_message = self._rejections.pop(0)
+            self._snapshot(order, "REJECTED")
+            return {"order_id": order.order_id}
         if side == "BUY" and self._cost(order) > self.cash - self._used_margin():
             order.status_message = "Insufficient funds. Required margin is more than available."
             self._snapshot(order, "REJECTED")
@@ -789,3 +802,48 @@ class KiteServer:
                 "day_change": 0, "day_change_percentage": 0,
             })  # fmt: skip
         return rows
+
+
+# ------------------------------------------------------------- a workspace on this server
+def kite_workspace(
+    home: Any,
+    server: KiteServer,
+    *,
+    extra_accounts: dict[str, Any] | None = None,
+    kite: dict[str, Any] | None = None,
+    risk: dict[str, Any] | None = None,
+) -> Any:
+    """A workspace with Kite account `zerodha` on `server` (keys in the keyring; the tests'
+    `file_keyring` fixture must be active) and returns it."""
+    import yaml
+
+    from ccxtkit.secrets import Credentials, set_credentials
+    from ccxtkit.workspace import Workspace, write_private
+
+    cfg = {
+        "version": "1.0",
+        "exchanges": {
+            "zerodha": {
+                "id": "kite",
+                "secrets": "keyring",
+                "kite": {"root": server.url, "timeout_seconds": 3, **(kite or {})},
+            },
+            **(extra_accounts or {}),
+        },
+        "secrets": {"backend": "keyring"},
+        "risk": {"max_order_value": 5000, "max_position_size": 20000, **(risk or {})},
+    }
+    write_private(home / "config" / "trading_config.yaml", yaml.safe_dump(cfg))
+    ws = Workspace.locate(str(home))
+    set_credentials(ws, "zerodha", Credentials(server.api_key, server.api_secret))
+    return ws
+
+
+def record_usd_inr(ws: Any, inr_per_usd: Decimal | str, at: datetime | None = None) -> None:
+    """Record a USD/INR rate in the ledger's prices table, as `prices fetch` would."""
+    with ws.open_ledger() as ledger:
+        ledger.append(
+            "prices",
+            [{"timestamp": at or datetime.now(UTC), "asset": "USD", "quote": "INR",
+              "price": Decimal(inr_per_usd), "source": "test"}],
+        )  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -40,6 +41,26 @@ class PaperSettings(Model):
     fail_calls: bool = False  # fault hook: every call fails like an unreachable exchange
 
 
+class KiteSettings(Model):
+    """Options of a Zerodha Kite Connect account (`id: kite`)."""
+
+    root: str | None = None  # API root; None: Kite's own (https://api.kite.trade)
+    timeout_seconds: Decimal = Field(default=Decimal("7"), gt=0)
+    holidays: list[str] = Field(default_factory=list)  # NSE trading holidays, YYYY-MM-DD
+    product: Literal["MIS", "CNC", "NRML"] = "CNC"  # when `vhc trade` names none
+
+    @field_validator("holidays", mode="before")
+    @classmethod
+    def _iso_dates(cls, v: Any) -> list[str]:
+        out = []
+        for item in v or []:
+            try:
+                out.append(date.fromisoformat(str(item)).isoformat())
+            except ValueError:
+                raise ValueError(f"{item!r} is not a date (YYYY-MM-DD)") from None
+        return out
+
+
 class ExchangeConfig(Model):
     """One account. Its name in vhc is the key under `exchanges:`."""
 
@@ -51,6 +72,7 @@ class ExchangeConfig(Model):
     secrets: Literal["keyring", "vault", "aws", "env", "none"] = "keyring"
     ccxt: dict[str, Any] = Field(default_factory=dict)
     paper: PaperSettings = Field(default_factory=PaperSettings)
+    kite: KiteSettings = Field(default_factory=KiteSettings)
     cash_currencies: list[str] = Field(default_factory=lambda: ["USD", "USDT", "USDC"])
     dust: Decimal = Decimal("0.00000001")
     #: How long the market list fetched from the exchange is reused (0: ask every run).

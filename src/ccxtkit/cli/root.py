@@ -34,6 +34,7 @@ COMMAND_MODULES = [
     "withdraw_cmd",
     "exchanges_cmd",
     "deploy_cmd",
+    "kite_cmd",
 ]
 
 
