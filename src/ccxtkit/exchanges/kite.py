@@ -69,7 +69,9 @@ def renew_hint(account: str) -> str:
 
 
 class KiteClient:
-    """An `ExchangeClient` on Kite Connect; the kiteconnect client is built lazily."""
+    """An `ExchangeClient` on Kite Connect (plus positions, holdings and the order checks)."""
+
+    broker = "kite"
 
     def __init__(
         self,
