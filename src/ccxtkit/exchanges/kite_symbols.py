@@ -6,7 +6,9 @@ import re
 
 #: Kite accounts hold and trade in rupees.
 QUOTE = "INR"
-_SYMBOL = re.compile(r"[A-Z]{2,4}:[A-Z0-9&_.-]+")
+#: Kite's instrument names, e.g. NSE:INFY, BSE:TATAMOTORS, NSE:M&M.
+SYMBOL_PATTERN = r"^[A-Z]{2,4}:[A-Z0-9&_.-]+$"
+_SYMBOL = re.compile(SYMBOL_PATTERN)
 
 
 def is_kite_symbol(symbol: str) -> bool:
