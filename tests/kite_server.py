@@ -847,3 +847,32 @@ def record_usd_inr(ws: Any, inr_per_usd: Decimal | str, at: datetime | None = No
             [{"timestamp": at or datetime.now(UTC), "asset": "USD", "quote": "INR",
               "price": Decimal(inr_per_usd), "source": "test"}],
         )  # fmt: skip
+
+
+def main() -> None:
+    """`python -m tests.kite_server`: serve until Ctrl-C (docs/kite.md walks through it)."""
+    import sys
+
+    port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+    server = KiteServer()
+    httpd = _Server(("127.0.0.1", port), _Handler)
+    httpd.kite = server
+    server._httpd = httpd
+    print(f"Kite test server on {server.url} (clock: {_ist(server.now)} IST)")
+    print(f"api_key:       {server.api_key}")
+    print(f"api_secret:    {server.api_secret}")
+    print(f"request_token: {server.issue_request_token()}  (valid once, 5 minutes)")
+    print("each line typed here issues another request token; Ctrl-C stops")
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        for _line in sys.stdin:
+            print(f"request_token: {server.issue_request_token()}", flush=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -227,3 +227,18 @@ def test_cancel_and_orders_on_kite(ws, kite_server, capsys):
     code, out, err = vhc(capsys, ws, "trade", "cancel", order.order_id, "--exchange", "zerodha")
     assert code == 0, out + err
     assert order.status == "CANCELLED" and list(latest(ws).values()) == ["canceled"]
+
+
+def test_a_configured_rate_values_the_order_when_the_ledger_has_none(
+    tmp_path, kite_server, file_keyring, capsys
+):
+    ws = kite_workspace(tmp_path, kite_server, kite={"inr_per_usd": "80"})
+    login(capsys, ws, kite_server)
+    code, out, err = vhc(capsys, ws, "--json", *BUY)
+    assert code == 0, out + err
+    assert D(json.loads(out)["value_usd"]) == D(10) * D("1500.05") / D(80)
+    # A rate recorded in the ledger wins over the configured one.
+    record_usd_inr(ws, "50")
+    code, out, err = vhc(capsys, ws, "--json", *BUY, "--dry-run")
+    assert code == 0, out + err
+    assert D(json.loads(out)["value_usd"]) == D(10) * D("1500.05") / D(50)

@@ -48,6 +48,8 @@ class KiteSettings(Model):
     timeout_seconds: Decimal = Field(default=Decimal("7"), gt=0)
     holidays: list[str] = Field(default_factory=list)  # NSE trading holidays, YYYY-MM-DD
     product: Literal["MIS", "CNC", "NRML"] = "CNC"  # when `vhc trade` names none
+    #: INR per USD for the risk limits when the ledger has no recent recorded rate (None: refuse).
+    inr_per_usd: Decimal | None = Field(default=None, gt=0)
 
     @field_validator("holidays", mode="before")
     @classmethod

@@ -32,6 +32,7 @@ USED_BY: dict[str, str] = {
     "exchanges.*.kite.timeout_seconds": "ccxtkit.exchanges.kite",
     "exchanges.*.kite.holidays": "ccxtkit.exchanges.kite_hours",
     "exchanges.*.kite.product": "ccxtkit.exchanges.kite",
+    "exchanges.*.kite.inr_per_usd": "ccxtkit.exchanges.kite",
     "exchanges.*.cash_currencies": "ccxtkit.risk.flatten",
     "exchanges.*.dust": "ccxtkit.risk.flatten",
     "exchanges.*.markets_cache_seconds": "ccxtkit.exchanges.factory",

@@ -243,6 +243,11 @@ class KiteClient:
             timestamp=_utc(q.get("timestamp")),
         )
 
+    def configured_usd_rates(self) -> dict[str, Decimal]:
+        """USD per INR from `kite.inr_per_usd` (the fallback after the ledger's recorded rate)."""
+        rate = self.settings.inr_per_usd
+        return {QUOTE: (Decimal(1) / rate).quantize(Decimal("1e-12"))} if rate else {}
+
     # ------------------------------------------------------------- portfolio
     def fetch_balance(self) -> dict[str, Balance]:
         """INR funds (equity margins) and every instrument held or in a day position."""

@@ -169,7 +169,8 @@ def _prepare(ws: Workspace, client: ExchangeClient, request: OrderRequest) -> _P
         recorded = {} if is_usd_like(market.quote) else recorded_usd_rates(ledger, [market.quote])
     resolutions = look_up(ws, client, request.exchange, pending)
     prices = usd_prices(client, markets, {*held, *balances, market.base, market.quote})
-    for currency, rate in recorded.items():
+    configured = getattr(client, "configured_usd_rates", None)  # Kite: kite.inr_per_usd
+    for currency, rate in [*recorded.items(), *(configured() if configured else {}).items()]:
         prices.setdefault(currency, rate)  # e.g. INR: no INR/USD market, the recorded rate
     if not is_usd_like(market.base) and market.quote in prices:
         prices.setdefault(market.base, ticker.last * prices[market.quote])
