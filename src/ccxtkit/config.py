@@ -82,6 +82,13 @@ class ExchangeConfig(Model):
     #: Trade live although vhc cannot prove an order absent here (see `vhc exchanges`).
     allow_unproven_lookup: bool = False
 
+    @model_validator(mode="after")
+    def _kite_only_on_kite(self) -> ExchangeConfig:
+        # A `kite:` block on any other account would do nothing: refused, not ignored.
+        if "kite" in self.model_fields_set and self.id not in (None, "kite"):
+            raise ValueError(f"`kite:` settings are for `id: kite` accounts, not `id: {self.id}`")
+        return self
+
     @field_validator("rate_limit")
     @classmethod
     def _positive_rate(cls, v: Decimal) -> Decimal:
