@@ -242,3 +242,14 @@ def test_a_configured_rate_values_the_order_when_the_ledger_has_none(
     code, out, err = vhc(capsys, ws, "--json", *BUY, "--dry-run")
     assert code == 0, out + err
     assert D(json.loads(out)["value_usd"]) == D(10) * D("1500.05") / D(50)
+
+
+def test_an_open_order_in_another_share_is_valued_for_the_next_order(ws, kite_server, capsys):
+    login(capsys, ws, kite_server)
+    code, out, err = vhc(capsys, ws, "trade", "buy", "NSE:TCS", "2", "--type", "limit",
+                         "--price", "3000", "--exchange", "zerodha", "--yes")  # fmt: skip
+    assert code == 0, out + err
+    # The TCS remainder counts in today's volume: it needs TCS's price in USD, not a refusal.
+    code, out, err = vhc(capsys, ws, *BUY)
+    assert code == 0, out + err
+    assert len(kite_server.orders) == 2

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 import secrets
 import time as _time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
@@ -247,6 +247,14 @@ class KiteClient:
         """USD per INR from `kite.inr_per_usd` (the fallback after the ledger's recorded rate)."""
         rate = self.settings.inr_per_usd
         return {QUOTE: (Decimal(1) / rate).quantize(Decimal("1e-12"))} if rate else {}
+
+    def instrument_prices(self, assets: Iterable[str]) -> dict[str, Decimal]:
+        """INR last prices of the Kite instruments among `assets` (one quote call)."""
+        wanted = sorted({a for a in assets if is_kite_symbol(a)})
+        if not wanted:
+            return {}
+        data = self._safe(lambda: self._kite.ltp(wanted), "ltp")
+        return {k: to_decimal(v["last_price"], "last_price") for k, v in data.items()}
 
     # ------------------------------------------------------------- portfolio
     def fetch_balance(self) -> dict[str, Balance]:

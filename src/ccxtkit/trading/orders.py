@@ -174,6 +174,11 @@ def _prepare(ws: Workspace, client: ExchangeClient, request: OrderRequest) -> _P
         prices.setdefault(currency, rate)  # e.g. INR: no INR/USD market, the recorded rate
     if not is_usd_like(market.base) and market.quote in prices:
         prices.setdefault(market.base, ticker.last * prices[market.quote])
+    instruments = getattr(client, "instrument_prices", None)  # Kite: shares held or on order
+    if instruments is not None and market.quote in prices:
+        wanted = {*held, *balances, *(p["symbol"] for p in pending)}
+        for asset, last in instruments(wanted).items():
+            prices.setdefault(asset, last * prices[market.quote])
     proposal = OrderProposal(
         exchange=request.exchange,
         symbol=market.symbol,
