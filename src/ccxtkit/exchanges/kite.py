@@ -32,12 +32,12 @@ from typing import Any, TypeVar
 
 from ccxtkit.config import KiteSettings
 from ccxtkit.errors import (
-    AuthorizationError,
     ExchangeAuthError,
     ExchangeError,
     InputError,
     OrderLookupUnproven,
     OrderOutcomeUnknown,
+    VhcError,
 )
 from ccxtkit.logs import log, redact
 from ccxtkit.money import fmt, to_decimal
@@ -59,8 +59,14 @@ _TAG = re.compile(r"v(\d{6})[0-9a-f]{13}")
 RECHECK_SECONDS = 2.0
 
 
-class KiteSessionError(AuthorizationError):
-    """The Kite session is missing, expired or revoked (exit 8): run `vhc kite login`."""
+class KiteSessionError(ExchangeAuthError):
+    """The Kite session is missing, expired or revoked (exit 8): run `vhc kite login`.
+
+    An exchange error (so a sweep or a recover of several accounts reports it for this
+    account and goes on; an order refused by it is recorded as rejected), with exit 8.
+    """
+
+    exit_code = 8
 
 
 def renew_hint(account: str) -> str:
@@ -127,7 +133,7 @@ class KiteClient:
         return stamp + timedelta(seconds=_time.monotonic() - at)
 
     # ----------------------------------------------------------------- errors
-    def _map(self, exc: BaseException, action: str) -> ExchangeError | AuthorizationError:
+    def _map(self, exc: BaseException, action: str) -> ExchangeError:
         kind = type(exc).__name__
         detail = redact(" ".join(str(exc).split()))[:300]
         where = f"{self.name}: {action}"
@@ -161,9 +167,16 @@ class KiteClient:
         while True:
             try:
                 return fn()
+            except VhcError:
+                raise
             except Exception as exc:
                 if not self._is_client_error(exc):
-                    raise
+                    # kiteconnect choked on a reply it did not expect: keep the traceback.
+                    log.exception("%s: %s: unexpected failure", self.name, action)
+                    raise ExchangeError(
+                        f"{self.name}: {action}: unexpected reply from Kite "
+                        f"({type(exc).__name__}: {redact(str(exc))[:200]})"
+                    ) from None
                 if self._transient(exc) and attempt < self._policy.tries:
                     wait = self._policy.delay(attempt)
                     log.warning(
@@ -184,10 +197,15 @@ class KiteClient:
         """An order placement: sent once; an answer we cannot trust is an unknown outcome."""
         try:
             return fn()
+        except VhcError:
+            raise
         except Exception as exc:
-            if not self._is_client_error(exc):
-                raise
-            if getattr(exc, "code", None) == 429 or not self._transient(exc):
+            # A Kite refusal placed nothing; anything else (no reply, a reply we could not
+            # read, a failure while reading it) may have placed the order.
+            refused = self._is_client_error(exc) and (
+                getattr(exc, "code", None) == 429 or not self._transient(exc)
+            )
+            if refused:
                 raise self._map(exc, action) from None
             raise OrderOutcomeUnknown(
                 f"{self.name}: {action}: no reliable answer from Kite ({type(exc).__name__}: "
