@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
+from decimal import Decimal as D
 from pathlib import Path
 
 import pytest
 
 from ccxtkit.workspace import Workspace
 from tests.kite_server import KiteServer, kite_workspace, record_usd_inr
-from tests.test_kite_trade import BUY, login, vhc
+from tests.test_kite_trade import BUY, ledger, login, vhc
 
 
 @pytest.fixture
@@ -60,3 +61,18 @@ def test_tax_report_refuses_share_trades_with_a_clear_message(ws, kite_server, c
     assert code == 2
     assert "tax-report covers crypto only" in err and "zerodha" in err and "code W" in err
     assert not (ws.home / "reports" / "tax_2026.csv").exists()
+
+
+def test_ledger_sync_backfills_the_days_trades_made_outside_vhc(ws, kite_server, capsys):
+    from kiteconnect import KiteConnect
+
+    app = KiteConnect(kite_server.api_key, kite_server.issue_access_token(), root=kite_server.url)
+    app.place_order("regular", "NSE", "SBIN", "BUY", 7, "CNC", "MARKET", tag="fromtheapp")
+    code, out, err = vhc(capsys, ws, "ledger", "sync", "--exchange", "zerodha",
+                         "--since", "2026-12-01")  # fmt: skip
+    assert code == 0, out + err
+    rows = ledger(ws, "SELECT symbol, asset, quote, side, amount, price FROM trades")
+    assert rows == [("NSE:SBIN", "NSE:SBIN", "INR", "buy", D(7), D(800))]
+    code, out, err = vhc(capsys, ws, "ledger", "sync", "--exchange", "zerodha",
+                         "--since", "2026-12-01")  # fmt: skip
+    assert code == 0 and ledger(ws, "SELECT count(*) FROM trades") == [(1,)]  # once only
