@@ -88,3 +88,13 @@ def test_activate_with_flatten_sells_delivery_shares_too(ws, kite_server, capsys
     ]
     assert all(latest(ws)[c["client_order_id"]] == "filled" for c in z["closed"])
     assert accounts["paper"]["ok"] and accounts["paper"]["closed"]  # the BTC was sold too
+
+
+def test_a_lost_reply_during_square_off_is_found_by_tag_not_resent(ws, kite_server, capsys):
+    before = len(kite_server.orders)
+    kite_server.drop_reply_next("/orders/regular", method="POST")
+    z = activate(capsys, ws)["zerodha"]
+    assert z["ok"], z
+    assert sends(kite_server)[before:] == [("INFY", "SELL", "MIS", 10)]  # sent once
+    (closed,) = z["closed"]
+    assert closed["status"] == "closed" and latest(ws)[closed["client_order_id"]] == "filled"
