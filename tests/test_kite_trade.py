@@ -253,3 +253,13 @@ def test_an_open_order_in_another_share_is_valued_for_the_next_order(ws, kite_se
     code, out, err = vhc(capsys, ws, *BUY)
     assert code == 0, out + err
     assert len(kite_server.orders) == 2
+
+
+def test_doctor_names_the_kite_session_and_its_end(ws, kite_server, capsys):
+    code, out, err = vhc(capsys, ws, "doctor")
+    assert code == 8 and "no Kite session is stored" in out + err
+    login(capsys, ws, kite_server)
+    code, out, err = vhc(capsys, ws, "doctor")
+    # The test server's day (2026-12-01) is behind this machine's clock: the session stored
+    # at that login has ended by the local clock, and doctor says so.
+    assert "zerodha: the session ended 2026-12-02T00:30:00+00:00" in out + err
