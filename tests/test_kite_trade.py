@@ -118,6 +118,8 @@ def test_market_mis_buy_fills_with_a_tag_recorded_as_the_client_id(ws, kite_serv
     (trade,) = ledger(ws, "SELECT symbol, asset, quote, side, amount, price, client_order_id "
                           "FROM trades")  # fmt: skip
     assert trade == ("NSE:INFY", "NSE:INFY", "INR", "buy", D(10), D(1500), cid)
+    (details,) = ledger(ws, "SELECT details FROM order_events WHERE client_order_id = ?", [cid])
+    assert json.loads(details[0]) == {"product": "MIS"}
     # Valued through the recorded rate: 10 x 1500 INR at 83.20 INR/USD (worst price: the ask).
     rate = (1 / D("83.20")).quantize(D("1e-12"))
     assert D(doc["value_usd"]) == D(10) * D("1500.05") * rate

@@ -415,7 +415,8 @@ def _record_result(
         log.warning("order %s filled but its trades could not be read: %s", order.id, exc.message)
     try:
         with _ledger(ws, emergency) as ledger, ledger.transaction():
-            recording.record_order_state(ledger, request.exchange, client_order_id, order, {})
+            details = dict(_broker_options(request))  # Kite: product and variety, on the record
+            recording.record_order_state(ledger, request.exchange, client_order_id, order, details)
             crashpoints.reach("order.outcome_recorded")  # one transaction: fills follow, or neither
             added = recording.record_fills(
                 ledger, request.exchange, fills, request.source, client_order_id, request.strategy
