@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -40,6 +41,28 @@ class PaperSettings(Model):
     fail_calls: bool = False  # fault hook: every call fails like an unreachable exchange
 
 
+class KiteSettings(Model):
+    """Options of a Zerodha Kite Connect account (`id: kite`)."""
+
+    root: str | None = None  # API root; None: Kite's own (https://api.kite.trade)
+    timeout_seconds: Decimal = Field(default=Decimal("7"), gt=0)
+    holidays: list[str] = Field(default_factory=list)  # NSE trading holidays, YYYY-MM-DD
+    product: Literal["MIS", "CNC", "NRML"] = "CNC"  # when `vhc trade` names none
+    #: INR per USD for the risk limits when the ledger has no recent recorded rate (None: refuse).
+    inr_per_usd: Decimal | None = Field(default=None, gt=0)
+
+    @field_validator("holidays", mode="before")
+    @classmethod
+    def _iso_dates(cls, v: Any) -> list[str]:
+        out = []
+        for item in v or []:
+            try:
+                out.append(date.fromisoformat(str(item)).isoformat())
+            except ValueError:
+                raise ValueError(f"{item!r} is not a date (YYYY-MM-DD)") from None
+        return out
+
+
 class ExchangeConfig(Model):
     """One account. Its name in vhc is the key under `exchanges:`."""
 
@@ -51,12 +74,20 @@ class ExchangeConfig(Model):
     secrets: Literal["keyring", "vault", "aws", "env", "none"] = "keyring"
     ccxt: dict[str, Any] = Field(default_factory=dict)
     paper: PaperSettings = Field(default_factory=PaperSettings)
+    kite: KiteSettings = Field(default_factory=KiteSettings)
     cash_currencies: list[str] = Field(default_factory=lambda: ["USD", "USDT", "USDC"])
     dust: Decimal = Decimal("0.00000001")
     #: How long the market list fetched from the exchange is reused (0: ask every run).
     markets_cache_seconds: int = Field(default=3600, ge=0)
     #: Trade live although vhc cannot prove an order absent here (see `vhc exchanges`).
     allow_unproven_lookup: bool = False
+
+    @model_validator(mode="after")
+    def _kite_only_on_kite(self) -> ExchangeConfig:
+        # A `kite:` block on any other account would do nothing: refused, not ignored.
+        if "kite" in self.model_fields_set and self.id not in (None, "kite"):
+            raise ValueError(f"`kite:` settings are for `id: kite` accounts, not `id: {self.id}`")
+        return self
 
     @field_validator("rate_limit")
     @classmethod

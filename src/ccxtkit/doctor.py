@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from .errors import VhcError
 from .workspace import Workspace, check_private
@@ -93,6 +93,29 @@ def _exchanges(ws: Workspace) -> list[Check]:
             )
         except VhcError as exc:
             out.append(Check("exchanges", "fail", f"{name}: {exc.message}", exc.exit_code))
+    return out
+
+
+def _kite_sessions(ws: Workspace, now: datetime) -> list[Check]:
+    """Per enabled Kite account: is the day's session stored, and when does it end?"""
+    from .exchanges.kite_session import kite_accounts, load_session
+
+    moment = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
+    out = []
+    for name in kite_accounts(ws):
+        if not ws.config.exchange(name).enabled:
+            continue
+        try:
+            session = load_session(ws, name)
+        except VhcError as exc:
+            out.append(Check("kite session", "fail", exc.message, exc.exit_code))
+            continue
+        ends = session.expires_at.isoformat()
+        if session.expires_at <= moment:
+            detail = f"{name}: the session ended {ends}; run `vhc kite login --exchange {name}`"
+            out.append(Check("kite session", "fail", detail, 8))
+        else:
+            out.append(Check("kite session", "ok", f"{name}: session stored, ends {ends}"))
     return out
 
 
@@ -262,6 +285,7 @@ def run_doctor(ws: Workspace, now: datetime) -> list[Check]:
     checks += _guard("secrets", lambda: _secrets(ws, now))
     checks += _guard("policy", lambda: _policy(ws))
     checks += _guard("ip allowlist", lambda: _ip_allowlists(ws))
+    checks += _guard("kite session", lambda: _kite_sessions(ws, now))
     checks += _guard("exchanges", lambda: _exchanges(ws))
     checks += _guard("reconcile", lambda: _reconcile_age(ws, now))
     checks += _guard("logs", lambda: _logs(ws))

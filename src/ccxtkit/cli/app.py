@@ -42,6 +42,10 @@ def _log_command(args: list[str], code: int) -> None:
     for i, arg in enumerate(shown[:-1]):
         if arg == "--auth-code":
             shown[i + 1] = "***"
+    if shown[:1] == ["kite"] or "kite" in shown[:4]:  # `kite login REQUEST_TOKEN`
+        for i, arg in enumerate(shown):
+            if i and shown[i - 1] == "login" and not arg.startswith("-"):
+                shown[i] = "***"
     logger = logging.getLogger("vhc")
     if any(getattr(h, "_vhc", False) for h in logger.handlers):
         logger.info("vhc %s -> exit %d", " ".join(shown), code)

@@ -36,6 +36,7 @@ COMMAND_MODULES = [
     "exchanges_cmd",
     "deploy_cmd",
     "serve_cmd",
+    "kite_cmd",
 ]
 
 

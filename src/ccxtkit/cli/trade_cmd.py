@@ -28,6 +28,12 @@ ClientIdOpt = Annotated[
 ]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Check only; send nothing.")]
 YesOpt = Annotated[bool, typer.Option("--yes", help="Do not ask before a live order.")]
+ProductOpt = Annotated[
+    str | None, typer.Option("--product", help="Kite only: MIS, CNC or NRML (default: config).")
+]
+VarietyOpt = Annotated[
+    str | None, typer.Option("--variety", help="Kite only: regular or amo (after market).")
+]
 
 
 def _default_exchange(ctx: typer.Context, exchange: str | None) -> str:
@@ -60,6 +66,8 @@ def _order(
     client_id: str | None,
     dry_run: bool,
     yes: bool,
+    product: str | None = None,
+    variety: str | None = None,
 ) -> None:
     from ..trading.accounts import is_live_account, unproven_lookup_warning
     from ..trading.orders import OrderRequest, place_order
@@ -76,6 +84,8 @@ def _order(
         strategy=strategy,
         client_order_id=client_id,
         dry_run=dry_run,
+        product=product.upper() if product else None,
+        variety=variety.lower() if variety else None,
     )
     request.validate()
     warning = unproven_lookup_warning(name, ws.config.exchange(name))
@@ -127,14 +137,17 @@ def buy(
     client_id: ClientIdOpt = None,
     dry_run: DryRunOpt = False,
     yes: YesOpt = False,
+    product: ProductOpt = None,
+    variety: VarietyOpt = None,
 ) -> None:
     """Buy after every risk check passes; the order is on the record before it is sent.
 
     Example: vhc trade buy BTC/USD 0.01 --exchange kraken --type limit --price 60000
     """
     _order(
-        ctx, "buy", symbol, amount, exchange, order_type, price, strategy, client_id, dry_run, yes
-    )
+        ctx, "buy", symbol, amount, exchange, order_type, price, strategy, client_id, dry_run, yes,
+        product, variety,
+    )  # fmt: skip
 
 
 @app.command("sell")
@@ -149,14 +162,17 @@ def sell(
     client_id: ClientIdOpt = None,
     dry_run: DryRunOpt = False,
     yes: YesOpt = False,
+    product: ProductOpt = None,
+    variety: VarietyOpt = None,
 ) -> None:
     """Sell after every risk check passes; the order is on the record before it is sent.
 
     Example: vhc trade sell ETH/USD 0.5 --dry-run
     """
     _order(
-        ctx, "sell", symbol, amount, exchange, order_type, price, strategy, client_id, dry_run, yes
-    )
+        ctx, "sell", symbol, amount, exchange, order_type, price, strategy, client_id, dry_run, yes,
+        product, variety,
+    )  # fmt: skip
 
 
 @app.command("cancel")

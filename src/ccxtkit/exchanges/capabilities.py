@@ -116,6 +116,20 @@ PAPER = Capabilities(
 )
 
 
+KITE = Capabilities(
+    order_lookup="proven",
+    order_lookup_how=strategy_for("kite").how,
+    protocol="proven (tests/kite_server.py)",
+    fills_history="today only (Kite's trade book)",
+    transfers_history="no (not on the Kite Connect API)",
+    exchange_ledger="no (charges are on the contract note)",
+    cancel_all="one order at a time",
+    sandbox="no",
+    withdrawals="no",
+    notes="NSE/BSE shares in INR; regular orders in market hours only, AMO outside them",
+)
+
+
 def for_exchange(ccxt_id: str) -> Capabilities | None:
     """The guarantees of a ccxt id (or `paper`), None for an id ccxt does not know.
 
@@ -123,6 +137,8 @@ def for_exchange(ccxt_id: str) -> Capabilities | None:
     """
     if ccxt_id == "paper":
         return PAPER
+    if ccxt_id == "kite":
+        return KITE
     import ccxt
 
     if ccxt_id not in ccxt.exchanges:

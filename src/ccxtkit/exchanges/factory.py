@@ -33,6 +33,10 @@ def open_exchange(
         from .paper import PaperExchange
 
         client = PaperExchange(name, cfg.paper, ws.state_dir / f"paper_{name}.json")
+    elif (cfg.id or name) == "kite":
+        from .kite_session import open_client
+
+        client = open_client(ws, name, credentials)
     else:
         from .gateway import CcxtGateway, build_ccxt
 

@@ -55,6 +55,11 @@ BINANCE = LookupStrategy(
     True,
     "GET /api/v3/order?origClientOrderId=…; -2013 twice, 3 s apart = absent",
 )
+KITE = LookupStrategy(
+    "kite_tag",
+    True,
+    "today's order book by tag, absent twice 2 s apart; a tag from another day is unproven",
+)
 PAPER = LookupStrategy("paper", True, "the paper exchange's own order book (local)")
 SCAN = LookupStrategy(
     "scan",
@@ -65,6 +70,7 @@ SCAN = LookupStrategy(
 #: ccxt id -> strategy; anything not listed is scanned and unproven.
 STRATEGIES: dict[str, LookupStrategy] = {
     "paper": PAPER,
+    "kite": KITE,  # exchanges/kite.py: find_order_by_client_id
     "kraken": KRAKEN,
     "binance": BINANCE,
     "binanceus": BINANCE,

@@ -83,7 +83,11 @@ def sweep_account(ws: Workspace, name: str, flatten: bool) -> AccountResult:
         if result.still_open:
             result.errors.append(f"{len(result.still_open)} order(s) still open after cancelling")
         record_cancelled(ws, name, client, result.cancelled)
-        if flatten:
+        from ccxtkit.trading.kite_squareoff import is_kite_client, square_off
+
+        if is_kite_client(client):  # intraday positions always; delivery shares with --flatten
+            square_off(ws, name, client, result, flatten)
+        elif flatten:
             flatten_account(client, ws.config.exchange(name), result, ws=ws, name=name)
     except Exception as exc:  # noqa: BLE001 - reported per account, never fatal to the sweep
         result.errors.append(_describe(exc))

@@ -201,6 +201,29 @@ def choose_methods(
     return method_at, notes
 
 
+def refuse_securities(trades: Any) -> None:
+    """Refuse a ledger holding broker (Kite) share trades: they are securities, not crypto.
+
+    Shares fall under the wash-sale rule (Form 8949 code W) and their own boxes; until vhc
+    computes that, the report is refused rather than mixing them into the crypto rows.
+    """
+    import pyarrow.compute as pc
+
+    from ccxtkit.exchanges.kite_symbols import SYMBOL_PATTERN
+
+    symbols = trades.column(4)
+    hits = trades.filter(pc.match_substring_regex(symbols, SYMBOL_PATTERN))
+    if hits.num_rows == 0:
+        return
+    accounts = sorted({str(x) for x in hits.column(3).to_pylist()})
+    raise UsageError(
+        f"tax-report covers crypto only: the ledger holds {hits.num_rows} share trade(s) on "
+        f"{', '.join(accounts)} (e.g. {hits.column(4)[0].as_py()}); securities need wash-sale "
+        "adjustments (Form 8949 code W) that vhc does not compute yet, so nothing was written. "
+        "Report those trades from the broker's tax statement"
+    )
+
+
 def tax_report(
     ws: Workspace,
     year: int,
@@ -223,6 +246,7 @@ def tax_report(
     basis = Basis(cfg.tax.basis)
     _, end = year_bounds(year, zone)
     data = read_ledger(ws.ledger_path, cfg.ledger.lock_wait_seconds, end)
+    refuse_securities(data.trades)
     method_at, notes = choose_methods(
         data.elections, year, requested, Method(cfg.tax.method), what_if, zone
     )

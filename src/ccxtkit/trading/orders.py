@@ -35,6 +35,7 @@ from ..errors import (
     VhcError,
 )
 from ..exchanges.base import Balance, ExchangeClient, Order, Trade
+from ..exchanges.kite_symbols import is_kite_symbol
 from ..ledger.chain import now_utc
 from ..ledger.store import Ledger
 from ..logs import log
@@ -45,7 +46,7 @@ from ..workspace import Workspace
 from . import emergency, inflight, recording
 from .accounts import connect, is_live_account, unproven_lookup_warning
 from .balances import record_snapshot
-from .pricing import usd_prices
+from .pricing import recorded_usd_rates, usd_prices
 from .recover import Resolution, look_up
 from .recover import record as record_resolutions
 
@@ -64,6 +65,8 @@ class OrderRequest:
     client_order_id: str | None = None
     dry_run: bool = False
     source: str = "trade"  # "kill_switch" for the sweep's flatten orders
+    product: str | None = None  # Kite only: MIS | CNC | NRML
+    variety: str | None = None  # Kite only: regular | amo
 
     def validate(self) -> None:
         """Refuse malformed requests before anything touches an exchange or the ledger."""
@@ -71,14 +74,18 @@ class OrderRequest:
             raise InputError(f"side must be buy or sell, got {self.side!r}")
         if self.type not in ("market", "limit"):
             raise InputError(f"--type must be market or limit, got {self.type!r}")
-        if "/" not in self.symbol:
-            raise InputError(f"symbol {self.symbol!r} must look like BTC/USD")
+        if "/" not in self.symbol and not is_kite_symbol(self.symbol):
+            raise InputError(f"symbol {self.symbol!r} must look like BTC/USD (Kite: NSE:INFY)")
         if self.amount <= 0:
             raise InputError(f"amount must be greater than 0, got {self.amount}")
         if self.type == "limit" and (self.price is None or self.price <= 0):
             raise InputError("a limit order needs --price greater than 0")
         if self.type == "market" and self.price is not None:
             raise InputError("--price is only for limit orders (add --type limit)")
+        if self.product is not None and self.product not in ("MIS", "CNC", "NRML"):
+            raise InputError(f"--product must be MIS, CNC or NRML, got {self.product!r}")
+        if self.variety is not None and self.variety not in ("regular", "amo"):
+            raise InputError(f"--variety must be regular or amo, got {self.variety!r}")
 
 
 @dataclass(frozen=True)
@@ -109,6 +116,8 @@ def place_order(ws: Workspace, request: OrderRequest) -> PlaceResult:
     account = ws.config.exchange(request.exchange)
     if not account.enabled:
         raise InputError(f"exchange account {request.exchange!r} is disabled in the config")
+    if (request.product or request.variety) and (account.id or request.exchange) != "kite":
+        raise InputError("--product and --variety are for Kite accounts (`id: kite`) only")
     warning = unproven_lookup_warning(request.exchange, account)
     if warning:
         log.warning("%s", warning)  # on every trade, not once
@@ -144,16 +153,32 @@ def _prepare(ws: Workspace, client: ExchangeClient, request: OrderRequest) -> _P
             f"(e.g. {', '.join(sorted(markets)[:5])})"
         )
     ticker = client.fetch_ticker(market.symbol)
+    check = getattr(client, "check_order", None)
+    if check is not None:  # the broker's own rules (Kite: ticks, lots, market hours), unrecorded
+        check(
+            market.symbol, request.side, request.type, request.amount, request.price,
+            product=request.product, variety=request.variety,
+            client_order_id=request.client_order_id,
+        )  # fmt: skip
     balances_at = now_utc()
     balances = client.fetch_balance()
     with ws.open_ledger() as ledger:
         emergency.adopt(ws, ledger)  # the kill switch's orders the ledger was too busy for
         held = {r[0] for r in ledger.query(_HELD_ASSETS_SQL)}
         pending = recording.pending_orders(ledger, request.exchange)
+        recorded = {} if is_usd_like(market.quote) else recorded_usd_rates(ledger, [market.quote])
     resolutions = look_up(ws, client, request.exchange, pending)
     prices = usd_prices(client, markets, {*held, *balances, market.base, market.quote}, [ticker])
+    configured = getattr(client, "configured_usd_rates", None)  # Kite: kite.inr_per_usd
+    for currency, rate in [*recorded.items(), *(configured() if configured else {}).items()]:
+        prices.setdefault(currency, rate)  # e.g. INR: no INR/USD market, the recorded rate
     if not is_usd_like(market.base) and market.quote in prices:
         prices.setdefault(market.base, ticker.last * prices[market.quote])
+    instruments = getattr(client, "instrument_prices", None)  # Kite: shares held or on order
+    if instruments is not None and market.quote in prices:
+        wanted = {*held, *balances, *(p["symbol"] for p in pending)}
+        for asset, last in instruments(wanted).items():
+            prices.setdefault(asset, last * prices[market.quote])
     proposal = OrderProposal(
         exchange=request.exchange,
         symbol=market.symbol,
@@ -175,7 +200,7 @@ def _prepare(ws: Workspace, client: ExchangeClient, request: OrderRequest) -> _P
 def _place(ws: Workspace, client: ExchangeClient, request: OrderRequest, live: bool) -> PlaceResult:
     prepared = _prepare(ws, client, request)
     # A bare UUID: the one long form every exchange we use accepts (Kraken: UUID or 18 chars).
-    client_order_id = request.client_order_id or str(uuid.uuid4())
+    client_order_id = request.client_order_id or _new_client_id(client)
     with ExitStack() as sending:
         if not request.dry_run:
             # Held until the outcome is recorded: recovery elsewhere leaves this intent alone.
@@ -278,7 +303,7 @@ def send_emergency(
     docstring); returns the client order id, the order (None only if it raised) and the
     number of fills recorded now.
     """
-    client_order_id = str(uuid.uuid4())
+    client_order_id = _new_client_id(client)
     now = now_utc()
     # Claimed before the intent exists anywhere: no recovery elsewhere declares it not found.
     with inflight.claim(ws, client_order_id):
@@ -315,6 +340,7 @@ def _send(
                     request.amount,
                     request.price,
                     client_order_id,
+                    **_broker_options(request),
                 )
         except KillSwitchActiveError as exc:
             _record_outcome(
@@ -401,7 +427,8 @@ def _record_result(
         log.warning("order %s filled but its trades could not be read: %s", order.id, exc.message)
     try:
         with _ledger(ws, emergency) as ledger, ledger.transaction():
-            recording.record_order_state(ledger, request.exchange, client_order_id, order, {})
+            details = dict(_broker_options(request))  # Kite: product and variety, on the record
+            recording.record_order_state(ledger, request.exchange, client_order_id, order, details)
             crashpoints.reach("order.outcome_recorded")  # one transaction: fills follow, or neither
             added = recording.record_fills(
                 ledger, request.exchange, fills, request.source, client_order_id, request.strategy
@@ -440,6 +467,18 @@ def _ledger(ws: Workspace, urgent: bool) -> Iterator[Ledger]:
     """The ledger as the config says, or for the kill switch within half a second."""
     with emergency.open_briefly(ws) if urgent else ws.open_ledger() as ledger:
         yield ledger
+
+
+def _new_client_id(client: ExchangeClient) -> str:
+    """The client's own form of id where it has one (Kite: a 20-char tag), else a UUID."""
+    make = getattr(client, "new_client_order_id", None)
+    return str(make()) if make is not None else str(uuid.uuid4())
+
+
+def _broker_options(request: OrderRequest) -> dict[str, str]:
+    """Kite's product and variety, passed only when set (ccxt clients take neither)."""
+    options = {"product": request.product, "variety": request.variety}
+    return {k: v for k, v in options.items() if v is not None}
 
 
 def _check_client_id_unused(ledger: Ledger, exchange: str, client_order_id: str) -> None:

@@ -9,6 +9,8 @@ from typing import Any
 
 from ..exchanges.base import ExchangeClient, Order, Trade
 from ..exchanges.fees import apply_ledger_fees
+from ..exchanges.kite_symbols import is_kite_symbol
+from ..exchanges.kite_symbols import symbol_parts as kite_symbol_parts
 from ..ledger.chain import now_utc
 from ..ledger.store import Ledger
 from ..logs import log
@@ -156,6 +158,8 @@ def trade_row(
     """The ledger row of an exchange fill."""
     base, _, quote = trade.symbol.partition("/")
     quote = quote.split(":")[0]
+    if not quote and is_kite_symbol(trade.symbol):
+        base, quote = kite_symbol_parts(trade.symbol)  # NSE:INFY: the instrument, in INR
     return {
         "timestamp": trade.timestamp,
         "exchange": exchange,
