@@ -17,6 +17,7 @@ from .quirks import NO_OWN_SANDBOX, NO_SPOT_LEDGER, TRADES_PER_SYMBOL
 PROVEN_BY_TEST_SERVER = {
     "kraken": "tests/kraken_server.py",
     "binanceus": "tests/binanceus_server.py",
+    "coinbase": "tests/coinbase_server.py",
 }
 
 #: Exchanges that withdraw only to a destination named on the exchange's website.
@@ -25,10 +26,10 @@ WITHDRAW_BY_KEY = {"kraken"}
 #: What is known and not proven on exchanges the seed names but no test server covers.
 NOTES: dict[str, str] = {
     "coinbase": (
-        "not proven: no test server yet (Advanced Trade signs each request with an ES256 or "
-        "Ed25519 JWT); vhc reads the open orders and one page of closed ones, so a miss "
-        "proves nothing; vhc sends its client id as client_order_id (ccxt's unified "
-        "clientOrderId is dropped for coinbase)"
+        "Advanced Trade with a CDP key (ES256 JWT); vhc sends its client id as "
+        "client_order_id (ccxt's unified clientOrderId is dropped for coinbase); a market buy "
+        "goes as a quote amount at the ask; fills by cursor, deposits/withdrawals wallet by "
+        "wallet (v2 transactions); no account-wide ledger"
     ),
     "gemini": (
         "not proven: no test server; ccxt lists no closed orders for gemini (open orders "

@@ -54,13 +54,18 @@ from .pagination import PAGINATION, Pager, collect
 from .quirks import (
     CCXT_DEFAULTS,
     CLIENT_ID_PARAM,
+    FILLS_BY_CURSOR,
     FILLS_BY_ORDER_ID,
+    MARKET_BUY_BY_COST,
     NO_OWN_SANDBOX,
     NO_SPOT_LEDGER,
     TRADES_PER_SYMBOL,
     TRANSFERS_IN_WINDOWS,
+    TRANSFERS_PER_WALLET,
     binance_trades,
     binance_transfers,
+    coinbase_fills,
+    coinbase_transfers,
 )
 
 #: Keys that hold secrets: they come from the secrets backend, never from the config file.
@@ -309,6 +314,11 @@ class CcxtGateway:
         self.load_markets()
         if self.exchange.id in TRADES_PER_SYMBOL:
             return self._trades_per_symbol(since, until)
+        if self.exchange.id in FILLS_BY_CURSOR:
+            raws = coinbase_fills(
+                self.exchange, *self._range_ms(since, until), self._paged("fetchMyTrades")
+            )
+            return [to_trade(r) for r in sorted(raws, key=lambda r: int(r["timestamp"]))]
         raws = self._collect("fetchMyTrades", self.exchange.fetch_my_trades, since, until)
         return [to_trade(r) for r in raws]
 
@@ -342,9 +352,30 @@ class CcxtGateway:
         raws = self._transfers("fetchWithdrawals", self.exchange.fetch_withdrawals, since, until)
         return [to_transfer(r, "withdrawal") for r in raws]
 
+    def _range_ms(self, since: datetime, until: datetime | None) -> tuple[int, int]:
+        until_ms = datetime_to_ms(until) if until else int(self.exchange.milliseconds()) + 1
+        return datetime_to_ms(since), until_ms
+
+    def _paged(self, method: str) -> Callable[[Callable[[], Any]], Any]:
+        """One history page through the retry policy, reported to `on_page`."""
+
+        def call(page: Callable[[], Any]) -> Any:
+            rows = self._safe(method, page)
+            if self.on_page is not None:
+                self.on_page(method)
+            return rows
+
+        return call
+
     def _transfers(
         self, method: str, fn: Callable[..., list[Raw]], since: datetime, until: datetime | None
     ) -> list[Raw]:
+        if self.exchange.id in TRANSFERS_PER_WALLET:
+            kind = "deposit" if method == "fetchDeposits" else "withdrawal"
+            raws = coinbase_transfers(
+                self.exchange, kind, *self._range_ms(since, until), self._paged(method)
+            )
+            return sorted(raws, key=lambda r: int(r.get("timestamp") or 0))
         if self.exchange.id not in TRANSFERS_IN_WINDOWS:
             return self._collect(method, fn, since, until)
         since_ms = datetime_to_ms(since)
@@ -426,6 +457,13 @@ class CcxtGateway:
             raise InputError(f"{self.name} has no market {symbol!r}")
         f_amount = _float(amount, "amount")
         f_price = None if price is None else _float(price, "price")
+        if f_price is None and side == "buy" and self.exchange.id in MARKET_BUY_BY_COST:
+            # ccxt sends this market buy as a quote amount: amount x the current ask.
+            quote = self.fetch_ticker(symbol)
+            ask = quote.ask or quote.last
+            if ask is None:
+                raise ExchangeError(f"{self.name}: no price for {symbol}: market buy not sent")
+            f_price = float(ask)
         ctx = CallContext(self.name, "create_order", symbol=symbol, side=side, amount=amount)
         params = {CLIENT_ID_PARAM.get(self.exchange.id, "clientOrderId"): client_order_id}
         raw = call_create(
