@@ -26,11 +26,17 @@ What ccxt 4.5.x does against Coinbase (read from its coinbase.py):
   another page follows.
 - fills: ``GET .../historical/fills`` newest first, ``order_id``/``product_id``,
   ``start_sequence_timestamp``, ``limit`` and ``cursor``.
-- balances: ``GET /v2/accounts`` (``fetchBalance`` default), accounts ``/api/v3/brokerage/accounts``.
+- balances: ``GET /v2/accounts`` (``fetchBalance`` default; v2 paging: ``limit``,
+  ``starting_after``, ``pagination.next_starting_after``); wallets for ccxt's account ids:
+  ``/api/v3/brokerage/accounts`` (same uuids).
+- deposits/withdrawals: ``GET /v2/accounts/{id}/transactions`` per wallet, newest first, v2
+  paging; crypto ``send`` (amount signed: negative out, fee included) and fiat transfers, and
+  the wallet's ``advanced_trade_fill`` rows. withdraw: ``POST`` the same path ``type=send``.
 - 429 is ``{"errors": [{"id": "rate_limit_exceeded", ...}]}`` (ccxt: RateLimitExceeded); 5xx
   plain text (ExchangeNotAvailable); a dropped reply raises NetworkError (no resend).
 
-Test control is plain Python: set_price, set_balance, add_closed_orders, fail_next,
+Test control is plain Python: set_price, set_balance, add_closed_orders, add_deposit,
+add_withdrawal, fail_next,
 drop_reply_next (performed, reply lost), drop_request_next (not performed), ``latency`` and
 the ``orders``/``fills``/``requests`` lists. Headers (the JWT) are never logged.
 """
@@ -142,6 +148,22 @@ class Fill:
 
 
 @dataclass
+class Transfer:
+    """A v2 wallet transaction that moves money in or out (``amount`` signed, fee included)."""
+
+    id: str
+    type: str  # send | fiat_deposit | fiat_withdrawal
+    currency: str
+    amount: Decimal  # the wallet's change: negative for a withdrawal (fee included)
+    fee: Decimal
+    time: float
+    status: str  # completed | pending
+    address: str | None = None
+    hash: str | None = None
+    idem: str | None = None
+
+
+@dataclass
 class Request:
     """One request as the server saw it (no headers, no token)."""
 
@@ -173,6 +195,11 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _iso_seconds(ts: float) -> str:
+    """v2's timestamps: whole seconds."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _b64url(data: str) -> bytes:
     return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
 
@@ -195,6 +222,7 @@ class CoinbaseServer:
         self.balances: dict[str, Decimal] = {}
         self.orders: list[Order] = []
         self.fills: list[Fill] = []
+        self.transfers: list[Transfer] = []
         self.requests: list[Request] = []
         self.latency = 0.0
         self._faults: list[dict[str, Any]] = []
@@ -294,6 +322,33 @@ class CoinbaseServer:
                     Order(str(uuid.uuid4()), f"other-{self._next()}-{i}", p, "BUY", "LIMIT",
                           config, size, px, time.time(), status)
                 )  # fmt: skip
+
+    def add_deposit(self, currency: str, amount: Decimal | str, *, fiat: bool = False) -> str:
+        """A completed deposit (crypto received, or a fiat bank deposit), credited at once."""
+        with self._lock:
+            cur = currency.upper()
+            t = Transfer(str(uuid.uuid4()), "fiat_deposit" if fiat else "send", cur,
+                         Decimal(amount), ZERO, time.time(), "completed",
+                         None if fiat else "bc1qdeposit", None if fiat else f"0x{self._next()}")  # fmt: skip
+            self._credit(cur, t.amount)
+            self.transfers.append(t)
+            return t.id
+
+    def add_withdrawal(
+        self, currency: str, amount: Decimal | str, *, address: str = "bc1qx"
+    ) -> str:
+        """A completed crypto send the user made on the website, not through vhc."""
+        with self._lock:
+            cur = currency.upper()
+            t = Transfer(str(uuid.uuid4()), "send", cur, -Decimal(amount), ZERO, time.time(),
+                         "completed", address, f"0x{self._next()}")  # fmt: skip
+            self._credit(cur, t.amount)
+            self.transfers.append(t)
+            return t.id
+
+    def wallet_id(self, currency: str) -> str:
+        """The id of a currency's wallet (the same uuid in v2 and v3, as on Coinbase)."""
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"coinbase-wallet-{currency.upper()}"))
 
     def fail_next(
         self,
@@ -415,6 +470,12 @@ class CoinbaseServer:
             route = (CoinbaseServer._one_order, True)
         if route is None and h.command == "GET" and path.startswith(f"{V3}/market/products/"):
             route = (CoinbaseServer._ticker, False)
+        if route is None and path.startswith("/v2/accounts/") and path.endswith("/transactions"):
+            route = (
+                (CoinbaseServer._transactions, True)
+                if h.command == "GET"
+                else (CoinbaseServer._send_money, True)
+            )
         if route is None:
             raise CoinbaseError(404, {"error": "NOT_FOUND", "message": f"no route {path}"})
         handler, signed = route
@@ -535,28 +596,106 @@ class CoinbaseServer:
             out[asset] = out.get(asset, ZERO) + amount
         return out
 
+    def _assets(self) -> list[str]:
+        return sorted(set(self.balances) | {"USD", "BTC", "ETH"})
+
     def _v2_accounts(self, p: dict[str, Any], path: str) -> Any:
-        assets = sorted(set(self.balances) | {"USD", "BTC", "ETH"})
         rows = [
-            {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, a)), "name": f"{a} Wallet",
+            {"id": self.wallet_id(a), "name": f"{a} Wallet",
              "primary": True, "type": "fiat" if a == "USD" else "wallet",
              "currency": {"code": a, "name": a},
              "balance": {"amount": str(self.balances.get(a, ZERO)), "currency": a},
              "created_at": "2020-01-01T00:00:00Z", "updated_at": _iso(time.time()),
-             "resource": "account", "resource_path": f"/v2/accounts/{a}"}
-            for a in assets
+             "resource": "account", "resource_path": f"/v2/accounts/{self.wallet_id(a)}"}
+            for a in self._assets()
         ]  # fmt: skip
-        return {"pagination": {"next_uri": None, "limit": 250}, "data": rows}
+        return _v2_page(rows, p, path)
+
+    def _wallet(self, path: str) -> str:
+        """The currency of /v2/accounts/{id}/..., or Coinbase's 404."""
+        wid = path.split("/")[3]
+        for a in self._assets():
+            if self.wallet_id(a) == wid:
+                return a
+        raise CoinbaseError(404, {"errors": [{"id": "not_found", "message": "Not found"}]})
+
+    def _transaction_json(self, t: Transfer) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": t.id, "type": t.type, "status": t.status,
+            "amount": {"amount": str(t.amount), "currency": t.currency},
+            "native_amount": {"amount": str(t.amount), "currency": "USD"},
+            "description": None, "created_at": _iso_seconds(t.time),
+            "updated_at": _iso(t.time), "resource": "transaction",
+            "resource_path": f"/v2/accounts/{self.wallet_id(t.currency)}/transactions/{t.id}",
+            "instant_exchange": False,
+        }  # fmt: skip
+        if t.type == "send":
+            net = abs(t.amount) - t.fee if t.amount < 0 else t.amount
+            out["network"] = {
+                "status": "confirmed" if t.status == "completed" else "pending",
+                "hash": t.hash, "network_name": "bitcoin",
+                "transaction_fee": {"amount": str(t.fee), "currency": t.currency},
+                "transaction_amount": {"amount": str(net), "currency": t.currency},
+            }  # fmt: skip
+            if t.amount < 0:
+                out["to"] = {"resource": "bitcoin_address", "address": t.address,
+                             "currency": t.currency}  # fmt: skip
+            if t.idem:
+                out["idem"] = t.idem
+        else:
+            out["subtotal"] = {"amount": str(abs(t.amount)), "currency": t.currency}
+            out["fee"] = {"amount": str(t.fee), "currency": t.currency}
+        return out
+
+    def _transactions(self, p: dict[str, Any], path: str) -> Any:
+        cur = self._wallet(path)
+        mine: list[tuple[float, dict[str, Any]]] = [
+            (t.time, self._transaction_json(t)) for t in self.transfers if t.currency == cur
+        ]
+        for f in self.fills:  # trades show in both wallets; not transfers
+            if cur in (f.order.product.base, f.order.product.quote):
+                sign = 1 if (f.order.side == "BUY") == (cur == f.order.product.base) else -1
+                value = f.size if cur == f.order.product.base else f.size * f.price
+                mine.append((f.time, {
+                    "id": f"{f.trade_id}-{cur}", "type": "advanced_trade_fill",
+                    "status": "completed", "amount": {"amount": str(sign * value), "currency": cur},
+                    "created_at": _iso(f.time), "resource": "transaction",
+                    "advanced_trade_fill": {"fill_price": str(f.price), "order_id": f.order.order_id},
+                }))  # fmt: skip
+        rows = [row for _, row in sorted(mine, key=lambda x: x[0], reverse=True)]  # newest first
+        return _v2_page(rows, p, path)
+
+    def _send_money(self, p: dict[str, Any], path: str) -> Any:
+        cur = self._wallet(path)
+        if p.get("type") != "send":
+            raise CoinbaseError(400, {"errors": [{"id": "invalid_request", "message": "type"}]})
+        if str(p.get("currency") or "").upper() != cur or not p.get("to"):
+            raise CoinbaseError(400, {"errors": [{"id": "param_required", "message": "to"}]})
+        idem = p.get("idem")
+        if idem:  # Coinbase: the same idem returns the send already made
+            for t in self.transfers:
+                if t.idem == idem:
+                    return {"data": self._transaction_json(t)}
+        amount = Decimal(str(p.get("amount")))
+        fee = Decimal("0.0001") if cur == "BTC" else ZERO
+        if amount + fee > self.balances.get(cur, ZERO) - self._held().get(cur, ZERO):
+            msg = "Insufficient balance in source account"
+            raise CoinbaseError(400, {"errors": [{"id": "validation_error", "message": msg}]})
+        t = Transfer(str(uuid.uuid4()), "send", cur, -(amount + fee), fee, time.time(), "pending",
+                     str(p["to"]), None, str(idem) if idem else None)  # fmt: skip
+        self._credit(cur, t.amount)
+        self.transfers.append(t)
+        return {"data": self._transaction_json(t)}
 
     def _v3_accounts(self, p: dict[str, Any], path: str) -> Any:
         held = self._held()
-        assets = sorted(set(self.balances) | {"USD", "BTC", "ETH"})
+        assets = self._assets()
         rows = []
         for a in assets:
             hold = held.get(a, ZERO)
             total = self.balances.get(a, ZERO)
             rows.append(
-                {"uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, a)), "name": f"{a} Wallet",
+                {"uuid": self.wallet_id(a), "name": f"{a} Wallet",
                  "currency": a, "available_balance": {"value": str(total - hold), "currency": a},
                  "default": True, "active": True, "created_at": "2020-01-01T00:00:00Z",
                  "type": "ACCOUNT_TYPE_FIAT" if a == "USD" else "ACCOUNT_TYPE_CRYPTO",
@@ -715,6 +854,11 @@ class CoinbaseServer:
                 str(p["start_sequence_timestamp"]).replace("Z", "+00:00")
             ).timestamp()
             rows = [f for f in rows if f.time >= start]
+        if p.get("end_sequence_timestamp"):
+            end = datetime.fromisoformat(
+                str(p["end_sequence_timestamp"]).replace("Z", "+00:00")
+            ).timestamp()
+            rows = [f for f in rows if f.time < end]
         page, _, cursor = _page(rows, p, 1000)
         return {"fills": [self._fill_json(f) for f in page], "cursor": cursor}
 
@@ -766,6 +910,28 @@ def _page(rows: list[Any], p: dict[str, Any], cap: int) -> tuple[list[Any], bool
     has_next = start + limit < len(rows)
     nxt = base64.urlsafe_b64encode(str(start + limit).encode()).decode() if has_next else ""
     return page, has_next, nxt
+
+
+def _v2_page(rows: list[dict[str, Any]], p: dict[str, Any], path: str) -> dict[str, Any]:
+    """Coinbase v2 paging: ``limit`` (max 100, default 25), ``starting_after`` an id."""
+    limit = min(int(p.get("limit") or 25), 100)
+    start = 0
+    after = p.get("starting_after")
+    if after:
+        ids = [r["id"] for r in rows]
+        if after not in ids:
+            raise CoinbaseError(400, {"errors": [{"id": "invalid_request", "message": "cursor"}]})
+        start = ids.index(after) + 1
+    page = rows[start : start + limit]
+    more = start + limit < len(rows)
+    nxt = page[-1]["id"] if more and page else None
+    return {
+        "pagination": {"ending_before": None, "starting_after": after, "limit": limit,
+                       "order": "desc", "previous_uri": None,
+                       "next_uri": f"{path}?starting_after={nxt}" if nxt else None,
+                       "next_starting_after": nxt},
+        "data": page,
+    }  # fmt: skip
 
 
 _ROUTES: dict[tuple[str, str], tuple[Any, bool]] = {

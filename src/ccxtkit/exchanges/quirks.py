@@ -23,7 +23,9 @@ Coinbase (Advanced Trade; read from ccxt 4.5.x coinbase.py, proven by tests/coin
 - fills (orders/historical/fills) come newest first with an opaque ``cursor``: read by
   following the cursor to its end (ccxt's own paginate stops silently after 10 pages).
 - deposits and withdrawals are per wallet (v2 ``/accounts/{id}/transactions``, newest first,
-  ``starting_after`` paging): every wallet is read; crypto sends and fiat transfers kept.
+  ``starting_after`` paging): every wallet is read; crypto sends and fiat transfers kept,
+  their direction taken from the wallet's signed ``amount`` (ccxt calls a withdrawal whose
+  ``network.transaction_amount`` is positive a deposit).
 - ccxt's fetch_ledger needs a currency (one wallet): vhc reads no ledger there (each fill
   names its fee currency, the quote).
 """
@@ -31,6 +33,7 @@ Coinbase (Advanced Trade; read from ccxt 4.5.x coinbase.py, proven by tests/coin
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 from functools import partial
 from typing import Any
 
@@ -184,9 +187,14 @@ def coinbase_transfers(
         for row in _v2_walk(ex.v2PrivateGetAccountsAccountIdTransactions, params, since_ms, call):
             if row.get("type") not in _COINBASE_TRANSFER_TYPES:
                 continue
-            parsed = ex.parse_transaction(row)
+            # The wallet's signed amount says which way money went: ccxt types a send by its
+            # network.transaction_amount, which is positive for a withdrawal too.
+            signed = Decimal(str((row.get("amount") or {}).get("amount") or "0"))
+            if signed == 0 or (kind == "deposit") != (signed > 0):
+                continue
+            parsed = {**ex.parse_transaction(row), "type": kind}
             ts = parsed.get("timestamp")
-            if parsed.get("type") == kind and (ts is None or since_ms <= int(ts) < until_ms):
+            if ts is None or since_ms <= int(ts) < until_ms:
                 out.append(parsed)
     return out
 

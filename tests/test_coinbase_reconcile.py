@@ -1,0 +1,163 @@
+"""`vhc reconcile` and withdrawals against the Coinbase-protocol server with unmodified ccxt:
+fills by cursor, deposits and withdrawals wallet by wallet (v2 transactions, trades skipped), a
+withdrawal by address whose reply is lost, found by lookup and never resent."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal as D
+from pathlib import Path
+from typing import Any
+
+import pyotp
+import pytest
+import yaml
+
+from ccxtkit.auth import totp
+from ccxtkit.ledger.store import open_ledger
+from ccxtkit.withdrawals import allowlist
+from ccxtkit.workspace import Workspace, init_workspace, write_private
+from tests.coinbase_server import FILLS, CoinbaseServer
+from tests.test_coinbase import add_coinbase_account
+from tests.test_killswitch import run_cli
+from tests.test_trade_flow import ledger_rows, run
+
+ADDR = "bc1qcoldwalletaddressforvhctests0000000000"
+SETUP = datetime.now(UTC) - timedelta(days=2)
+
+
+@pytest.fixture
+def coinbase() -> Iterator[CoinbaseServer]:
+    with CoinbaseServer() as server:
+        server.set_balance("USD", "100000")
+        server.set_balance("BTC", "0.2")
+        yield server
+
+
+@pytest.fixture
+def home(tmp_path: Path, coinbase: CoinbaseServer, monkeypatch: pytest.MonkeyPatch) -> Path:
+    ws = tmp_path / "ws"
+    init_workspace(ws)
+    add_coinbase_account(ws, coinbase, monkeypatch)
+    return ws
+
+
+def outside_trade(server: CoinbaseServer, product: str, side: str, size: str) -> None:
+    """A fill made on the exchange without vhc (its website, another bot)."""
+    with server._lock:
+        server._create({"client_order_id": f"web-{server._next()}", "product_id": product,
+                        "side": side,
+                        "order_configuration": {"market_market_ioc": {"base_size": size}}}, "")  # fmt: skip
+
+
+def reconcile(capsys: pytest.CaptureFixture[str], home: Path, *extra: str) -> tuple[int, Any]:
+    code, out, err = run(capsys, "--home", str(home), "--json", "reconcile", "--exchange",
+                         "coinbase", *extra)  # fmt: skip
+    assert out, err
+    return code, json.loads(out)
+
+
+def test_adoption_reads_fills_and_wallet_deposits_then_clean(
+    home: Path, coinbase: CoinbaseServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outside_trade(coinbase, "BTC-USD", "BUY", "0.01")
+    outside_trade(coinbase, "ETH-USD", "BUY", "0.5")
+    coinbase.add_deposit("BTC", "0.05")
+    coinbase.add_deposit("USD", "250", fiat=True)
+    code, doc = reconcile(capsys, home, "--auto-sync")
+    assert code == 0, doc
+    acct = doc["accounts"]["coinbase"]
+    assert sum(f["action"] == "adopted" for f in acct["findings"]) == 4  # 2 fills + 2 deposits
+    trades = ledger_rows(home, "SELECT trade_id, fee_currency FROM trades ORDER BY trade_id")
+    assert trades == sorted((f.trade_id, "USD") for f in coinbase.fills)
+    transfers = ledger_rows(
+        home, "SELECT kind, asset, amount FROM transfers WHERE kind = 'deposit' ORDER BY asset"
+    )
+    assert transfers == [("deposit", "BTC", D("0.05")), ("deposit", "USD", D("250"))]
+    wallets = {r.path.split("/")[3] for r in coinbase.requests_to("/v2/accounts/")}
+    assert wallets == {coinbase.wallet_id(a) for a in ("BTC", "ETH", "USD")}  # every wallet
+    code, doc = reconcile(capsys, home, "--date", "today")
+    assert code == 0 and doc["accounts"]["coinbase"]["findings"] == [], doc
+
+
+def test_a_withdrawal_vhc_did_not_make_is_a_finding(
+    home: Path, coinbase: CoinbaseServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert reconcile(capsys, home, "--auto-sync")[0] == 0
+    coinbase.add_withdrawal("BTC", "0.1")
+    code, doc = reconcile(capsys, home, "--date", "today")
+    assert code == 1
+    kinds = [f["kind"] for f in doc["accounts"]["coinbase"]["findings"]]
+    assert "unknown_withdrawal" in kinds, kinds
+
+
+def test_more_fills_than_a_page_follow_the_cursor(
+    home: Path, coinbase: CoinbaseServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert reconcile(capsys, home, "--auto-sync")[0] == 0
+    for _ in range(1005):  # fills pages hold 1000
+        outside_trade(coinbase, "BTC-USD", "BUY", "0.0001")
+    code, doc = reconcile(capsys, home, "--date", "today", "--auto-sync")
+    assert code == 0, doc
+    assert ledger_rows(home, "SELECT count(DISTINCT trade_id) FROM trades") == [(1005,)]
+    assert any("cursor" in r.params for r in coinbase.requests_to(FILLS))
+
+
+# -- withdrawals -----------------------------------------------------------------------------
+@pytest.fixture
+def ws(tmp_path: Path, coinbase: CoinbaseServer, monkeypatch: pytest.MonkeyPatch) -> Workspace:
+    monkeypatch.delenv("VHC_TOTP_SECRET", raising=False)
+    cfg = {
+        "version": "1.0",
+        "exchanges": {
+            "coinbase": {
+                "secrets": "env",
+                "rate_limit": 1000,
+                "ccxt": {**coinbase.ccxt_config(), "timeout": 3000},
+            }
+        },
+        "secrets": {"backend": "env"},
+        "withdrawals": {"daily_limit_usd": 20000, "require_two_approvals_over": 10000},
+    }
+    write_private(tmp_path / "config" / "trading_config.yaml", yaml.safe_dump(cfg))
+    monkeypatch.setenv("COINBASE_API_KEY", coinbase.api_key)
+    monkeypatch.setenv("COINBASE_API_SECRET", coinbase.api_secret)
+    workspace = Workspace.locate(str(tmp_path))
+    monkeypatch.delenv("VHC_CONTROL_KEY", raising=False)
+    enrolled = totp.enrol(workspace, "admin", backend="env", now=SETUP)
+    for name, value in enrolled.exports.items():
+        monkeypatch.setenv(name, value)
+    assert enrolled.secret is not None
+    code = pyotp.TOTP(enrolled.secret).at(SETUP)
+    allowlist.add_entry(workspace, "BTC", ADDR, "BTC", None, code, now=SETUP)
+    return workspace
+
+
+def test_withdraw_by_address_lost_reply_found_not_resent(
+    ws: Workspace, coinbase: CoinbaseServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wallet = f"/v2/accounts/{coinbase.wallet_id('BTC')}/transactions"
+    rc, out, err = run_cli(ws, ["--json", "withdraw", "request", "coinbase", "BTC", "0.1", ADDR,
+                                "--network", "BTC"], capsys)  # fmt: skip
+    assert rc == 0, err
+    rid = json.loads(out)["id"]
+    coinbase.drop_reply_next(wallet, method="POST")
+    code = pyotp.TOTP(os.environ["VHC_TOTP_SECRET"]).now()
+    rc, out, err = run_cli(ws, ["withdraw-approve", rid, "--auth-code", code], capsys)
+    assert rc == 0, err
+    assert "found by lookup" in " ".join(out.split())
+    (sent,) = coinbase.requests_to(wallet, "POST")
+    assert sent.params["to"] == ADDR and sent.params["type"] == "send"
+    assert D(sent.params["amount"]) == D("0.1") and sent.params["currency"] == "BTC"
+    (on_exchange,) = coinbase.transfers
+    with open_ledger(ws.ledger_path, wait_seconds=5) as ledger:
+        (row,) = ledger.rows("SELECT * FROM transfers")
+    assert row["transfer_id"] == on_exchange.id and row["request_id"] == rid
+    assert row["kind"] == "withdrawal" and row["fee"] == D("0.0001")
+    rc, out, _ = run_cli(ws, ["withdraw", "recover"], capsys)
+    assert rc == 0 and "nothing to recover" in out
+    assert len(coinbase.requests_to(wallet, "POST")) == 1
+    assert coinbase.balance("BTC") == D("0.2") - D("0.1") - D("0.0001")
