@@ -671,6 +671,9 @@ class CoinbaseServer:
             raise CoinbaseError(400, {"errors": [{"id": "invalid_request", "message": "type"}]})
         if str(p.get("currency") or "").upper() != cur or not p.get("to"):
             raise CoinbaseError(400, {"errors": [{"id": "param_required", "message": "to"}]})
+        if "network" in p and p["network"] not in ("bitcoin", "ethereum", "base", "solana"):
+            msg = f"Invalid network {p['network']}"
+            raise CoinbaseError(400, {"errors": [{"id": "validation_error", "message": msg}]})
         idem = p.get("idem")
         if idem:  # Coinbase: the same idem returns the send already made
             for t in self.transfers:

@@ -132,7 +132,7 @@ def ws(tmp_path: Path, coinbase: CoinbaseServer, monkeypatch: pytest.MonkeyPatch
         monkeypatch.setenv(name, value)
     assert enrolled.secret is not None
     code = pyotp.TOTP(enrolled.secret).at(SETUP)
-    allowlist.add_entry(workspace, "BTC", ADDR, "BTC", None, code, now=SETUP)
+    allowlist.add_entry(workspace, "BTC", ADDR, None, None, code, now=SETUP)
     return workspace
 
 
@@ -140,8 +140,9 @@ def test_withdraw_by_address_lost_reply_found_not_resent(
     ws: Workspace, coinbase: CoinbaseServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     wallet = f"/v2/accounts/{coinbase.wallet_id('BTC')}/transactions"
-    rc, out, err = run_cli(ws, ["--json", "withdraw", "request", "coinbase", "BTC", "0.1", ADDR,
-                                "--network", "BTC"], capsys)  # fmt: skip
+    rc, out, err = run_cli(
+        ws, ["--json", "withdraw", "request", "coinbase", "BTC", "0.1", ADDR], capsys
+    )
     assert rc == 0, err
     rid = json.loads(out)["id"]
     coinbase.drop_reply_next(wallet, method="POST")
@@ -152,6 +153,7 @@ def test_withdraw_by_address_lost_reply_found_not_resent(
     (sent,) = coinbase.requests_to(wallet, "POST")
     assert sent.params["to"] == ADDR and sent.params["type"] == "send"
     assert D(sent.params["amount"]) == D("0.1") and sent.params["currency"] == "BTC"
+    assert "network" not in sent.params  # Coinbase names networks its own way ("bitcoin")
     (on_exchange,) = coinbase.transfers
     with open_ledger(ws.ledger_path, wait_seconds=5) as ledger:
         (row,) = ledger.rows("SELECT * FROM transfers")
