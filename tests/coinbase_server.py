@@ -378,6 +378,13 @@ class CoinbaseServer:
         with self._lock:
             self._faults.append({"path": path, "method": method, "kind": "lost", "times": times})
 
+    def before_next(self, path: str, action: Any, *, method: str | None = None) -> None:
+        """Run `action()` (under the server's lock) just before the next call to `path` is
+        handled: a race, e.g. an order filling as its cancel arrives."""
+        with self._lock:
+            self._faults.append({"path": path, "method": method, "kind": "before",
+                                 "times": 1, "action": action})  # fmt: skip
+
     def requests_to(self, path: str, method: str | None = None) -> list[Request]:
         """Logged requests to `path` (a prefix ending in "/" matches below it)."""
         with self._lock:
@@ -411,6 +418,10 @@ class CoinbaseServer:
         with self._lock:
             self.requests.append(req)
             fault = self._take_fault(h.command, split.path)
+        if fault is not None and fault["kind"] == "before":
+            with self._lock:
+                fault["action"]()
+            fault = None
         if fault is not None and fault["kind"] == "fail":
             req.outcome = f"fail {fault['status']}"
             if fault["body"] is None:

@@ -259,3 +259,29 @@ def test_kill_switch_cancels_resting_orders_on_coinbase(
     assert sorted(cancelled) == sorted(o.order_id for o in coinbase.orders)
     code, _, err = trade(capsys, home, "buy", "BTC/USD", "0.01")
     assert code == 4 and len(coinbase.creates()) == 3
+
+
+def test_cancel_whose_reply_is_lost_is_retried_and_done(
+    home: Path, coinbase: CoinbaseServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = trade(capsys, home, "buy", "BTC/USD", "0.01", "--type", "limit", "--price", "45000")  # fmt: skip
+    assert code == 0, err
+    (order,) = coinbase.open_orders()
+    coinbase.drop_reply_next(CANCEL)  # cancelled, reply lost: the retry hears success: false
+    code, _, err = run(capsys, "--home", str(home), "trade", "cancel", order.order_id, "--exchange", "coinbase")  # fmt: skip
+    assert code == 0, err
+    assert [r.outcome for r in coinbase.requests_to(CANCEL)] == ["dropped", "ok"]
+    assert order.status == "CANCELLED"
+
+
+def test_cancel_of_an_order_that_fills_as_the_cancel_arrives_says_so(
+    home: Path, coinbase: CoinbaseServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = trade(capsys, home, "buy", "BTC/USD", "0.01", "--type", "limit", "--price", "45000")  # fmt: skip
+    assert code == 0, err
+    (order,) = coinbase.open_orders()
+    coinbase.before_next(CANCEL, lambda: coinbase._fill(order, order.base_size, Decimal(45000), maker=True))  # fmt: skip
+    code, _, err = run(capsys, "--home", str(home), "trade", "cancel", order.order_id, "--exchange", "coinbase")  # fmt: skip
+    assert code == 1 and "already filled (filled 0.01 of 0.01)" in err, err
+    assert "Traceback" not in err and order.status == "FILLED"
+    assert len(coinbase.requests_to(CANCEL)) == 1  # success: false is an answer, not retried

@@ -52,6 +52,7 @@ from .lookup import find_raw
 from .markets_cache import MarketsCache
 from .pagination import PAGINATION, Pager, collect
 from .quirks import (
+    CANCEL_REFUSED_WHEN_CLOSED,
     CCXT_DEFAULTS,
     CLIENT_ID_PARAM,
     FILLS_BY_CURSOR,
@@ -502,11 +503,20 @@ class CcxtGateway:
             )
         except ExchangeOrderNotFound:
             # A retried cancel whose first attempt worked lands here too: check the state.
-            order = self.fetch_order(order_id, symbol)
-            if order.status != "canceled":
-                raise ExchangeError(
-                    f"{self.name}: cannot cancel order {order_id}: it is {order.status}"
-                ) from None
+            self._check_cancelled(order_id, symbol)
+        except ExchangeError as exc:
+            # coinbase refuses a cancel of an order no longer open (a retry whose first reply
+            # was lost included) with success: false, which ccxt raises as BadRequest.
+            if self.exchange.id not in CANCEL_REFUSED_WHEN_CLOSED or "BadRequest" not in str(exc):
+                raise
+            self._check_cancelled(order_id, symbol)
+
+    def _check_cancelled(self, order_id: str, symbol: str) -> None:
+        order = self.fetch_order(order_id, symbol)
+        if order.status != "canceled":
+            raise ExchangeError(
+                f"{self.name}: cannot cancel order {order_id}: it is {order.status}"
+            ) from None
 
     def cancel_all_orders(self) -> list[str]:
         """Cancel every open order; returns the ids cancelled."""

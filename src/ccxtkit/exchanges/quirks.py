@@ -26,6 +26,8 @@ Coinbase (Advanced Trade; read from ccxt 4.5.x coinbase.py, proven by tests/coin
   ``starting_after`` paging): every wallet is read; crypto sends and fiat transfers kept,
   their direction taken from the wallet's signed ``amount`` (ccxt calls a withdrawal whose
   ``network.transaction_amount`` is positive a deposit).
+- batch_cancel answers ``success: false`` for an order no longer open (ccxt: BadRequest),
+  also when a retried cancel's first reply was lost: vhc then reads the order's state.
 - ccxt's fetch_ledger needs a currency (one wallet): vhc reads no ledger there (each fill
   names its fee currency, the quote).
 """
@@ -66,6 +68,9 @@ NO_SPOT_LEDGER = _BINANCE | {"coinbase"}
 MARKET_BUY_BY_COST = frozenset({"coinbase"})
 #: Exchanges whose fills are read by following an opaque cursor (coinbase_fills).
 FILLS_BY_CURSOR = frozenset({"coinbase"})
+#: Exchanges that refuse to cancel an order no longer open with a generic BadRequest (coinbase:
+#: batch_cancel's ``success: false``): the order's state decides whether the cancel is done.
+CANCEL_REFUSED_WHEN_CLOSED = frozenset({"coinbase"})
 #: Exchanges whose deposits/withdrawals are read wallet by wallet (coinbase_transfers).
 TRANSFERS_PER_WALLET = frozenset({"coinbase"})
 
