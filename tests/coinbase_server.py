@@ -323,6 +323,22 @@ class CoinbaseServer:
                           config, size, px, time.time(), status)
                 )  # fmt: skip
 
+    def add_open_orders(self, product: str, count: int) -> list[Order]:
+        """`count` resting limit buys far below the market (funds held as for any order)."""
+        with self._lock:
+            p = self.product(product)
+            px = (self.prices[p.product_id] / 2).quantize(Decimal(p.quote_increment))
+            out = []
+            for _ in range(count):
+                size = Decimal("0.001")
+                config = {"limit_limit_gtc": {"base_size": str(size), "limit_price": str(px),
+                                              "post_only": False}}  # fmt: skip
+                o = Order(str(uuid.uuid4()), f"web-{self._next()}", p, "BUY", "LIMIT", config,
+                          size, px, time.time())  # fmt: skip
+                self.orders.append(o)
+                out.append(o)
+            return out
+
     def add_deposit(self, currency: str, amount: Decimal | str, *, fiat: bool = False) -> str:
         """A completed deposit (crypto received, or a fiat bank deposit), credited at once."""
         with self._lock:

@@ -285,3 +285,14 @@ def test_cancel_of_an_order_that_fills_as_the_cancel_arrives_says_so(
     assert code == 1 and "already filled (filled 0.01 of 0.01)" in err, err
     assert "Traceback" not in err and order.status == "FILLED"
     assert len(coinbase.requests_to(CANCEL)) == 1  # success: false is an answer, not retried
+
+
+def test_kill_switch_sees_every_page_of_open_orders(
+    home: Path, coinbase: CoinbaseServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    resting = coinbase.add_open_orders("BTC/USD", 150)  # ccxt alone would read 100 of them
+    code, _, err = run(capsys, "--home", str(home), "kill-switch", "--activate", "--reason", "drill")  # fmt: skip
+    assert code == 0, err
+    assert coinbase.open_orders() == [] and {o.status for o in resting} == {"CANCELLED"}
+    listed = [r for r in coinbase.requests_to(BATCH) if r.params.get("order_status") == "OPEN"]
+    assert any(r.params.get("cursor") for r in listed)  # the second page was read

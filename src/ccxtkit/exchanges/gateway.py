@@ -60,12 +60,14 @@ from .quirks import (
     MARKET_BUY_BY_COST,
     NO_OWN_SANDBOX,
     NO_SPOT_LEDGER,
+    OPEN_ORDERS_BY_CURSOR,
     TRADES_PER_SYMBOL,
     TRANSFERS_IN_WINDOWS,
     TRANSFERS_PER_WALLET,
     binance_trades,
     binance_transfers,
     coinbase_fills,
+    coinbase_open_orders,
     coinbase_transfers,
 )
 
@@ -292,6 +294,13 @@ class CcxtGateway:
     def fetch_open_orders(self, symbol: str | None = None) -> list[Order]:
         """Open orders, of one symbol or all."""
         self.load_markets()
+        if self.exchange.id in OPEN_ORDERS_BY_CURSOR:
+            raws = coinbase_open_orders(
+                self.exchange,
+                symbol,
+                lambda page: self._safe("fetch_open_orders", page, symbol=symbol),
+            )
+            return [to_order(r) for r in raws]
         raws = self._safe(
             "fetch_open_orders", lambda: self.exchange.fetch_open_orders(symbol), symbol=symbol
         )

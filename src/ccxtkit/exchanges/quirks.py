@@ -26,6 +26,8 @@ Coinbase (Advanced Trade; read from ccxt 4.5.x coinbase.py, proven by tests/coin
   ``starting_after`` paging): every wallet is read; crypto sends and fiat transfers kept,
   their direction taken from the wallet's signed ``amount`` (ccxt calls a withdrawal whose
   ``network.transaction_amount`` is positive a deposit).
+- open orders are a page of orders/historical/batch (ccxt asks for one page of 100): vhc
+  follows ``cursor`` while ``has_next`` (the kill switch must see every open order).
 - batch_cancel answers ``success: false`` for an order no longer open (ccxt: BadRequest),
   also when a retried cancel's first reply was lost: vhc then reads the order's state.
 - ccxt's fetch_ledger needs a currency (one wallet): vhc reads no ledger there (each fill
@@ -68,6 +70,8 @@ NO_SPOT_LEDGER = _BINANCE | {"coinbase"}
 MARKET_BUY_BY_COST = frozenset({"coinbase"})
 #: Exchanges whose fills are read by following an opaque cursor (coinbase_fills).
 FILLS_BY_CURSOR = frozenset({"coinbase"})
+#: Exchanges whose open orders come in pages (coinbase: ccxt reads one page of 100).
+OPEN_ORDERS_BY_CURSOR = frozenset({"coinbase"})
 #: Exchanges that refuse to cancel an order no longer open with a generic BadRequest (coinbase:
 #: batch_cancel's ``success: false``): the order's state decides whether the cancel is done.
 CANCEL_REFUSED_WHEN_CLOSED = frozenset({"coinbase"})
@@ -180,6 +184,29 @@ def coinbase_fills(
             raise ExchangeError(f"{ex.id}: the fills cursor did not move; history not read")
         cursor = str(following)
     raise ExchangeError(f"{ex.id}: fills did not end after {_MAX_PAGES} pages")
+
+
+def coinbase_open_orders(
+    ex: Any, symbol: str | None, call: Callable[[Callable[[], Any]], Any]
+) -> list[Raw]:
+    """Every open order (of one market or all), following the cursor while ``has_next``."""
+    request: dict[str, Any] = {"order_status": ["OPEN"], "limit": 100}  # ccxt's own page
+    market = ex.market(symbol) if symbol else None
+    if market is not None:
+        request["product_ids"] = [market["id"]]
+    out: list[Raw] = []
+    cursor: str | None = None
+    for _ in range(_MAX_PAGES):
+        asked = {**request, **({"cursor": cursor} if cursor else {})}
+        page = call(partial(ex.v3PrivateGetBrokerageOrdersHistoricalBatch, asked))
+        out += [ex.parse_order(row, market) for row in page.get("orders") or []]
+        if page.get("has_next") is not True:
+            return out
+        following = page.get("cursor")
+        if not following or following == cursor:
+            raise ExchangeError(f"{ex.id}: the open orders cursor did not move; list not read")
+        cursor = str(following)
+    raise ExchangeError(f"{ex.id}: open orders did not end after {_MAX_PAGES} pages")
 
 
 def coinbase_transfers(
