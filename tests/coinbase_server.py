@@ -49,6 +49,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_DOWN, Decimal
@@ -225,6 +226,9 @@ class CoinbaseServer:
         self.transfers: list[Transfer] = []
         self.requests: list[Request] = []
         self.latency = 0.0
+        #: The exchange's clock for orders, fills and transfers (tests move it to make history
+        #: from before vhc); the JWT's nbf/exp are checked against the real time.
+        self.clock: Callable[[], float] = time.time
         self._faults: list[dict[str, Any]] = []
         self._seq = 0
         self._lock = threading.RLock()
@@ -320,7 +324,7 @@ class CoinbaseServer:
                                               "post_only": False}}  # fmt: skip
                 self.orders.append(
                     Order(str(uuid.uuid4()), f"other-{self._next()}-{i}", p, "BUY", "LIMIT",
-                          config, size, px, time.time(), status)
+                          config, size, px, self.clock(), status)
                 )  # fmt: skip
 
     def add_open_orders(self, product: str, count: int) -> list[Order]:
@@ -334,7 +338,7 @@ class CoinbaseServer:
                 config = {"limit_limit_gtc": {"base_size": str(size), "limit_price": str(px),
                                               "post_only": False}}  # fmt: skip
                 o = Order(str(uuid.uuid4()), f"web-{self._next()}", p, "BUY", "LIMIT", config,
-                          size, px, time.time())  # fmt: skip
+                          size, px, self.clock())  # fmt: skip
                 self.orders.append(o)
                 out.append(o)
             return out
@@ -344,19 +348,21 @@ class CoinbaseServer:
         with self._lock:
             cur = currency.upper()
             t = Transfer(str(uuid.uuid4()), "fiat_deposit" if fiat else "send", cur,
-                         Decimal(amount), ZERO, time.time(), "completed",
+                         Decimal(amount), ZERO, self.clock(), "completed",
                          None if fiat else "bc1qdeposit", None if fiat else f"0x{self._next()}")  # fmt: skip
             self._credit(cur, t.amount)
             self.transfers.append(t)
             return t.id
 
     def add_withdrawal(
-        self, currency: str, amount: Decimal | str, *, address: str = "bc1qx"
+        self, currency: str, amount: Decimal | str, *, address: str = "bc1qx", fee: str = "0"
     ) -> str:
-        """A completed crypto send the user made on the website, not through vhc."""
+        """A completed crypto send the user made on the website, not through vhc (``amount``
+        sent, ``fee`` on top)."""
         with self._lock:
             cur = currency.upper()
-            t = Transfer(str(uuid.uuid4()), "send", cur, -Decimal(amount), ZERO, time.time(),
+            gross = Decimal(amount) + Decimal(fee)
+            t = Transfer(str(uuid.uuid4()), "send", cur, -gross, Decimal(fee), self.clock(),
                          "completed", address, f"0x{self._next()}")  # fmt: skip
             self._credit(cur, t.amount)
             self.transfers.append(t)
@@ -598,7 +604,7 @@ class CoinbaseServer:
         pr = self.product(rest[: -len("/ticker")])
         px = str(self.prices[pr.product_id])
         trade = {"trade_id": str(self._next()), "product_id": pr.product_id, "price": px,
-                 "size": "0.1", "time": _iso(time.time()), "side": "BUY", "bid": "", "ask": ""}  # fmt: skip
+                 "size": "0.1", "time": _iso(self.clock()), "side": "BUY", "bid": "", "ask": ""}  # fmt: skip
         return {"trades": [trade], "best_bid": px, "best_ask": px}
 
     # ---------------------------------------------------------------- private
@@ -632,7 +638,7 @@ class CoinbaseServer:
              "primary": True, "type": "fiat" if a == "USD" else "wallet",
              "currency": {"code": a, "name": a},
              "balance": {"amount": str(self.balances.get(a, ZERO)), "currency": a},
-             "created_at": "2020-01-01T00:00:00Z", "updated_at": _iso(time.time()),
+             "created_at": "2020-01-01T00:00:00Z", "updated_at": _iso(self.clock()),
              "resource": "account", "resource_path": f"/v2/accounts/{self.wallet_id(a)}"}
             for a in self._assets()
         ]  # fmt: skip
@@ -711,7 +717,7 @@ class CoinbaseServer:
         if amount + fee > self.balances.get(cur, ZERO) - self._held().get(cur, ZERO):
             msg = "Insufficient balance in source account"
             raise CoinbaseError(400, {"errors": [{"id": "validation_error", "message": msg}]})
-        t = Transfer(str(uuid.uuid4()), "send", cur, -(amount + fee), fee, time.time(), "pending",
+        t = Transfer(str(uuid.uuid4()), "send", cur, -(amount + fee), fee, self.clock(), "pending",
                      str(p["to"]), None, str(idem) if idem else None)  # fmt: skip
         self._credit(cur, t.amount)
         self.transfers.append(t)
@@ -771,7 +777,7 @@ class CoinbaseServer:
         free = self.balances.get(need_asset, ZERO) - self._held().get(need_asset, ZERO)
         if need > free:
             return self._failure("INSUFFICIENT_FUND", config)
-        o = Order(str(uuid.uuid4()), cid, pr, side, otype, config, size, price, time.time())
+        o = Order(str(uuid.uuid4()), cid, pr, side, otype, config, size, price, self.clock())
         self.orders.append(o)
         if price is None or (price >= last if side == "BUY" else price <= last):
             self._fill(o, size, last, maker=False)
@@ -806,7 +812,7 @@ class CoinbaseServer:
         else:
             self._credit(base, -size)
             self._credit(quote, value - fee)
-        f = Fill(str(uuid.uuid4()), o, time.time(), price, size, fee, maker, self._next())
+        f = Fill(str(uuid.uuid4()), o, self.clock(), price, size, fee, maker, self._next())
         self.fills.append(f)
         o.fills.append(f)
         o.filled += size

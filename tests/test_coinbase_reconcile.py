@@ -163,3 +163,43 @@ def test_withdraw_by_address_lost_reply_found_not_resent(
     assert rc == 0 and "nothing to recover" in out
     assert len(coinbase.requests_to(wallet, "POST")) == 1
     assert coinbase.balance("BTC") == D("0.2") - D("0.1") - D("0.0001")
+
+
+# -- ledger sync (history from before vhc) ---------------------------------------------------
+def at(text: str) -> float:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
+
+
+def test_ledger_sync_backfills_fills_and_transfers_and_a_rerun_adds_nothing(
+    home: Path, coinbase: CoinbaseServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    now = {"t": at("2024-01-02T00:00:00")}
+    coinbase.clock = lambda: now["t"]
+    dep = coinbase.add_deposit("USD", "5000", fiat=True)
+    for i in range(1100):  # more than a page of fills (1000)
+        now["t"] = at("2024-03-01T00:00:00") + i * 600
+        outside_trade(coinbase, "BTC-USD", "BUY", "0.0001")
+    now["t"] = at("2024-05-01T00:00:00")
+    wd = coinbase.add_withdrawal("BTC", "0.05", fee="0.0001")
+    now["t"] = at("2024-07-01T00:00:00")
+
+    def sync(since: str) -> Any:
+        code, out, err = run(capsys, "--home", str(home), "--json", "ledger", "sync",
+                             "--exchange", "coinbase", "--since", since)  # fmt: skip
+        assert code == 0, out + err
+        return json.loads(out)
+
+    doc = sync("2024-01-01")
+    assert doc["added"] == {"trades": 1100, "deposits": 1, "withdrawals": 1}, doc
+    assert ledger_rows(home, "SELECT count(DISTINCT trade_id), count(*) FROM trades") == [
+        (1100, 1100)
+    ]
+    assert ledger_rows(home, "SELECT kind, transfer_id, amount, coalesce(fee, 0) FROM transfers "
+                       "WHERE source = 'sync' ORDER BY timestamp") == [
+        ("deposit", dep, D("5000"), D(0)), ("withdrawal", wd, D("0.05"), D("0.0001")),
+    ]  # fmt: skip
+    assert any("cursor" in r.params for r in coinbase.requests_to(FILLS))
+    again = sync("2024-01-01")
+    assert again["added"] == {"trades": 0, "deposits": 0, "withdrawals": 0}
+    assert ledger_rows(home, "SELECT count(*) FROM trades") == [(1100,)]
+    assert run(capsys, "--home", str(home), "ledger", "verify")[0] == 0
