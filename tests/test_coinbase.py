@@ -112,6 +112,7 @@ def test_lost_reply_is_found_by_client_id_and_not_resent(
     ]
 
 
+@pytest.mark.slow
 def test_request_lost_before_coinbase_saw_it_is_sent_once_more_after_two_full_walks(
     home: Path, coinbase: CoinbaseServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -296,3 +297,44 @@ def test_kill_switch_sees_every_page_of_open_orders(
     assert coinbase.open_orders() == [] and {o.status for o in resting} == {"CANCELLED"}
     listed = [r for r in coinbase.requests_to(BATCH) if r.params.get("order_status") == "OPEN"]
     assert any(r.params.get("cursor") for r in listed)  # the second page was read
+
+
+@pytest.mark.parametrize("layout", ["pem lines", "one line with \\n escapes"])
+def test_a_cdp_key_stored_with_secrets_set_signs_requests(
+    tmp_path: Path,
+    coinbase: CoinbaseServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    file_keyring: Path,
+    layout: str,
+) -> None:
+    """The EC private key is a multi-line PEM (Coinbase's key file spells it with \\n escapes):
+    `vhc secrets set coinbase` keeps it whole, and ccxt signs with it."""
+    home = tmp_path / "ws"
+    init_workspace(home)
+    add_coinbase_account(home, coinbase, monkeypatch, secrets="keyring")
+    monkeypatch.delenv("COINBASE_API_KEY")
+    monkeypatch.delenv("COINBASE_API_SECRET")
+    pem = coinbase.api_secret
+    secret = pem if layout == "pem lines" else pem.strip().replace("\n", "\\n")
+    keys = tmp_path / "cdp.txt"
+    keys.write_text(f"{coinbase.api_key}\n{secret}\n")
+    code, _, err = run(capsys, "--home", str(home), "secrets", "set", "coinbase", "--from-file", str(keys))  # fmt: skip
+    assert code == 0, err
+    code, out, err = run(capsys, "--home", str(home), "--json", "balances", "--exchange", "coinbase")  # fmt: skip
+    assert code == 0, err
+    assert "100000" in out and "PRIVATE KEY" not in out + err
+    assert all(r.outcome == "ok" for r in coinbase.requests)  # every JWT verified
+
+
+def test_a_cdp_key_in_an_environment_variable_may_spell_newlines_as_escapes(
+    home: Path,
+    coinbase: CoinbaseServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # export COINBASE_API_SECRET="-----BEGIN EC PRIVATE KEY-----\nMHc...\n-----END ...": bash
+    # keeps the backslashes
+    monkeypatch.setenv("COINBASE_API_SECRET", coinbase.api_secret.replace("\n", "\\n"))
+    code, out, err = run(capsys, "--home", str(home), "balances", "--exchange", "coinbase")
+    assert code == 0 and "USD\t100000" in out, out + err

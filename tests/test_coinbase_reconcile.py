@@ -170,6 +170,7 @@ def at(text: str) -> float:
     return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
 
 
+@pytest.mark.slow
 def test_ledger_sync_backfills_fills_and_transfers_and_a_rerun_adds_nothing(
     home: Path, coinbase: CoinbaseServer, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -190,6 +190,7 @@ def test_kill_switch_cancels_resting_orders(
     assert code == 4 and venue.creates() == 2  # refused before the exchange
 
 
+@pytest.mark.slow
 def test_reconcile_is_clean_after_trading(
     home: Path, venue: Venue, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -121,10 +121,19 @@ def ccxt_config(name: str, cfg: ExchangeConfig, credentials: ApiKey | None) -> d
         for value in (credentials.api_key, credentials.api_secret, credentials.passphrase):
             register_secret(value)
         merged["apiKey"] = credentials.api_key
-        merged["secret"] = credentials.api_secret
+        merged["secret"] = _pem_newlines(credentials.api_secret)
         if credentials.passphrase:
             merged["password"] = credentials.passphrase
     return merged
+
+
+def _pem_newlines(secret: str) -> str:
+    """A PEM key (coinbase's CDP key) given on one line with literal \\n escapes, as from an
+    environment variable or the key file's JSON, with real newlines (ccxt cannot read it
+    otherwise); any other secret unchanged."""
+    if secret.startswith("-----BEGIN") and "\\n" in secret:
+        return secret.replace("\\n", "\n")
+    return secret
 
 
 def build_ccxt(name: str, cfg: ExchangeConfig, credentials: ApiKey | None) -> Any:
