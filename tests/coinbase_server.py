@@ -35,8 +35,8 @@ What ccxt 4.5.x does against Coinbase (read from its coinbase.py):
 - 429 is ``{"errors": [{"id": "rate_limit_exceeded", ...}]}`` (ccxt: RateLimitExceeded); 5xx
   plain text (ExchangeNotAvailable); a dropped reply raises NetworkError (no resend).
 
-Test control is plain Python: set_price, set_balance, add_closed_orders, add_deposit,
-add_withdrawal, fail_next,
+Test control is plain Python: set_price, set_balance, add_closed_orders, add_open_orders,
+add_deposit, add_withdrawal, fail_next, fail_after_next (performed, then a 5xx), before_next,
 drop_reply_next (performed, reply lost), drop_request_next (not performed), ``latency`` and
 the ``orders``/``fills``/``requests`` lists. Headers (the JWT) are never logged.
 """
@@ -395,6 +395,13 @@ class CoinbaseServer:
         with self._lock:
             self._faults.append({"path": path, "method": method, "kind": "drop", "times": times})
 
+    def fail_after_next(self, path: str, *, method: str | None = None, status: int = 503) -> None:
+        """The next call to `path` is performed, then answered with a plain-text HTTP
+        `status` (a gateway timing out after the order reached the exchange)."""
+        with self._lock:
+            self._faults.append({"path": path, "method": method, "kind": "fail_after",
+                                 "times": 1, "status": status})  # fmt: skip
+
     def drop_request_next(self, path: str, *, method: str | None = None, times: int = 1) -> None:
         """The next `times` calls to `path` are NOT performed; the connection is just closed."""
         with self._lock:
@@ -468,6 +475,10 @@ class CoinbaseServer:
         if fault is not None and fault["kind"] == "drop":
             req.outcome = "dropped"
             self._hang_up(h)
+            return
+        if fault is not None and fault["kind"] == "fail_after":
+            req.outcome = f"performed, fail {fault['status']}"
+            self._send(h, fault["status"], "upstream request timeout", "text/plain")
             return
         self._send(h, status, payload, ctype)
 

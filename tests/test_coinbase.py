@@ -338,3 +338,25 @@ def test_a_cdp_key_in_an_environment_variable_may_spell_newlines_as_escapes(
     monkeypatch.setenv("COINBASE_API_SECRET", coinbase.api_secret.replace("\n", "\\n"))
     code, out, err = run(capsys, "--home", str(home), "balances", "--exchange", "coinbase")
     assert code == 0 and "USD\t100000" in out, out + err
+
+
+def test_a_5xx_after_the_order_was_placed_is_resolved_by_lookup_not_resent(
+    home: Path, coinbase: CoinbaseServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    coinbase.fail_after_next(ORDERS, method="POST", status=504)
+    code, out, err = trade(capsys, home, "buy", "BTC/USD", "0.01")
+    assert code == 0 and "CLOSED" in out, err
+    assert [r.outcome for r in coinbase.creates()] == ["performed, fail 504"]
+    assert len(coinbase.orders) == 1 and events(home) == ["filled"]
+
+
+def test_a_429_on_create_is_proven_absent_then_sent_once_more_with_the_same_id(
+    home: Path, coinbase: CoinbaseServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    coinbase.fail_next(ORDERS, method="POST", status=429)  # refused before anything happened
+    code, out, err = trade(capsys, home, "buy", "BTC/USD", "0.01")
+    assert code == 0 and "CLOSED" in out, err
+    posts = coinbase.creates()
+    assert [r.outcome for r in posts] == ["fail 429", "ok"]
+    assert posts[0].params["client_order_id"] == posts[1].params["client_order_id"]
+    assert len(coinbase.orders) == 1 and events(home) == ["unknown", "filled"]
