@@ -36,7 +36,9 @@ def test_guarantees_per_exchange() -> None:
     assert kraken.exchange_ledger.startswith("yes") and binanceus.exchange_ledger.startswith("no")
     assert binanceus.fills_history.startswith("yes, market by market")
     assert binanceus.sandbox == "no"  # ccxt's test URLs are Binance.com's testnet
-    for other in (gemini, bitfinex, coinbase):
+    assert coinbase.order_lookup == "proven" and "has_next" in coinbase.order_lookup_how
+    assert coinbase.protocol == "proven (tests/coinbase_server.py)"
+    for other in (gemini, bitfinex):
         assert other.order_lookup == "unproven" and other.protocol == "unproven"
         assert other.notes and other.notes.startswith("not proven")
     assert gemini.fills_history.startswith("no") and gemini.transfers_history == "no"

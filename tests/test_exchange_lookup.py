@@ -48,7 +48,8 @@ def test_coinbase_receives_our_client_order_id() -> None:
 def test_lookup_table() -> None:
     assert strategy_for("kraken").proven and strategy_for("binanceus").proven
     assert strategy_for("binance").kind == "orig_client_order_id"
-    for unproven in ("coinbase", "gemini", "bitfinex", "anything-else"):
+    assert strategy_for("coinbase").proven and strategy_for("coinbase").kind == "coinbase_walk"
+    for unproven in ("gemini", "bitfinex", "anything-else"):
         assert not strategy_for(unproven).proven
     assert issubclass(OrderLookupUnproven, OrderOutcomeUnknown)  # handled as "unknown"
     assert OrderLookupUnproven("x").exit_code == 5

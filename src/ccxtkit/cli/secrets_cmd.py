@@ -80,7 +80,7 @@ def set_cmd(
         else:
             creds = Credentials(
                 api_key=_ask("API key"),
-                api_secret=_ask("API secret"),
+                api_secret=_unescape_pem(_ask("API secret")),
                 passphrase=_ask("Passphrase (Enter for none)", optional=True) or None,
             )
         result = set_credentials(ws, name, creds, chosen, now=datetime.now(UTC))
@@ -110,11 +110,39 @@ def _read_values(from_file: str | None) -> str | None:
     return None
 
 
+def _unescape_pem(value: str) -> str:
+    """A PEM key pasted on one line with literal \\n escapes (Coinbase's CDP key file
+    spells its privateKey so) as the multi-line PEM it is."""
+    if value.startswith("-----BEGIN") and "\\n" in value:
+        return value.replace("\\n", "\n").strip() + "\n"
+    return value
+
+
+def _join_pem(lines: list[str]) -> list[str]:
+    """Lines with a PEM block (e.g. Coinbase's EC private key) joined into one value."""
+    out: list[str] = []
+    block: list[str] | None = None
+    for line in lines:
+        if block is None and line.startswith("-----BEGIN"):
+            if "-----END" in line:  # the whole key on one line, with \\n escapes
+                out.append(_unescape_pem(line))
+                continue
+            block = [line]
+        elif block is not None:
+            block.append(line)
+            if line.startswith("-----END"):
+                out.append("\n".join(block) + "\n")
+                block = None
+        else:
+            out.append(line)
+    return out if block is None else out + block
+
+
 def _credentials_from(text: str, name: str) -> Credentials:
     """API key, secret and optional passphrase on lines 1-3."""
     from ccxtkit.secrets import Credentials
 
-    lines = [line.strip() for line in text.splitlines()]
+    lines = _join_pem([line.strip() for line in text.splitlines()])
     while lines and not lines[-1]:
         lines.pop()
     if len(lines) < 2 or not lines[0] or not lines[1] or len(lines) > 3:

@@ -11,34 +11,46 @@ from dataclasses import dataclass
 from typing import Any
 
 from .lookup import strategy_for
-from .quirks import NO_OWN_SANDBOX, NO_SPOT_LEDGER, TRADES_PER_SYMBOL
+from .quirks import (
+    FILLS_BY_CURSOR,
+    NO_OWN_SANDBOX,
+    NO_SPOT_LEDGER,
+    TRADES_PER_SYMBOL,
+    TRANSFERS_PER_WALLET,
+)
 
 #: ccxt ids whose protocol a local server in tests/ proves end to end.
 PROVEN_BY_TEST_SERVER = {
     "kraken": "tests/kraken_server.py",
     "binanceus": "tests/binanceus_server.py",
+    "coinbase": "tests/coinbase_server.py",
 }
 
 #: Exchanges that withdraw only to a destination named on the exchange's website.
 WITHDRAW_BY_KEY = {"kraken"}
 
-#: What is known and not proven on exchanges the seed names but no test server covers.
+#: Per exchange: what the rows rest on, and what is known and not proven where no test
+#: server covers the exchange.
 NOTES: dict[str, str] = {
     "coinbase": (
-        "not proven: no test server yet (Advanced Trade signs each request with an ES256 or "
-        "Ed25519 JWT); vhc reads the open orders and one page of closed ones, so a miss "
-        "proves nothing; vhc sends its client id as client_order_id (ccxt's unified "
-        "clientOrderId is dropped for coinbase)"
+        "Advanced Trade with a CDP key (ES256 JWT); vhc sends its client id as "
+        "client_order_id (ccxt's unified clientOrderId is dropped for coinbase); a market buy "
+        "goes as a quote amount at the ask; fills by cursor, deposits/withdrawals wallet by "
+        "wallet (v2 transactions); no account-wide ledger"
     ),
     "gemini": (
-        "not proven: no test server; ccxt lists no closed orders for gemini (open orders "
-        "only), so a lost order that filled cannot be found by client id; no deposit or "
-        "withdrawal history through vhc (ccxt has fetchDepositsWithdrawals only)"
+        "not proven: no test server, every row is read from ccxt's gemini class only. "
+        "ccxt lists no closed orders for gemini (open orders only), so a lost order that "
+        "filled cannot be found by client id: it stays unknown; fills need a symbol per "
+        "call; no deposit or withdrawal history through vhc (ccxt has "
+        "fetchDepositsWithdrawals only); cancel-all goes one order at a time; withdrawals by "
+        "address and the sandbox (ccxt's test URLs) untested"
     ),
     "bitfinex": (
-        "not proven: no test server; vhc reads the open orders and one page of closed ones, "
-        "so a miss proves nothing; no deposit or withdrawal history through vhc (ccxt has "
-        "fetchDepositsWithdrawals only)"
+        "not proven: no test server, every row is read from ccxt's bitfinex class only. vhc "
+        "reads the open orders and one page of closed ones, so a miss proves nothing; fills "
+        "and the ledger are paged by time as ccxt does, untested; no deposit or withdrawal "
+        "history through vhc (ccxt has fetchDepositsWithdrawals only); no sandbox"
     ),
     "binance": "order lookup as binanceus (same API); the protocol is proven for binanceus",
     "binanceus": "no sandbox: ccxt's test URLs for binanceus are Binance.com's testnet",
@@ -74,9 +86,13 @@ def describe(ccxt_id: str, has: dict[str, Any], urls: dict[str, Any]) -> Capabil
         fills = "no: ccxt reads them one market at a time, which vhc does not do here"
     elif ccxt_id in TRADES_PER_SYMBOL:
         fills = "yes, market by market, one day per request"
+    elif ccxt_id in FILLS_BY_CURSOR:
+        fills = "yes, following the cursor to its end"
     else:
         fills = "yes, paginated"
     transfers = "yes" if has.get("fetchDeposits") and has.get("fetchWithdrawals") else "no"
+    if ccxt_id in TRANSFERS_PER_WALLET:
+        transfers = "yes, wallet by wallet (crypto sends and fiat transfers)"
     if has.get("fetchLedger") and ccxt_id not in NO_SPOT_LEDGER:
         ledger = "yes (fees in the currency really charged)"
     elif ccxt_id in NO_SPOT_LEDGER:

@@ -53,17 +53,25 @@ from .lookup import find_raw
 from .markets_cache import MarketsCache
 from .pagination import PAGINATION, Pager, collect
 from .quirks import (
+    CANCEL_REFUSED_WHEN_CLOSED,
     CCXT_DEFAULTS,
     CLIENT_ID_PARAM,
     CREATE_PARAMS,
     FEE_CREDIT_ASSETS,
+    FILLS_BY_CURSOR,
     FILLS_BY_ORDER_ID,
+    MARKET_BUY_BY_COST,
     NO_OWN_SANDBOX,
     NO_SPOT_LEDGER,
+    OPEN_ORDERS_BY_CURSOR,
     TRADES_PER_SYMBOL,
     TRANSFERS_IN_WINDOWS,
+    TRANSFERS_PER_WALLET,
     binance_trades,
     binance_transfers,
+    coinbase_fills,
+    coinbase_open_orders,
+    coinbase_transfers,
 )
 
 #: Keys that hold secrets: they come from the secrets backend, never from the config file.
@@ -116,10 +124,19 @@ def ccxt_config(name: str, cfg: ExchangeConfig, credentials: ApiKey | None) -> d
         for value in (credentials.api_key, credentials.api_secret, credentials.passphrase):
             register_secret(value)
         merged["apiKey"] = credentials.api_key
-        merged["secret"] = credentials.api_secret
+        merged["secret"] = _pem_newlines(credentials.api_secret)
         if credentials.passphrase:
             merged["password"] = credentials.passphrase
     return merged
+
+
+def _pem_newlines(secret: str) -> str:
+    """A PEM key (coinbase's CDP key) given on one line with literal \\n escapes, as from an
+    environment variable or the key file's JSON, with real newlines (ccxt cannot read it
+    otherwise); any other secret unchanged."""
+    if secret.startswith("-----BEGIN") and "\\n" in secret:
+        return secret.replace("\\n", "\n")
+    return secret
 
 
 def build_ccxt(name: str, cfg: ExchangeConfig, credentials: ApiKey | None) -> Any:
@@ -327,6 +344,13 @@ class CcxtGateway:
     def fetch_open_orders(self, symbol: str | None = None) -> list[Order]:
         """Open orders, of one symbol or all."""
         self.load_markets()
+        if self.exchange.id in OPEN_ORDERS_BY_CURSOR:
+            raws = coinbase_open_orders(
+                self.exchange,
+                symbol,
+                lambda page: self._safe("fetch_open_orders", page, symbol=symbol),
+            )
+            return [to_order(r) for r in raws]
         raws = self._safe(
             "fetch_open_orders", lambda: self.exchange.fetch_open_orders(symbol), symbol=symbol
         )
@@ -350,6 +374,11 @@ class CcxtGateway:
         self.load_markets()
         if self.exchange.id in TRADES_PER_SYMBOL:
             return self._trades_per_symbol(since, until)
+        if self.exchange.id in FILLS_BY_CURSOR:
+            raws = coinbase_fills(
+                self.exchange, *self._range_ms(since, until), self._paged("fetchMyTrades")
+            )
+            return [to_trade(r) for r in sorted(raws, key=lambda r: int(r["timestamp"]))]
         raws = self._collect("fetchMyTrades", self.exchange.fetch_my_trades, since, until)
         return [to_trade(r) for r in raws]
 
@@ -383,9 +412,30 @@ class CcxtGateway:
         raws = self._transfers("fetchWithdrawals", self.exchange.fetch_withdrawals, since, until)
         return [to_transfer(r, "withdrawal") for r in raws]
 
+    def _range_ms(self, since: datetime, until: datetime | None) -> tuple[int, int]:
+        until_ms = datetime_to_ms(until) if until else int(self.exchange.milliseconds()) + 1
+        return datetime_to_ms(since), until_ms
+
+    def _paged(self, method: str) -> Callable[[Callable[[], Any]], Any]:
+        """One history page through the retry policy, reported to `on_page`."""
+
+        def call(page: Callable[[], Any]) -> Any:
+            rows = self._safe(method, page)
+            if self.on_page is not None:
+                self.on_page(method)
+            return rows
+
+        return call
+
     def _transfers(
         self, method: str, fn: Callable[..., list[Raw]], since: datetime, until: datetime | None
     ) -> list[Raw]:
+        if self.exchange.id in TRANSFERS_PER_WALLET:
+            kind = "deposit" if method == "fetchDeposits" else "withdrawal"
+            raws = coinbase_transfers(
+                self.exchange, kind, *self._range_ms(since, until), self._paged(method)
+            )
+            return sorted(raws, key=lambda r: int(r.get("timestamp") or 0))
         if self.exchange.id not in TRANSFERS_IN_WINDOWS:
             return self._collect(method, fn, since, until)
         since_ms = datetime_to_ms(since)
@@ -467,6 +517,13 @@ class CcxtGateway:
             raise InputError(f"{self.name} has no market {symbol!r}")
         f_amount = _float(amount, "amount")
         f_price = None if price is None else _float(price, "price")
+        if f_price is None and side == "buy" and self.exchange.id in MARKET_BUY_BY_COST:
+            # ccxt sends this market buy as a quote amount: amount x the current ask.
+            quote = self.fetch_ticker(symbol)
+            ask = quote.ask or quote.last
+            if ask is None:
+                raise ExchangeError(f"{self.name}: no price for {symbol}: market buy not sent")
+            f_price = float(ask)
         ctx = CallContext(self.name, "create_order", symbol=symbol, side=side, amount=amount)
         params = {
             **CREATE_PARAMS.get(self.exchange.id, {}),
@@ -510,11 +567,20 @@ class CcxtGateway:
             )
         except ExchangeOrderNotFound:
             # A retried cancel whose first attempt worked lands here too: check the state.
-            order = self.fetch_order(order_id, symbol)
-            if order.status != "canceled":
-                raise ExchangeError(
-                    f"{self.name}: cannot cancel order {order_id}: it is {order.status}"
-                ) from None
+            self._check_cancelled(order_id, symbol)
+        except ExchangeError as exc:
+            # coinbase refuses a cancel of an order no longer open (a retry whose first reply
+            # was lost included) with success: false, which ccxt raises as BadRequest.
+            if self.exchange.id not in CANCEL_REFUSED_WHEN_CLOSED or "BadRequest" not in str(exc):
+                raise
+            self._check_cancelled(order_id, symbol)
+
+    def _check_cancelled(self, order_id: str, symbol: str) -> None:
+        order = self.fetch_order(order_id, symbol)
+        if order.status != "canceled":
+            raise ExchangeError(
+                f"{self.name}: cannot cancel order {order_id}: it is {order.status}"
+            ) from None
 
     def cancel_all_orders(self) -> list[str]:
         """Cancel every open order; returns the ids cancelled."""

@@ -13,7 +13,13 @@ order with that client id. Each exchange proves that differently, or not at all:
   is unknown", i.e. the order may still reach the matching engine after the first answer.
   (Binance archives CANCELED/EXPIRED orders without fills after 90 days: fine for a lookup
   seconds after the send, and `recover` never resends.)
-- everything else (coinbase, gemini, bitfinex, ...): vhc can *find* an order among the open
+- coinbase (Advanced Trade): GET /api/v3/brokerage/orders/historical/batch has no client id
+  filter, so the product's orders are walked page by page (``order_status=OPEN`` first, then
+  every status), following ``cursor`` until ``has_next`` is false. Only a completed walk that
+  misses, twice `RECHECK_SECONDS` apart, is absence; a walk that cannot finish (a failing
+  page, a cursor that does not move, `MAX_PAGES`) leaves the order unknown. (Coinbase also
+  answers a create with a client_order_id already used with that order instead of a new one.)
+- everything else (gemini, bitfinex, ...): vhc can *find* an order among the open
   orders and the latest page of closed ones, but a miss proves nothing on a busy account.
   Not found there raises `OrderLookupUnproven`: the order stays unknown, is never resent,
   and the user is told to check the exchange by hand.
@@ -24,6 +30,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from ccxtkit.errors import ExchangeError, OrderLookupUnproven
@@ -60,6 +67,12 @@ KITE = LookupStrategy(
     True,
     "today's order book by tag, absent twice 2 s apart; a tag from another day is unproven",
 )
+COINBASE = LookupStrategy(
+    "coinbase_walk",
+    True,
+    "every page of orders/historical/batch (OPEN, then all statuses) to has_next=false; "
+    "a miss on two full walks, 3 s apart = absent",
+)
 PAPER = LookupStrategy("paper", True, "the paper exchange's own order book (local)")
 SCAN = LookupStrategy(
     "scan",
@@ -74,12 +87,16 @@ STRATEGIES: dict[str, LookupStrategy] = {
     "kraken": KRAKEN,
     "binance": BINANCE,
     "binanceus": BINANCE,
+    "coinbase": COINBASE,
 }
 
 #: Binance's error code for "Order does not exist." (GET /api/v3/order).
 _BINANCE_NO_SUCH_ORDER = "-2013"
 #: Seconds between the two "does not exist" answers that make absence confirmed on Binance.
 RECHECK_SECONDS = 3.0
+#: Coinbase's largest page of orders, and the most pages one walk reads before giving up.
+COINBASE_PAGE = 1000
+MAX_PAGES = 1000
 
 
 def strategy_for(ccxt_id: str) -> LookupStrategy:
@@ -101,8 +118,8 @@ def find_raw(
     prove that it does not exist; other read failures raise `ExchangeError` as usual.
     """
     strategy = strategy_for(ex.id)
-    if strategy.kind in ("cl_ord_id_filter", "orig_client_order_id"):
-        query = _kraken_query if strategy.kind == "cl_ord_id_filter" else _binance_query
+    query = _PROVING_QUERIES.get(strategy.kind)
+    if query is not None:
         order = query(ex, client_order_id, symbol, safe, account)
         if order is None:
             sleep(RECHECK_SECONDS)  # absent twice, seconds apart: nothing still in flight
@@ -156,5 +173,50 @@ def _binance_query(
     return dict(raw)
 
 
+def _coinbase_walk(
+    ex: Any, client_order_id: str, symbol: str, safe: Safe, account: str
+) -> Raw | None:
+    """The order carrying `client_order_id` among ALL the product's orders, or None once every
+    page was read (``has_next`` false on the last); raises `OrderLookupUnproven` otherwise."""
+    market = ex.market(symbol)
+    for statuses in (["OPEN"], None):  # OPEN cannot be combined with other statuses
+        cursor: str | None = None
+        for _ in range(MAX_PAGES):
+            request: dict[str, Any] = {"product_ids": [market["id"]], "limit": COINBASE_PAGE}
+            if statuses:
+                request["order_status"] = statuses
+            if cursor:
+                request["cursor"] = cursor
+            page = safe(partial(ex.v3PrivateGetBrokerageOrdersHistoricalBatch, request))
+            for row in page.get("orders") or []:
+                if row.get("client_order_id") == client_order_id:
+                    return dict(ex.parse_order(row, market))
+            if page.get("has_next") is not True:
+                break
+            following = page.get("cursor")
+            if not following or following == cursor:
+                raise _walk_unfinished(ex, client_order_id, account, "a cursor that does not move")
+            cursor = str(following)
+        else:
+            raise _walk_unfinished(ex, client_order_id, account, f"more than {MAX_PAGES} pages")
+    return None
+
+
+def _walk_unfinished(ex: Any, client_order_id: str, account: str, why: str) -> Exception:
+    return OrderLookupUnproven(
+        f"{account}: the order list of {ex.id} could not be read to its end ({why}), so the "
+        f"absence of client id {client_order_id} is not proven: it stays unknown and is never "
+        f"resent; check the order history on {ex.id} by hand"
+    )
+
+
 def _matching(raws: list[Raw], client_order_id: str) -> list[Raw]:
     return [r for r in raws if r.get("clientOrderId") == client_order_id]
+
+
+#: Strategy kind -> one complete search whose miss, said twice, proves absence.
+_PROVING_QUERIES: dict[str, Callable[[Any, str, str, Safe, str], Raw | None]] = {
+    "cl_ord_id_filter": _kraken_query,
+    "orig_client_order_id": _binance_query,
+    "coinbase_walk": _coinbase_walk,
+}

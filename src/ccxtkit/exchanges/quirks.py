@@ -20,14 +20,33 @@ in the base (``fcib``, a sell's default) or in fee credits (KFEE); the ledger (`
 which. vhc's orders ask for ``fciq``, so the extra ledger read is needed only while the account
 holds fee credits.
 
-Coinbase: ccxt's create_order drops a unified ``clientOrderId`` and sends its own
-``ccxt-<uuid>``; ours must go as ``client_order_id`` to reach the exchange.
+Coinbase (Advanced Trade; read from ccxt 4.5.x coinbase.py, proven by tests/coinbase_server.py):
+- ccxt's create_order drops a unified ``clientOrderId`` and sends its own ``ccxt-<uuid>``;
+  ours must go as ``client_order_id`` to reach the exchange.
+- a spot market BUY goes as ``quote_size`` (ccxt computes amount x price and refuses without
+  a price): vhc passes the current ask, so the base amount filled is what that quote buys.
+- fills (orders/historical/fills) come newest first with an opaque ``cursor``: read by
+  following the cursor to its end (ccxt's own paginate stops silently after 10 pages).
+- deposits and withdrawals are per wallet (v2 ``/accounts/{id}/transactions``, newest first,
+  ``starting_after`` paging): every wallet is read; crypto sends and fiat transfers kept,
+  their direction taken from the wallet's signed ``amount`` (ccxt calls a withdrawal whose
+  ``network.transaction_amount`` is positive a deposit).
+- open orders are a page of orders/historical/batch (ccxt asks for one page of 100): vhc
+  follows ``cursor`` while ``has_next`` (the kill switch must see every open order).
+- batch_cancel answers ``success: false`` for an order no longer open (ccxt: BadRequest),
+  also when a retried cancel's first reply was lost: vhc then reads the order's state.
+- ccxt's fetch_ledger needs a currency (one wallet): vhc reads no ledger there (each fill
+  names its fee currency, the quote).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
+from functools import partial
 from typing import Any
+
+from ccxtkit.errors import ExchangeError
 
 Raw = dict[str, Any]
 
@@ -57,8 +76,19 @@ FILLS_BY_ORDER_ID = _BINANCE
 TRANSFERS_IN_WINDOWS = _BINANCE
 #: ccxt's test URLs for these are another exchange's testnet (binanceus: Binance.com's).
 NO_OWN_SANDBOX = frozenset({"binanceus"})
-#: Exchanges where ccxt advertises fetchLedger but has none for spot accounts.
-NO_SPOT_LEDGER = _BINANCE
+#: Exchanges where ccxt advertises fetchLedger but has none account-wide for spot.
+NO_SPOT_LEDGER = _BINANCE | {"coinbase"}
+#: Exchanges whose spot market buy ccxt sends as a quote amount, computed from a price.
+MARKET_BUY_BY_COST = frozenset({"coinbase"})
+#: Exchanges whose fills are read by following an opaque cursor (coinbase_fills).
+FILLS_BY_CURSOR = frozenset({"coinbase"})
+#: Exchanges whose open orders come in pages (coinbase: ccxt reads one page of 100).
+OPEN_ORDERS_BY_CURSOR = frozenset({"coinbase"})
+#: Exchanges that refuse to cancel an order no longer open with a generic BadRequest (coinbase:
+#: batch_cancel's ``success: false``): the order's state decides whether the cancel is done.
+CANCEL_REFUSED_WHEN_CLOSED = frozenset({"coinbase"})
+#: Exchanges whose deposits/withdrawals are read wallet by wallet (coinbase_transfers).
+TRANSFERS_PER_WALLET = frozenset({"coinbase"})
 
 _DAY_MS = 86_400_000
 _WEEK_MS = 7 * _DAY_MS
@@ -135,3 +165,114 @@ def _transfer_page(
     fetch: Callable[..., list[Raw]], since: int, params: dict[str, Any]
 ) -> Callable[[], list[Raw]]:
     return lambda: fetch(None, since, _PAGE, params)
+
+
+#: Most pages one cursor walk reads before it refuses to go on.
+_MAX_PAGES = 10_000
+#: Coinbase v2 transaction types that move money in or out (not trades, not conversions).
+_COINBASE_TRANSFER_TYPES = frozenset({"send", "fiat_deposit", "fiat_withdrawal"})
+
+
+def coinbase_fills(
+    ex: Any, since_ms: int, until_ms: int, call: Callable[[Callable[[], Any]], Any]
+) -> list[Raw]:
+    """Every fill in [since_ms, until_ms), following orders/historical/fills' cursor."""
+    request: dict[str, Any] = {
+        "start_sequence_timestamp": ex.iso8601(since_ms),
+        "end_sequence_timestamp": ex.iso8601(until_ms),
+        "limit": _PAGE,
+    }
+    out: list[Raw] = []
+    cursor: str | None = None
+    for _ in range(_MAX_PAGES):
+        asked = {**request, **({"cursor": cursor} if cursor else {})}
+        page = call(partial(ex.v3PrivateGetBrokerageOrdersHistoricalFills, asked))
+        rows = page.get("fills") or []
+        out += ex.parse_trades(rows)
+        following = page.get("cursor")
+        if not rows or not following:
+            return [t for t in out if since_ms <= int(t["timestamp"]) < until_ms]
+        if following == cursor:
+            raise ExchangeError(f"{ex.id}: the fills cursor did not move; history not read")
+        cursor = str(following)
+    raise ExchangeError(f"{ex.id}: fills did not end after {_MAX_PAGES} pages")
+
+
+def coinbase_open_orders(
+    ex: Any, symbol: str | None, call: Callable[[Callable[[], Any]], Any]
+) -> list[Raw]:
+    """Every open order (of one market or all), following the cursor while ``has_next``."""
+    request: dict[str, Any] = {"order_status": ["OPEN"], "limit": 100}  # ccxt's own page
+    market = ex.market(symbol) if symbol else None
+    if market is not None:
+        request["product_ids"] = [market["id"]]
+    out: list[Raw] = []
+    cursor: str | None = None
+    for _ in range(_MAX_PAGES):
+        asked = {**request, **({"cursor": cursor} if cursor else {})}
+        page = call(partial(ex.v3PrivateGetBrokerageOrdersHistoricalBatch, asked))
+        out += [ex.parse_order(row, market) for row in page.get("orders") or []]
+        if page.get("has_next") is not True:
+            return out
+        following = page.get("cursor")
+        if not following or following == cursor:
+            raise ExchangeError(f"{ex.id}: the open orders cursor did not move; list not read")
+        cursor = str(following)
+    raise ExchangeError(f"{ex.id}: open orders did not end after {_MAX_PAGES} pages")
+
+
+def coinbase_transfers(
+    ex: Any, kind: str, since_ms: int, until_ms: int, call: Callable[[Callable[[], Any]], Any]
+) -> list[Raw]:
+    """Deposits or withdrawals in [since_ms, until_ms) of every wallet (v2 transactions)."""
+    out: list[Raw] = []
+    for wallet in _v2_walk(ex.v2PrivateGetAccounts, {}, None, call):
+        params = {"account_id": wallet["id"]}
+        for row in _v2_walk(ex.v2PrivateGetAccountsAccountIdTransactions, params, since_ms, call):
+            if row.get("type") not in _COINBASE_TRANSFER_TYPES:
+                continue
+            # The wallet's signed amount says which way money went: ccxt types a send by its
+            # network.transaction_amount, which is positive for a withdrawal too.
+            signed = Decimal(str((row.get("amount") or {}).get("amount") or "0"))
+            if signed == 0 or (kind == "deposit") != (signed > 0):
+                continue
+            parsed = {**ex.parse_transaction(row), "type": kind}
+            ts = parsed.get("timestamp")
+            if ts is None or since_ms <= int(ts) < until_ms:
+                out.append(parsed)
+    return out
+
+
+def _v2_walk(
+    fetch: Callable[[dict[str, Any]], Any],
+    params: dict[str, Any],
+    since_ms: int | None,
+    call: Callable[[Callable[[], Any]], Any],
+) -> list[Raw]:
+    """Rows of a v2 list (newest first), ``starting_after`` paging, until older than since."""
+    out: list[Raw] = []
+    after: str | None = None
+    for _ in range(_MAX_PAGES):
+        request = {**params, "limit": 100, **({"starting_after": after} if after else {})}
+        page = call(partial(fetch, request))
+        rows = page.get("data") or []
+        out += rows
+        following = (page.get("pagination") or {}).get("next_starting_after")
+        if not rows or not following:
+            return out
+        if since_ms is not None:
+            oldest = min(_ms(r.get("created_at")) for r in rows)
+            if oldest < since_ms:
+                return out
+        if following == after:
+            raise ExchangeError("coinbase: a v2 list cursor did not move; history not read")
+        after = str(following)
+    raise ExchangeError(f"coinbase: a v2 list did not end after {_MAX_PAGES} pages")
+
+
+def _ms(iso: Any) -> int:
+    from datetime import datetime
+
+    if not iso:
+        return 0
+    return int(datetime.fromisoformat(str(iso).replace("Z", "+00:00")).timestamp() * 1000)
