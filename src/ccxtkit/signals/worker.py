@@ -94,12 +94,26 @@ def try_claim(ws: Workspace, signal_id: str) -> Iterator[bool]:
         except BlockingIOError:
             yield False
             return
+        if not _still_at(path, fd):
+            # Locked a file its holder had just removed: a newer one may be held. Not ours.
+            yield False
+            return
         try:
             yield True
         finally:
             path.unlink(missing_ok=True)
     finally:
         os.close(fd)
+
+
+def _still_at(path: Path, fd: int) -> bool:
+    """True when the locked file is the one now at `path` (not an unlinked predecessor)."""
+    try:
+        on_disk = os.stat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (on_disk.st_dev, on_disk.st_ino) == (mine.st_dev, mine.st_ino)
 
 
 def work_once(
