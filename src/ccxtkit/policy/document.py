@@ -11,7 +11,7 @@ from ccxtkit.config import TradingConfig
 from ccxtkit.errors import ConfigError
 
 #: The config sections that are policy (DESIGN.md "Approvers and policy").
-SECTIONS = ("exchanges", "risk", "withdrawals")
+SECTIONS = ("exchanges", "risk", "withdrawals", "signals")
 
 #: ccxt constructor keys that carry credentials: never in the config, never in the ledger.
 SECRET_CCXT_KEYS = frozenset(

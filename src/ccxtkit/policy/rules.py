@@ -146,6 +146,13 @@ RULES: dict[str, Rule] = {
     "exchanges.*.cash_currencies": fewer_is_tighter,
     "exchanges.*.dust": lower_is_tighter,
     "exchanges.*.paper.*": neutral,
+    # Signals place orders from outside: a new source, chat or address lets more people trade.
+    "signals.max_age_seconds": lower_is_tighter,
+    "signals.max_attempts": lower_is_tighter,
+    "signals.retry_base_seconds": neutral,
+    "signals.workers": neutral,
+    "signals.sources.*.chat_ids": fewer_is_tighter,
+    # ip_allowlist: an empty list admits every address, so no change of it is surely tighter.
 }
 
 
@@ -156,6 +163,8 @@ def rule_for(key: str) -> Rule:
     if parts[0] == "exchanges" and len(parts) > 2:
         generic = ["exchanges", "*", *parts[2:]]
         candidates += [".".join(generic), ".".join(generic[:3]) + ".*"]
+    if parts[:2] == ["signals", "sources"] and len(parts) > 3:
+        candidates.append(".".join(["signals", "sources", "*", *parts[3:]]))
     for candidate in candidates:
         if candidate in RULES:
             return RULES[candidate]
@@ -198,8 +207,24 @@ def compare(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
             changes.append(Change(key, "(account)", ABSENT, "tighten", "an account is removed"))
         else:
             changes += _compare_section(old_accounts[name], new_accounts[name], key)
+    old_sources = old.get("signals", {}).get("sources", {})
+    new_sources = new.get("signals", {}).get("sources", {})
+    for name in sorted(set(old_sources) | set(new_sources)):
+        key = f"signals.sources.{name}"
+        if name not in old_sources:
+            changes.append(
+                Change(key, ABSENT, "(new source)", "loosen", "a signal source is added")
+            )
+        elif name not in new_sources:
+            changes.append(Change(key, "(source)", ABSENT, "tighten", "a signal source is removed"))
+        else:
+            changes += _compare_section(old_sources[name], new_sources[name], key)
     for section in sorted((set(old) | set(new)) - {"exchanges"}):
-        changes += _compare_section(old.get(section, {}), new.get(section, {}), section)
+        before, after = old.get(section, {}), new.get(section, {})
+        if section == "signals":  # its sources were compared above, one by one
+            before = {k: v for k, v in before.items() if k != "sources"}
+            after = {k: v for k, v in after.items() if k != "sources"}
+        changes += _compare_section(before, after, section)
     return changes
 
 

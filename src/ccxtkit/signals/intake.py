@@ -179,6 +179,7 @@ def _prepare(
             raise _Refusal(
                 413, "PAYLOAD_TOO_LARGE", f"the body is larger than {parse.MAX_BODY_BYTES} bytes"
             )
+        _policy_approved(ws)
         creds = _credentials(ws, source, cfg)
         item.cfg = cfg
         item.parsed = _verify_and_parse(cfg, creds, lowered, body, remote_ip)
@@ -192,6 +193,17 @@ def _prepare(
         log.exception("signal intake from %s failed", source)
         item.answer = _internal(moment)
     return item
+
+
+def _policy_approved(ws: Workspace) -> None:
+    """A source added (or loosened) in the file without an approver's code takes no signal."""
+    from ccxtkit.errors import AuthorizationError
+    from ccxtkit.policy.service import enforce_policy
+
+    try:
+        enforce_policy(ws)  # once per process and config: cheap after the first delivery
+    except AuthorizationError as exc:
+        raise _Refusal(403, "POLICY_NOT_APPROVED", exc.message) from None
 
 
 @dataclass
