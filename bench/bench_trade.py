@@ -5,7 +5,8 @@ subtracts the time spent inside exchange-client calls, which a timing proxy meas
 left is vhc's own work (ledger opens, recovery scan, exposure + risk checks, intent and
 outcome writes). Target: risk checks under 50 ms; the whole of vhc's share reported too.
 
-Usage: python bench/bench_trade.py [ROWS] [ORDERS]
+Usage: python bench/bench_trade.py [ROWS] [ORDERS] [WORKSPACE]
+(WORKSPACE: built there on the first run and reused by later ones, to compare code A/B.)
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class TimedClient:
     def __init__(self, inner: ExchangeClient) -> None:
         self._inner = inner
         self.seconds = 0.0
+        self.cpu_seconds = 0.0
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._inner, name)
@@ -38,11 +40,12 @@ class TimedClient:
             return attr
 
         def timed(*args: Any, **kwargs: Any) -> Any:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             try:
                 return attr(*args, **kwargs)
             finally:
                 self.seconds += time.perf_counter() - start
+                self.cpu_seconds += time.process_time() - cpu
 
         return timed
 
@@ -80,12 +83,16 @@ def build_ledger(ws: Workspace, rows: int) -> None:
 def main() -> None:
     rows = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
     n_orders = int(sys.argv[2]) if len(sys.argv) > 2 else 20
-    home = Path(tempfile.mkdtemp(prefix="vhc-bench-trade-")) / "ws"
-    init_workspace(home)
+    if len(sys.argv) > 3:
+        home = Path(sys.argv[3])
+    else:
+        home = Path(tempfile.mkdtemp(prefix="vhc-bench-trade-")) / "ws"
+    if not (home / "config").exists():
+        init_workspace(home)
+        t0 = time.perf_counter()
+        build_ledger(Workspace.locate(str(home)), rows)
+        print(f"ledger of {rows:,} trades built in {time.perf_counter() - t0:.1f} s")
     ws = Workspace.locate(str(home))
-    t0 = time.perf_counter()
-    build_ledger(ws, rows)
-    print(f"ledger of {rows:,} trades built in {time.perf_counter() - t0:.1f} s")
 
     proxies: list[TimedClient] = []
     real_connect = orders.connect
@@ -96,17 +103,18 @@ def main() -> None:
         return proxy  # type: ignore[return-value]
 
     orders.connect = timed_connect  # type: ignore[assignment]
-    own_ms, total_ms = [], []
+    own_ms, total_ms, own_cpu_ms = [], [], []
     for i in range(n_orders):
         request = OrderRequest(
             "paper", "BTC/USD", "buy" if i % 2 == 0 else "sell", Decimal("0.001")
         )
         if i % 2:
             request = OrderRequest("paper", "BTC/USD", "sell", Decimal("0.001"))
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         place_order(ws, request)
         total = time.perf_counter() - start
         own_ms.append((total - proxies[-1].seconds) * 1000)
+        own_cpu_ms.append((time.process_time() - cpu - proxies[-1].cpu_seconds) * 1000)
         total_ms.append(total * 1000)
     own_ms.sort()
     print(f"orders placed: {n_orders}")
@@ -115,6 +123,10 @@ def main() -> None:
         f"p95 {own_ms[int(len(own_ms) * 0.95) - 1]:.1f} ms"
     )
     print(f"whole place_order incl. paper exchange: median {statistics.median(total_ms):.1f} ms")
+    print(
+        f"vhc's own CPU per trade (every thread, exchange calls' CPU left out): "
+        f"median {statistics.median(own_cpu_ms):.1f} ms"
+    )
 
 
 if __name__ == "__main__":

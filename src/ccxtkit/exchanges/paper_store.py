@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -74,12 +74,20 @@ def _encode(value: Any) -> Any:
         return {k: _encode(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_encode(v) for v in value]
+    if is_dataclass(value):  # field by field: asdict() deep-copies every value first
+        return {f.name: _encode(getattr(value, f.name)) for f in fields(value)}
     return value
 
 
 def dumps(state: PaperState) -> str:
-    """The state as JSON: Decimals and datetimes as strings, so nothing is rounded."""
-    return json.dumps({"version": STATE_VERSION, **_encode(asdict(state))}, indent=1) + "\n"
+    """The state as JSON: Decimals and datetimes as strings, so nothing is rounded.
+
+    One line per key of the state, each value compact: json's C encoder is used only without
+    `indent`, and every call of the paper exchange writes (or compares) the whole state.
+    """
+    body = _encode(state)
+    lines = [f"{json.dumps(k)}: {json.dumps(v, separators=(',', ':'))}" for k, v in body.items()]
+    return "{" + json.dumps("version") + f": {STATE_VERSION},\n" + ",\n".join(lines) + "}\n"
 
 
 def _dec(value: Any) -> Decimal:

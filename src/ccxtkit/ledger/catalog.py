@@ -51,11 +51,8 @@ def kind_of(sql_type: str) -> str | None:
 
 def database_name(con: duckdb.DuckDBPyConnection) -> str:
     """The catalog name DuckDB gave the ledger file."""
-    rows = con.execute(
-        "SELECT database_name FROM system.main.duckdb_databases() "
-        "WHERE NOT internal AND database_name NOT IN ('memory', 'temp', 'system')"
-    ).fetchall()
-    return str(rows[0][0])
+    # The file is the connection's default catalog (ledger.instance attaches it and USEs it).
+    return str(con.execute("SELECT current_database()").fetchall()[0][0])
 
 
 def check_catalog(con: duckdb.DuckDBPyConnection, path: Path) -> None:

@@ -194,24 +194,20 @@ def _gather(
     from .figures import compute
 
     wait = ws.config.ledger.lock_wait_seconds
-    window = ws.config.risk.circuit_breaker.window_minutes
     if not ws.ledger_path.exists():
         if policy:
             return None  # the policy is settled first (enforce_policy), then this is asked again
         return _Gathered(triggers.TriggerInputs(), ["no ledger yet: nothing to evaluate"])
-    prices = dict(prices_usd or {})
     with open_ledger(ws.ledger_path, wait_seconds=wait, read_only=True) as ledger:
         if policy:
             from ccxtkit.policy.service import recorded_in
 
             if not recorded_in(ws, ledger):
                 return None
-        if state_in(ws, ledger).active:
-            return _Gathered(triggers.TriggerInputs(), [], switch_active=True)
-        figures = compute(ledger, now, ws.config.timezone, prices)
-        exposure, prices = figures.exposure, dict(figures.prices)
-        failures = failure_times(ledger, now, window)
-        run = consecutive_failures(ledger, ws.config.risk.circuit_breaker.max_failures)
+        read = _read(ws, ledger, now, prices_usd)
+    if read is None:
+        return _Gathered(triggers.TriggerInputs(), [], switch_active=True)
+    exposure, prices, failures, run = read
     missing = {a for a in exposure.unpriced if not is_usd_like(a)}
     if missing:
         # Talk to exchanges with the ledger closed, then read it again with the new prices.
@@ -219,6 +215,51 @@ def _gather(
         with open_ledger(ws.ledger_path, wait_seconds=wait, read_only=True) as ledger:
             exposure = compute(ledger, now, ws.config.timezone, prices).exposure
     return _Gathered(*inputs_from_exposure(exposure, failures, consecutive=run))
+
+
+def _read(
+    ws: Workspace, ledger: Ledger, now: datetime, prices_usd: Mapping[str, Decimal] | None
+) -> tuple[Exposure, dict[str, Decimal], list[datetime], int] | None:
+    """The triggers' inputs from an open ledger; None when its record says the switch is on."""
+    from .figures import compute
+
+    if state_in(ws, ledger).active:
+        return None
+    figures = compute(ledger, now, ws.config.timezone, dict(prices_usd or {}))
+    breaker = ws.config.risk.circuit_breaker
+    failures = failure_times(ledger, now, breaker.window_minutes)
+    run = consecutive_failures(ledger, breaker.max_failures)
+    return figures.exposure, dict(figures.prices), failures, run
+
+
+def fired_in(
+    ws: Workspace, ledger: Ledger, prices_usd: Mapping[str, Decimal], now: datetime | None = None
+) -> list[triggers.Trigger] | None:
+    """The triggers that fire, read in the caller's ledger visit (after an order's outcome).
+
+    [] when the switch is already on; None when a held asset has no USD price, so only
+    `check` (which asks the tickers with the ledger closed) can tell.
+    """
+    moment = (now or datetime.now(UTC)).astimezone(UTC)
+    read = _read(ws, ledger, moment, prices_usd)
+    if read is None:
+        return []
+    exposure, _prices, failures, run = read
+    if any(not is_usd_like(a) for a in exposure.unpriced):
+        return None
+    inputs, _notes = inputs_from_exposure(exposure, failures, consecutive=run)
+    return fired_triggers(ws, inputs, moment)
+
+
+def trip(ws: Workspace, fired: list[triggers.Trigger], timeout: float = 30.0) -> Activation:
+    """Activate the kill switch for the triggers that fired (the first one names it)."""
+    return activate(
+        ws,
+        "; ".join(t.reason for t in fired),
+        trigger=fired[0].name,
+        actor="vhc kill-switch --check",
+        timeout=timeout,
+    )
 
 
 def check(
@@ -247,9 +288,5 @@ def check(
     fired = fired_triggers(ws, inputs, moment)
     outcome = CheckOutcome(fired=fired, notes=notes, inputs=inputs)
     if fired:
-        first = fired[0]
-        reason = "; ".join(t.reason for t in fired)
-        outcome.activation = activate(
-            ws, reason, trigger=first.name, actor="vhc kill-switch --check", timeout=timeout
-        )
+        outcome.activation = trip(ws, fired, timeout)
     return outcome

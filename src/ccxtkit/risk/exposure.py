@@ -40,7 +40,8 @@ so a ledger of a million trades costs tens of milliseconds. The rules:
   asset, today's sells' USD proceeds minus amount sold x the asset's average USD buy price
   over all history (buy fees not included), minus today's fees valued in USD (fees in a
   currency without a price are left out). Good enough for a daily-loss trigger; the tax
-  module does the exact lots.
+  module does the exact lots. The all-time buys are summed incrementally from the ledger's
+  latest `risk.cost_basis` checkpoint (`risk.cost_basis`).
 
 Speed: holdings read only the trades after the earliest latest-snapshot (DuckDB skips older
 row groups by their min/max timestamps) plus, in full, those of exchanges never snapshotted;
@@ -59,6 +60,7 @@ from zoneinfo import ZoneInfo
 
 from ccxtkit.ledger.store import Ledger
 from ccxtkit.money import USD_LIKE, is_usd_like
+from ccxtkit.risk.cost_basis import COST_UNVALUED_SQL, TRADE_USD_SQL, buy_sums
 from ccxtkit.risk.limits import Exposure
 from ccxtkit.risk.pending import PENDING_SQL, pending_exposure
 from ccxtkit.risk.pending import sql_in as _in
@@ -89,10 +91,6 @@ _LAST_SNAP = """
     SELECT exchange, max(timestamp) AS ts FROM balance_snapshots GROUP BY exchange
 """
 
-_USD_QUOTE = f"upper(quote) IN {_in(_USD_LIKE)}"
-#: A trade's USD value where the ledger knows it; NULL means "cost x the quote's price now".
-_TRADE_USD = f"coalesce(total_usd, CASE WHEN {_USD_QUOTE} THEN cost END)"
-_COST_UNVALUED = f"sum(cost) FILTER (total_usd IS NULL AND NOT {_USD_QUOTE})"
 
 # Trades after each exchange's latest snapshot: the timestamp bound (the earliest of those
 # snapshots) lets DuckDB skip row groups by their min/max, so only recent trades are read.
@@ -111,15 +109,9 @@ FROM trades {where} GROUP BY ALL
 """
 
 _TODAY_SQL = f"""
-SELECT exchange, asset, quote, fee_currency, side, sum(amount), sum({_TRADE_USD}),
-       {_COST_UNVALUED}, sum(fee)
+SELECT exchange, asset, quote, fee_currency, side, sum(amount), sum({TRADE_USD_SQL}),
+       {COST_UNVALUED_SQL}, sum(fee)
 FROM trades WHERE timestamp >= ? AND timestamp < ? GROUP BY ALL
-"""
-
-#: All-time buys of the assets sold today: the average cost basis of the PnL approximation.
-_BUYS_SQL = f"""
-SELECT asset, quote, sum(amount), sum({_TRADE_USD}), {_COST_UNVALUED}
-FROM trades WHERE side = 'buy' AND asset IN ({{marks}}) GROUP BY ALL
 """
 
 _BALANCES_SQL = f"""
@@ -364,14 +356,12 @@ def _realised(
     price (across every account: one cost basis per asset, as the firm holds it)."""
     if not sold:
         return {}
-    assets = sorted({a for _, a in sold})
     bought: dict[str, tuple[Decimal, Decimal]] = {}
-    sql = _BUYS_SQL.format(marks=", ".join("?" for _ in assets))
-    for asset, quote, amount, known_usd, cost_x in ledger.query(sql, assets):
+    for (asset, quote), sums in buy_sums(ledger, {a for _, a in sold}).items():
         rate = _price(quote, prices_usd) or ZERO
         prev_amount, prev_usd = bought.get(asset, (ZERO, ZERO))
-        value = (known_usd or ZERO) + (cost_x or ZERO) * rate
-        bought[asset] = (prev_amount + amount, prev_usd + value)
+        value = sums.known_usd + sums.unvalued_cost * rate
+        bought[asset] = (prev_amount + sums.amount, prev_usd + value)
     pnl: dict[str, Decimal] = {}
     for (exchange, asset), (amount, proceeds) in sold.items():
         b_amount, b_usd = bought.get(asset, (ZERO, ZERO))

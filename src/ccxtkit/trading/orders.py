@@ -17,7 +17,7 @@ waits at most half a second; what the ledger was too busy to take, the next writ
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -42,6 +42,7 @@ from ..logs import log
 from ..money import is_usd_like, to_decimal
 from ..risk import figures, killswitch
 from ..risk.limits import CheckResult, OrderProposal, check_order, order_value_usd
+from ..risk.triggers import Trigger
 from ..workspace import Workspace
 from . import emergency, inflight, recording
 from .accounts import connect, is_live_account, unproven_lookup_warning
@@ -209,25 +210,51 @@ def _place(ws: Workspace, client: ExchangeClient, request: OrderRequest, live: b
         if request.dry_run:
             return result
         crashpoints.reach("order.intent_recorded")
+        # A rejection may complete a circuit-breaker run; a fill may cross the loss limit.
+        triggers = _Triggers(ws, prepared.prices)
         try:
-            order, fills = _send(ws, client, request, prepared.symbol, client_order_id, now_utc())
+            order, fills = _send(
+                ws, client, request, prepared.symbol, client_order_id, now_utc(), triggers.read
+            )
         finally:
-            # A rejection may complete a circuit-breaker run; a fill may cross the loss limit.
-            tripped = _evaluate_triggers(ws, prepared.prices)
+            tripped = triggers.trip()
         return replace(result, order=order, fills=fills, tripped=tripped)
     raise AssertionError("unreachable")
 
 
-def _evaluate_triggers(ws: Workspace, prices: dict[str, Decimal]) -> list[str]:
-    """Run the kill switch's automatic triggers; a failure to evaluate is logged, not raised."""
-    from ..risk import autocheck
+class _Triggers:
+    """The kill switch's automatic triggers after an order, read in its outcome's visit."""
 
-    try:
-        outcome = autocheck.check(ws, prices_usd=prices)
-    except VhcError as exc:
-        log.warning("kill-switch triggers not evaluated after an order: %s", exc.message)
-        return []
-    return [t.reason for t in outcome.fired]
+    def __init__(self, ws: Workspace, prices: dict[str, Decimal]) -> None:
+        self._ws = ws
+        self._prices = prices
+        self._fired: list[Trigger] | None = None  # None: not read (yet) in a visit
+
+    def read(self, ledger: Ledger) -> None:
+        """Called inside the visit that recorded the outcome, after its transaction."""
+        from ..risk import autocheck, cost_basis
+
+        try:
+            # A writer's visit keeps the buys' checkpoint recent, for the triggers and --check.
+            cost_basis.record_checkpoint_if_due(ledger)
+            self._fired = autocheck.fired_in(self._ws, ledger, self._prices)
+        except VhcError as exc:
+            log.warning("kill-switch triggers not evaluated after an order: %s", exc.message)
+            self._fired = []
+
+    def trip(self) -> list[str]:
+        """Activate the switch for what fired; failures to evaluate are logged, not raised."""
+        from ..risk import autocheck
+
+        try:
+            if self._fired is None:  # no outcome visit, or a price the tickers must give
+                return [t.reason for t in autocheck.check(self._ws, prices_usd=self._prices).fired]
+            if self._fired:
+                autocheck.trip(self._ws, self._fired)
+        except VhcError as exc:
+            log.warning("kill-switch triggers not evaluated after an order: %s", exc.message)
+            return []
+        return [t.reason for t in self._fired]
 
 
 def _check_and_record_intent(
@@ -324,9 +351,13 @@ def _send(
     symbol: str,
     client_order_id: str,
     placed_at: datetime,
+    after: Callable[[Ledger], None] | None = None,
     emergency: bool = False,
 ) -> tuple[Order | None, int]:
-    """Send once; on a lost reply, look it up and resend only after the exchange confirms absence."""
+    """Send once; on a lost reply, look it up and resend only after the exchange confirms absence.
+
+    `after` runs in the ledger visit that records the outcome, once it is committed.
+    """
     for attempt in (1, 2):
         try:
             # The switch may have been thrown while we were checking limits: the guard checks
@@ -344,7 +375,13 @@ def _send(
                 )
         except KillSwitchActiveError as exc:
             _record_outcome(
-                ws, request.exchange, client_order_id, "failed", {"error": exc.message}, emergency
+                ws,
+                request.exchange,
+                client_order_id,
+                "failed",
+                {"error": exc.message},
+                after,
+                emergency,
             )
             raise
         except InputError as exc:
@@ -356,6 +393,7 @@ def _send(
                 client_order_id,
                 "rejected",
                 {"error": exc.message, "sent": False},
+                after,
                 emergency,
             )
             raise
@@ -370,6 +408,7 @@ def _send(
                     client_order_id,
                     "unknown",
                     {"error": lost.message, "lookup_error": exc.message},
+                    after,
                     emergency,
                 )
                 if isinstance(exc, OrderLookupUnproven):
@@ -389,6 +428,7 @@ def _send(
                     client_order_id,
                     "unknown",
                     {"error": lost.message, "lookup": "absent", "attempt": attempt},
+                    after if attempt == 2 else None,
                     emergency,
                 )
                 if attempt == 1:
@@ -400,12 +440,18 @@ def _send(
             order = found
         except ExchangeError as exc:
             _record_outcome(
-                ws, request.exchange, client_order_id, "rejected", {"error": exc.message}, emergency
+                ws,
+                request.exchange,
+                client_order_id,
+                "rejected",
+                {"error": exc.message},
+                after,
+                emergency,
             )
             raise
         crashpoints.reach("order.sent")
         return order, _record_result(
-            ws, client, request, client_order_id, order, placed_at, emergency
+            ws, client, request, client_order_id, order, placed_at, after, emergency
         )
     raise AssertionError("unreachable")
 
@@ -417,6 +463,7 @@ def _record_result(
     client_order_id: str,
     order: Order,
     placed_at: datetime,
+    after: Callable[[Ledger], None] | None = None,
     emergency: bool = False,
 ) -> int:
     fills: list[Trade] = []
@@ -426,13 +473,23 @@ def _record_result(
         # The fills are on the exchange: reconciliation or `trade recover` will add them.
         log.warning("order %s filled but its trades could not be read: %s", order.id, exc.message)
     try:
-        with _ledger(ws, emergency) as ledger, ledger.transaction():
-            details = dict(_broker_options(request))  # Kite: product and variety, on the record
-            recording.record_order_state(ledger, request.exchange, client_order_id, order, details)
-            crashpoints.reach("order.outcome_recorded")  # one transaction: fills follow, or neither
-            added = recording.record_fills(
-                ledger, request.exchange, fills, request.source, client_order_id, request.strategy
-            )
+        with _ledger(ws, emergency) as ledger:
+            with ledger.transaction():
+                details = dict(_broker_options(request))  # Kite: product and variety, recorded
+                recording.record_order_state(
+                    ledger, request.exchange, client_order_id, order, details
+                )
+                crashpoints.reach("order.outcome_recorded")  # one transaction: fills too, or none
+                added = recording.record_fills(
+                    ledger,
+                    request.exchange,
+                    fills,
+                    request.source,
+                    client_order_id,
+                    request.strategy,
+                )
+            if after is not None:
+                after(ledger)
     except LedgerBusyError:
         if not emergency:
             raise
@@ -451,11 +508,14 @@ def _record_outcome(
     client_order_id: str,
     event: str,
     details: dict[str, object],
+    after: Callable[[Ledger], None] | None = None,
     emergency: bool = False,
 ) -> None:
     try:
         with _ledger(ws, emergency) as ledger:
             recording.record_event(ledger, exchange, client_order_id, event, details)
+            if after is not None:
+                after(ledger)
     except LedgerBusyError:
         if not emergency:
             raise
