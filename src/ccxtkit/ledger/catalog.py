@@ -82,7 +82,7 @@ def check_catalog(con: duckdb.DuckDBPyConnection, path: Path) -> None:
 _CLEAN: dict[str, tuple[object, ...]] = {}
 
 
-def _disk_state(path: Path) -> tuple[object, ...]:
+def disk_state(path: Path) -> tuple[object, ...]:
     """Identity, size and mtime of the file and its WAL: any other writer changes one of them."""
     state: list[object] = []
     for file in (path, path.with_name(path.name + ".wal")):
@@ -98,10 +98,10 @@ def _disk_state(path: Path) -> tuple[object, ...]:
 def check_catalog_unless_unchanged(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     """`check_catalog`, skipped while the file is as this process left it after a clean check."""
     key = str(path.resolve())
-    if _CLEAN.get(key) == _disk_state(path):
+    if _CLEAN.get(key) == disk_state(path):
         return
     check_catalog(con, path)
-    _CLEAN[key] = _disk_state(path)
+    _CLEAN[key] = disk_state(path)
 
 
 def mark_written_by_us(path: Path) -> None:
@@ -110,7 +110,7 @@ def mark_written_by_us(path: Path) -> None:
     Only vhc's own statements ran on it while we held the lock; a later writer changes the
     disk state, and the next open checks again.
     """
-    _CLEAN[str(path.resolve())] = _disk_state(path)
+    _CLEAN[str(path.resolve())] = disk_state(path)
 
 
 def chained_tables(con: duckdb.DuckDBPyConnection, path: Path) -> dict[str, tuple[FileColumn, ...]]:

@@ -21,6 +21,7 @@ from .catalog import (
     chained_tables,
     check_catalog_unless_unchanged,
     check_known_shape,
+    disk_state,
     mark_written_by_us,
 )
 from .chain import GENESIS_HASH, canonical, canonical_of, now_utc, row_hash, utc_naive
@@ -46,7 +47,13 @@ class Head:
 class Ledger:
     """An open ledger. Use `open_ledger`; every write goes through `append`."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        path: Path,
+        read_only: bool = False,
+        tables: dict[str, tuple[FileColumn, ...]] | None = None,
+    ) -> None:
         self.con = con
         self.path = path
         self.read_only = read_only
@@ -55,7 +62,10 @@ class Ledger:
         self._head: Head | None = None
         self._head_checked = False
         self._in_tx = False
-        self.load_tables()
+        if tables is None:
+            self.load_tables()
+        else:
+            self.tables = tables
 
     def load_tables(self) -> None:
         """Re-read which chained tables the file holds (after a migration created some)."""
@@ -94,6 +104,14 @@ class Ledger:
                 ).fetchall()
                 self._head = Head(seq, str(rows[0][0]))
         return self._head
+
+    def checked_head(self) -> Head | None:
+        """The head, if this visit checked it against its row (or appended after that)."""
+        return self._head if self._head_checked else None
+
+    def trust_head(self) -> None:
+        """The head is the one our last visit checked and left: no need to check it again."""
+        self._head_checked = True
 
     def set_head(self, head: Head) -> None:
         """After a bulk insert that chained its own rows (ledger.fast_import)."""
@@ -413,8 +431,7 @@ def open_ledger(
             try:
                 # First, before any other query: nothing in the file may redefine what SQL means.
                 check_catalog_unless_unchanged(con, path)
-                ledger = Ledger(con, path, read_only=read_only)
-                applied = applied_migrations(con)
+                ledger, applied = _open(con, path, read_only)
                 if not read_only:
                     _check_migrations(ledger, applied)
                     check_known_shape(ledger.tables, path)
@@ -434,7 +451,45 @@ def open_ledger(
                 outbox.drain(ledger)
             yield ledger
             clean = True
+            if not read_only:
+                if len(applied) < len(MIGRATIONS):
+                    applied = applied_migrations(con)  # this visit migrated the file
+                left = Known(ledger.tables, tuple(applied), ledger.checked_head())
         finally:
             detach(con)
         if not read_only and clean:
             mark_written_by_us(path)  # still under our lock: our own writes changed the file
+            _KNOWN[str(path.resolve())] = (disk_state(path), left)
+
+
+@dataclass(frozen=True)
+class Known:
+    """What this process knew of a ledger file when its last writing visit closed it."""
+
+    tables: dict[str, tuple[FileColumn, ...]]
+    applied: tuple[str, ...]
+    head: Head | None  # checked against its row's content in that visit, or None
+
+
+#: Per file: its disk state (catalog.disk_state) when our last writing visit closed it.
+_KNOWN: dict[str, tuple[tuple[object, ...], Known]] = {}
+
+
+def _open(con: duckdb.DuckDBPyConnection, path: Path, read_only: bool) -> tuple[Ledger, list[str]]:
+    """The Ledger and its applied migrations, from what our last visit left when still true.
+
+    The file must be as that visit closed it (identity, size, mtime of file and WAL) and its
+    head the same: every write appends a chained row, so another writer, however quick,
+    moves the head. Otherwise both are read from the file again.
+    """
+    entry = _KNOWN.get(str(path.resolve()))
+    if entry is not None and entry[0] == disk_state(path):
+        known = entry[1]
+        ledger = Ledger(con, path, read_only=read_only, tables=known.tables)
+        if known.head is not None and ledger.head() == known.head:
+            ledger.trust_head()
+            return ledger, list(known.applied)
+        ledger.load_tables()
+    else:
+        ledger = Ledger(con, path, read_only=read_only)
+    return ledger, applied_migrations(con)
