@@ -11,15 +11,14 @@ does; a checkpoint that cannot be read is ignored and the whole history summed.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from ccxtkit.ledger.store import Ledger
-from ccxtkit.logs import log
 from ccxtkit.money import USD_LIKE
 
+from . import checkpoints
 from .pending import sql_in
 
 CHECKPOINT_KIND = "risk.cost_basis"
@@ -103,25 +102,16 @@ def _sums_after(
 
 def _checkpoint(ledger: Ledger) -> tuple[int, dict[tuple[str, str], BuySums]]:
     """The latest checkpoint (through_seq, sums), or (0, {}) when there is none usable."""
-    if "control_events" not in ledger.tables:
+    found = checkpoints.latest(ledger, CHECKPOINT_KIND)
+    if found is None:
         return 0, {}
-    rows = ledger.query(
-        "SELECT seq, details FROM control_events WHERE kind = ? ORDER BY seq DESC LIMIT 1",
-        [CHECKPOINT_KIND],
-    )
-    if not rows:
-        return 0, {}
-    seq, details = rows[0]
+    seq, through, data = found
     try:
-        data = json.loads(details)
-        through = int(data["through_seq"])
-        if not 0 <= through < int(seq):
-            raise ValueError("through_seq is not before the checkpoint itself")
         sums = {
             (str(a), str(q)): BuySums(Decimal(n), Decimal(u), Decimal(c))
             for a, q, n, u, c in data["buys"]
         }
-    except (TypeError, ValueError, KeyError, InvalidOperation) as exc:
-        log.warning("cost-basis checkpoint at seq %s ignored (%s): summing every buy", seq, exc)
+    except checkpoints.UNREADABLE as exc:
+        checkpoints.ignored(CHECKPOINT_KIND, seq, exc)
         return 0, {}
     return through, sums

@@ -61,12 +61,13 @@ from zoneinfo import ZoneInfo
 from ccxtkit.ledger.store import Ledger
 from ccxtkit.money import USD_LIKE, is_usd_like
 from ccxtkit.risk.cost_basis import COST_UNVALUED_SQL, TRADE_USD_SQL, buy_sums
+from ccxtkit.risk.high_water import FAILED_TRANSFERS, snapshot_high
 from ccxtkit.risk.limits import Exposure
-from ccxtkit.risk.pending import PENDING_SQL, pending_exposure
+from ccxtkit.risk.open_orders import unsettled
+from ccxtkit.risk.pending import pending_exposure
 from ccxtkit.risk.pending import sql_in as _in
 
 ZERO = Decimal(0)
-FAILED_TRANSFERS = ("failed", "canceled", "cancelled", "rejected")
 _USD_LIKE = tuple(sorted(USD_LIKE))
 
 
@@ -132,68 +133,6 @@ moves AS (
 )
 SELECT asset, sum(qty) FROM moves GROUP BY asset
 """
-
-
-# DECIMAL(38,18) x DECIMAL(38,18) overflows DuckDB's 128-bit decimals, so SQL only pairs each
-# snapshot row and transfer with its as-of USD price; Python multiplies (a few rows per day).
-#: Snapshot rows (exchange set) and deposits/withdrawals (exchange NULL, signed amount),
-#: each with the asset's latest USD price at or before its time.
-_HISTORY_SQL = f"""
-WITH usd_prices AS (
-    SELECT asset, timestamp, price FROM prices WHERE upper(quote) IN {_in(_USD_LIKE)}
-),
-rows AS (
-    SELECT timestamp, exchange, asset, total AS amount FROM balance_snapshots
-    UNION ALL
-    SELECT timestamp, NULL, asset, CASE WHEN kind = 'deposit' THEN amount ELSE -amount END
-    FROM transfers
-    WHERE kind IN ('deposit', 'withdrawal')
-      AND coalesce(lower(status), '') NOT IN {_in(FAILED_TRANSFERS)}
-)
-SELECT r.timestamp, r.exchange, r.asset, r.amount, p.price
-FROM rows r ASOF LEFT JOIN usd_prices p ON p.asset = r.asset AND p.timestamp <= r.timestamp
-ORDER BY r.timestamp
-"""
-
-
-def _usd(asset: str, amount: Decimal, price: Decimal | None) -> Decimal:
-    """A historical amount in USD: USD-like at 1, else its as-of price, else 0 (see docstring)."""
-    if is_usd_like(asset):
-        return amount
-    return amount * price if price is not None else ZERO
-
-
-def _snapshot_high(ledger: Ledger) -> Decimal | None:
-    """The highest flow-adjusted portfolio value at any balance snapshot time, or None."""
-    batches: dict[tuple[datetime, str], Decimal] = {}
-    flows: list[tuple[datetime, Decimal]] = []
-    for ts, exchange, asset, amount, price in ledger.query(_HISTORY_SQL):
-        if exchange is None:
-            flows.append((ts, _usd(asset, amount, price)))
-        else:
-            key = (ts, exchange)
-            batches[key] = batches.get(key, ZERO) + _usd(asset, amount, price)
-    if not batches:
-        return None
-    # Walk snapshot times in order; the portfolio at t is each exchange's latest batch <= t.
-    latest: dict[str, Decimal] = {}
-    points: list[tuple[datetime, Decimal]] = []
-    for (ts, exchange), value in sorted(batches.items()):
-        latest[exchange] = value
-        if points and points[-1][0] == ts:
-            points.pop()
-        points.append((ts, sum(latest.values(), ZERO)))
-    # mark(t) = value(t) + net deposits after t: walk backwards keeping the suffix sum.
-    high: Decimal | None = None
-    after = ZERO
-    i = len(flows)
-    for ts, value in reversed(points):
-        while i > 0 and flows[i - 1][0] > ts:
-            i -= 1
-            after += flows[i][1]
-        mark = value + after
-        high = mark if high is None else max(high, mark)
-    return high
 
 
 def _price(asset: str | None, prices_usd: Mapping[str, Decimal]) -> Decimal | None:
@@ -323,9 +262,13 @@ def _build(
             continue
         positions[asset] = amount * price
     portfolio = sum(positions.values(), ZERO)
-    pending = ledger.query(PENDING_SQL)
+    pending = [
+        (s.symbol, s.side, s.type, s.amount, s.price, s.filled)
+        for s in unsettled(ledger)
+        if not s.status_terminal
+    ]
     pend = pending_exposure(pending, prices_usd, unpriced)
-    snap_high = _snapshot_high(ledger)
+    snap_high = snapshot_high(ledger)
     pnl_by = _pnl_by_exchange(ledger, today, prices_usd) if with_pnl else None
     pnl = None if pnl_by is None else sum(pnl_by.values(), ZERO)
     return Exposure(

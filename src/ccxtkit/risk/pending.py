@@ -26,29 +26,6 @@ def _price(asset: str, prices_usd: Mapping[str, Decimal]) -> Decimal | None:
     return Decimal(1) if is_usd_like(asset) else prices_usd.get(asset)
 
 
-#: Every order that is not terminal (or has no event yet: an intent whose fate is unknown may
-#: be live on the exchange), with what is left of it to fill.
-PENDING_SQL = f"""
-WITH latest AS (
-    SELECT exchange, client_order_id, arg_max(event, seq) AS event,
-           arg_max(status, seq) AS status,
-           arg_max(filled, CASE WHEN filled IS NULL THEN 0 ELSE seq END) AS filled
-    FROM order_events GROUP BY exchange, client_order_id
-),
-o AS (
-    SELECT exchange, client_order_id, arg_min(symbol, seq) AS symbol, arg_min(side, seq) AS side,
-           arg_min(type, seq) AS type, arg_min(amount, seq) AS amount,
-           arg_min(price, seq) AS price
-    FROM orders GROUP BY exchange, client_order_id
-)
-SELECT o.symbol, o.side, o.type, o.amount, o.price, coalesce(e.filled, 0)
-FROM o LEFT JOIN latest e USING (exchange, client_order_id)
-WHERE e.event IS NULL
-   OR (lower(e.event) NOT IN {sql_in(TERMINAL_EVENTS)}
-       AND coalesce(lower(e.status), '') NOT IN {sql_in(TERMINAL_STATUSES)})
-"""
-
-
 @dataclass
 class Pending:
     positions: dict[str, Decimal] = field(default_factory=dict)

@@ -232,11 +232,12 @@ class _Triggers:
 
     def read(self, ledger: Ledger) -> None:
         """Called inside the visit that recorded the outcome, after its transaction."""
-        from ..risk import autocheck, cost_basis
+        from ..risk import autocheck, cost_basis, high_water, open_orders
 
         try:
-            # A writer's visit keeps the buys' checkpoint recent, for the triggers and --check.
-            cost_basis.record_checkpoint_if_due(ledger)
+            # A writer's visit keeps the checkpoints recent, for the triggers and --check.
+            for figure in (cost_basis, high_water, open_orders):
+                figure.record_checkpoint_if_due(ledger)
             self._fired = autocheck.fired_in(self._ws, ledger, self._prices)
         except VhcError as exc:
             log.warning("kill-switch triggers not evaluated after an order: %s", exc.message)

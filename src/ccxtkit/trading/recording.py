@@ -184,25 +184,20 @@ def trade_row(
 
 def pending_orders(ledger: Ledger, exchange: str | None = None) -> list[dict[str, Any]]:
     """Orders whose latest event is not terminal: their fate must be read from the exchange."""
-    where = "WHERE o.exchange = ?" if exchange else ""
-    params = [exchange] if exchange else []
-    terminal = ", ".join(f"'{e}'" for e in sorted(TERMINAL_EVENTS))
-    return ledger.rows(
-        f"""
-        SELECT o.exchange, o.client_order_id, o.symbol, o.side, o.type, o.amount, o.price,
-               o.strategy, o.timestamp, e.event, e.order_id
-        FROM orders o
-        LEFT JOIN (
-            SELECT exchange, client_order_id, arg_max(event, seq) AS event,
-                   arg_max(order_id, CASE WHEN order_id IS NULL THEN 0 ELSE seq END) AS order_id
-            FROM order_events GROUP BY exchange, client_order_id
-        ) e USING (exchange, client_order_id)
-        {where}
-        {"AND" if where else "WHERE"} (e.event IS NULL OR e.event NOT IN ({terminal}))
-        ORDER BY o.seq
-        """,
-        params,
-    )
+    from ..risk.open_orders import unsettled
+
+    keys = ("exchange", "client_order_id", "symbol", "side", "type", "amount", "price")
+    return [
+        {
+            **{k: getattr(s, k) for k in keys},
+            "strategy": s.strategy,
+            "timestamp": s.timestamp,
+            "event": s.event,
+            "order_id": s.order_id,
+        }
+        for s in unsettled(ledger)
+        if exchange is None or s.exchange == exchange
+    ]
 
 
 def order_table(ledger: Ledger, exchange: str | None, include_all: bool) -> list[dict[str, Any]]:
