@@ -716,51 +716,6 @@ class KiteServer(LocalExchangeServer):
         return rows
 
 
-# ------------------------------------------------------------- a workspace on this server
-def kite_workspace(
-    home: Any,
-    server: KiteServer,
-    *,
-    extra_accounts: dict[str, Any] | None = None,
-    kite: dict[str, Any] | None = None,
-    risk: dict[str, Any] | None = None,
-) -> Any:
-    """A workspace with Kite account `zerodha` on `server` (keys in the keyring; the tests'
-    `file_keyring` fixture must be active) and returns it."""
-    import yaml
-
-    from ccxtkit.secrets import Credentials, set_credentials
-    from ccxtkit.workspace import Workspace, write_private
-
-    cfg = {
-        "version": "1.0",
-        "exchanges": {
-            "zerodha": {
-                "id": "kite",
-                "secrets": "keyring",
-                "kite": {"root": server.url, "timeout_seconds": 3, **(kite or {})},
-            },
-            **(extra_accounts or {}),
-        },
-        "secrets": {"backend": "keyring"},
-        "risk": {"max_order_value": 5000, "max_position_size": 20000, **(risk or {})},
-    }
-    write_private(home / "config" / "trading_config.yaml", yaml.safe_dump(cfg))
-    ws = Workspace.locate(str(home))
-    set_credentials(ws, "zerodha", Credentials(server.api_key, server.api_secret))
-    return ws
-
-
-def record_usd_inr(ws: Any, inr_per_usd: Decimal | str, at: datetime | None = None) -> None:
-    """Record a USD/INR rate in the ledger's prices table, as `prices fetch` would."""
-    with ws.open_ledger() as ledger:
-        ledger.append(
-            "prices",
-            [{"timestamp": at or datetime.now(UTC), "asset": "USD", "quote": "INR",
-              "price": Decimal(inr_per_usd), "source": "test"}],
-        )  # fmt: skip
-
-
 def main() -> None:
     """`python -m tests.kite_server`: serve until Ctrl-C (docs/kite.md walks through it)."""
     import sys

@@ -3,29 +3,20 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
 from decimal import Decimal as D
 from pathlib import Path
 
 import pytest
 
 from ccxtkit.workspace import Workspace
-from tests.kite_server import KiteServer, kite_workspace, record_usd_inr
-from tests.test_kite_trade import BUY, ledger, login, vhc
-
-
-@pytest.fixture
-def kite_server() -> Iterator[KiteServer]:
-    with KiteServer() as server:
-        yield server
+from tests.exchange_fixtures import kite_ready, ledger, vhc
+from tests.kite_server import KiteServer
+from tests.test_kite_trade import BUY
 
 
 @pytest.fixture
 def ws(tmp_path: Path, kite_server: KiteServer, file_keyring: Path, capsys) -> Workspace:
-    workspace = kite_workspace(tmp_path, kite_server)
-    record_usd_inr(workspace, "83.20")
-    login(capsys, workspace, kite_server)
-    return workspace
+    return kite_ready(tmp_path, kite_server, capsys)
 
 
 def report_rows(ws: Workspace) -> dict[str, dict[str, str]]:
