@@ -265,10 +265,6 @@ class BinanceUSServer(LocalExchangeServer):
         a plain-text HTTP error, or (``code=``) Binance's JSON error with that status."""
         self._add_fault("fail", path, method=method, times=times, status=status, code=code, msg=msg)
 
-    def drop_reply_next(self, path: str, *, method: str | None = None, times: int = 1) -> None:
-        """The next `times` calls to `path` are performed, then the connection is closed."""
-        self._add_fault("drop", path, method=method, times=times)
-
     def drop_request_next(self, path: str, *, method: str | None = None, times: int = 1) -> None:
         """The next `times` calls to `path` are NOT performed; the connection is just closed."""
         self._add_fault("lost", path, method=method, times=times)

@@ -321,10 +321,6 @@ class CoinbaseServer(LocalExchangeServer):
             body = {"errors": [{"id": "rate_limit_exceeded", "message": "Too many requests"}]}
         self._add_fault("fail", path, method=method, times=times, status=status, body=body)
 
-    def drop_reply_next(self, path: str, *, method: str | None = None, times: int = 1) -> None:
-        """The next `times` calls to `path` are performed, then the connection is closed."""
-        self._add_fault("drop", path, method=method, times=times)
-
     def fail_after_next(self, path: str, *, method: str | None = None, status: int = 503) -> None:
         """The next call to `path` is performed, then answered with a plain-text HTTP
         `status` (a gateway timing out after the order reached the exchange)."""

@@ -250,11 +250,6 @@ class KiteServer(LocalExchangeServer):
         self._add_fault("fail", path, method=method, times=times, status=status,
                         error_type=error_type, message=message)  # fmt: skip
 
-    def drop_reply_next(self, path: str, times: int = 1, method: str | None = None) -> None:
-        """The next ``times`` calls to ``path`` are performed, then the connection is closed
-        without a reply (a lost response)."""
-        self._add_fault("drop", path, method=method, times=times)
-
     def reject_next(self, message: str) -> None:
         """The next order is accepted (an order id is returned), then REJECTED by the RMS."""
         with self._lock:

@@ -327,11 +327,6 @@ class KrakenServer(LocalExchangeServer):
         with an HTTP status and a plain-text body, or (``error=``) with a Kraken JSON error."""
         self._add_fault("fail", path, times=times, status=status, error=error)
 
-    def drop_reply_next(self, path: str, times: int = 1) -> None:
-        """The next ``times`` calls to ``path`` are performed, then the connection is closed
-        without a reply (a lost response)."""
-        self._add_fault("drop", path, times=times)
-
     def hide_next_order(self, seconds: float) -> None:
         """The next order AddOrder places is not listed for ``seconds`` (it is still on its
         way to the book, as after a lost reply on a busy exchange)."""

@@ -178,6 +178,11 @@ class LocalExchangeServer:
             pass
 
     # ------------------------------------------------------------------- faults
+    def drop_reply_next(self, path: str, times: int = 1, method: str | None = None) -> None:
+        """The next `times` calls to `path` (of `method`, or any) are performed, then the
+        connection is closed without a reply (a lost response)."""
+        self._add_fault("drop", path, method=method, times=times)
+
     def _add_fault(
         self, kind: str, path: str, *, method: str | None = None, times: int = 1, **detail: Any
     ) -> None:
