@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from ccxtkit.metrics.latency import read_latency
 from ccxtkit.workspace import Workspace
 from tests.exchange_fixtures import (
     kite_login,
@@ -215,6 +216,19 @@ def test_a_configured_rate_values_the_order_when_the_ledger_has_none(
     code, out, err = vhc(capsys, ws, "--json", *BUY, "--dry-run")
     assert code == 0, out + err
     assert D(json.loads(out)["value_usd"]) == D(10) * D("1500.05") / D(50)
+
+
+def test_the_configured_rate_is_no_exchange_call_in_the_latency_samples(
+    tmp_path, kite_server, file_keyring, capsys
+):
+    ws = kite_workspace(tmp_path, kite_server, kite={"inr_per_usd": "80"})
+    kite_login(capsys, ws, kite_server)
+    code, out, err = vhc(capsys, ws, *BUY)
+    assert code == 0, out + err
+    methods = [s.method for s in read_latency(ws) if s.exchange == "zerodha"]
+    assert "create_order" in methods and "fetch_balance" in methods  # calls to Kite: timed
+    local = {"configured_usd_rates", "now", "new_client_order_id"}  # a setting, a clock
+    assert local.isdisjoint(methods), methods
 
 
 def test_an_open_order_in_another_share_is_valued_for_the_next_order(ws, kite_server, capsys):
