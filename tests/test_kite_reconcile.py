@@ -45,6 +45,30 @@ def test_reconcile_is_clean_after_trading_and_finds_a_fill_the_ledger_lacks(
     assert "NSE:SBIN" in report_rows(ws)
 
 
+def test_the_usd_column_values_rupees_and_shares_at_the_recorded_usd_inr_rate(
+    ws, kite_server, capsys
+):
+    code, out, err = vhc(capsys, ws, "reconcile", "--date", "2026-12-01", "--auto-sync")
+    assert code == 0, out + err
+    code, out, err = vhc(capsys, ws, *BUY, "--product", "CNC")
+    assert code == 0, out + err
+    code, out, err = vhc(capsys, ws, "reconcile", "--date", "2026-12-01")
+    assert code == 0, out + err
+    rows = report_rows(ws)
+    assert rows["INR"]["discrepancy_usd"] == rows["NSE:INFY"]["discrepancy_usd"] == "0.00"
+    # 3 SBIN bought in the Kite app at 800 INR: 2400 INR at 83.20 INR per USD.
+    kite_server.set_holding("SBIN", 3, "790")
+    code, out, err = vhc(capsys, ws, "reconcile", "--date", "2026-12-01")
+    assert code == 1, out + err
+    assert report_rows(ws)["NSE:SBIN"]["discrepancy_usd"] == "28.85"
+    path = ws.home / "reports" / "reconciliation_2026-12-01_findings.csv"
+    with path.open() as handle:
+        (finding,) = [r for r in csv.DictReader(handle) if r["subject"] == "NSE:SBIN"]
+    assert finding["value_usd"] == "28.85"
+    # The rate values the report; it is not recorded again as a price of the day.
+    assert ledger(ws, "SELECT count(*) FROM prices WHERE source = 'reconcile'") == [(0,)]
+
+
 def test_tax_report_refuses_share_trades_with_a_clear_message(ws, kite_server, capsys):
     code, out, err = vhc(capsys, ws, *BUY)
     assert code == 0, out + err
