@@ -183,6 +183,11 @@ class LocalExchangeServer:
         connection is closed without a reply (a lost response)."""
         self._add_fault("drop", path, method=method, times=times)
 
+    def clear_faults(self) -> None:
+        """Forget every fault still queued: the exchange answers normally again."""
+        with self._lock:
+            self._faults.clear()
+
     def _add_fault(
         self, kind: str, path: str, *, method: str | None = None, times: int = 1, **detail: Any
     ) -> None:
