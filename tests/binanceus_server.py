@@ -35,15 +35,15 @@ import hmac
 import json
 import random
 import re
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from tests.servers import LocalExchangeServer, Request
 
 ZERO = Decimal(0)
 EIGHT = Decimal("0.00000001")
@@ -140,41 +140,14 @@ class Transfer:
     name: str | None = None
 
 
-@dataclass
-class Request:
-    """One request as the server saw it (no headers, no signature)."""
-
-    method: str
-    path: str
-    params: dict[str, str]
-    outcome: str = "ok"
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        self.server.binance._handle(self)
-
-    def do_POST(self) -> None:  # noqa: N802
-        self.server.binance._handle(self)
-
-    def do_DELETE(self) -> None:  # noqa: N802
-        self.server.binance._handle(self)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        pass
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    binance: BinanceUSServer
-
-
-class BinanceUSServer:
+class BinanceUSServer(LocalExchangeServer):
     """An in-process Binance.US look-alike; use as a context manager or start()/stop()."""
 
+    http_methods = frozenset({"GET", "POST", "DELETE"})
+    content_type = "application/json;charset=UTF-8"
+
     def __init__(self, *, fee_rate: str = "0.001") -> None:
+        super().__init__()
         rng = random.Random()
         self.api_key = "vhc-test-" + "".join(rng.choices("abcdefghijklmnop", k=40))
         self.api_secret = "".join(rng.choices("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", k=64))
@@ -185,48 +158,9 @@ class BinanceUSServer:
         self.orders: list[Order] = []
         self.trades: list[Trade] = []
         self.transfers: list[Transfer] = []
-        self.requests: list[Request] = []
-        self.latency = 0.0
-        self._faults: list[dict[str, Any]] = []
         self._seq = 1000
-        self._lock = threading.RLock()
-        self._httpd: _Server | None = None
-        self._thread: threading.Thread | None = None
 
-    # ----------------------------------------------------------------- lifecycle
-    def start(self) -> BinanceUSServer:
-        """Listen on 127.0.0.1 with a free port and serve in a background thread."""
-        httpd = _Server(("127.0.0.1", 0), _Handler)
-        httpd.binance = self
-        self._httpd = httpd
-        self._thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> BinanceUSServer:
-        return self.start()
-
-    def __exit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        """Base URL, e.g. http://127.0.0.1:40123."""
-        assert self._httpd is not None, "server not started"
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
-
+    # ----------------------------------------------------------------- pointing
     def ccxt_config(self) -> dict[str, Any]:
         """The part of ccxt.binanceus's constructor config that points it here."""
         u = self.url
@@ -329,26 +263,16 @@ class BinanceUSServer:
     ) -> None:
         """The next `times` calls to `path` (e.g. "/api/v3/order") fail before doing anything:
         a plain-text HTTP error, or (``code=``) Binance's JSON error with that status."""
-        with self._lock:
-            self._faults.append({"path": path, "method": method, "kind": "fail",
-                                 "status": status, "code": code, "msg": msg, "times": times})  # fmt: skip
-
-    def drop_reply_next(self, path: str, *, method: str | None = None, times: int = 1) -> None:
-        """The next `times` calls to `path` are performed, then the connection is closed."""
-        with self._lock:
-            self._faults.append({"path": path, "method": method, "kind": "drop", "times": times})
+        self._add_fault("fail", path, method=method, times=times, status=status, code=code, msg=msg)
 
     def drop_request_next(self, path: str, *, method: str | None = None, times: int = 1) -> None:
         """The next `times` calls to `path` are NOT performed; the connection is just closed."""
-        with self._lock:
-            self._faults.append({"path": path, "method": method, "kind": "lost", "times": times})
+        self._add_fault("lost", path, method=method, times=times)
 
     def perform_late_next(self, path: str, delay: float, *, method: str | None = None) -> None:
         """The next call to `path` gets no reply and is performed `delay` seconds later (what
         Binance's -1007 "execution status unknown" allows): a first lookup finds nothing."""
-        with self._lock:
-            self._faults.append({"path": path, "method": method, "kind": "late", "times": 1,
-                                 "delay": delay})  # fmt: skip
+        self._add_fault("late", path, method=method, delay=delay)
 
     def requests_to(self, path: str, method: str | None = None) -> list[Request]:
         """Logged requests to `path` (e.g. "/api/v3/order"), of one method or all."""
@@ -360,11 +284,9 @@ class BinanceUSServer:
             ]
 
     # --------------------------------------------------------------- HTTP layer
-    def _handle(self, h: BaseHTTPRequestHandler) -> None:
-        if self.latency:
-            time.sleep(self.latency)
+    def _respond(self, h: BaseHTTPRequestHandler) -> None:
         split = urlsplit(h.path)
-        body = h.rfile.read(int(h.headers.get("Content-Length") or 0)).decode()
+        body = self._body(h)
         params = dict(parse_qsl(split.query, keep_blank_values=True))
         params.update(parse_qsl(body, keep_blank_values=True))
         logged = {k: v for k, v in params.items() if k != "signature"}
@@ -409,32 +331,6 @@ class BinanceUSServer:
             self._hang_up(h)
             return
         self._send(h, status, payload)
-
-    @staticmethod
-    def _hang_up(h: BaseHTTPRequestHandler) -> None:
-        h.close_connection = True
-        try:
-            h.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-    @staticmethod
-    def _send(h: BaseHTTPRequestHandler, status: int, body: str, ctype: str = "") -> None:
-        data = body.encode()
-        h.send_response(status)
-        h.send_header("Content-Type", ctype or "application/json;charset=UTF-8")
-        h.send_header("Content-Length", str(len(data)))
-        h.end_headers()
-        h.wfile.write(data)
-
-    def _take_fault(self, method: str, path: str) -> dict[str, Any] | None:
-        for f in self._faults:
-            if f["path"] == path and f["method"] in (None, method):
-                f["times"] -= 1
-                if f["times"] <= 0:
-                    self._faults.remove(f)
-                return f
-        return None
 
     def _dispatch(
         self, h: BaseHTTPRequestHandler, path: str, query: str, body: str, p: dict[str, str]

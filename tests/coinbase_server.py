@@ -45,16 +45,13 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
-import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_DOWN, Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -62,6 +59,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from tests.servers import LocalExchangeServer, Request
 
 ZERO = Decimal(0)
 V3 = "/api/v3/brokerage"
@@ -164,34 +163,6 @@ class Transfer:
     idem: str | None = None
 
 
-@dataclass
-class Request:
-    """One request as the server saw it (no headers, no token)."""
-
-    method: str
-    path: str
-    params: dict[str, Any]
-    outcome: str = "ok"
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        self.server.coinbase._handle(self)
-
-    def do_POST(self) -> None:  # noqa: N802
-        self.server.coinbase._handle(self)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        pass
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    coinbase: CoinbaseServer
-
-
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -205,10 +176,11 @@ def _b64url(data: str) -> bytes:
     return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
 
 
-class CoinbaseServer:
+class CoinbaseServer(LocalExchangeServer):
     """An in-process Coinbase Advanced Trade look-alike; a context manager or start()/stop()."""
 
     def __init__(self, *, taker_fee: str = "0.006", maker_fee: str = "0.004") -> None:
+        super().__init__()
         key = ec.generate_private_key(ec.SECP256R1())
         self._public = key.public_key()
         self.api_key = f"organizations/{uuid.uuid4()}/apiKeys/{uuid.uuid4()}"
@@ -224,51 +196,12 @@ class CoinbaseServer:
         self.orders: list[Order] = []
         self.fills: list[Fill] = []
         self.transfers: list[Transfer] = []
-        self.requests: list[Request] = []
-        self.latency = 0.0
         #: The exchange's clock for orders, fills and transfers (tests move it to make history
         #: from before vhc); the JWT's nbf/exp are checked against the real time.
         self.clock: Callable[[], float] = time.time
-        self._faults: list[dict[str, Any]] = []
         self._seq = 0
-        self._lock = threading.RLock()
-        self._httpd: _Server | None = None
-        self._thread: threading.Thread | None = None
 
-    # ----------------------------------------------------------------- lifecycle
-    def start(self) -> CoinbaseServer:
-        """Listen on 127.0.0.1 with a free port and serve in a background thread."""
-        httpd = _Server(("127.0.0.1", 0), _Handler)
-        httpd.coinbase = self
-        self._httpd = httpd
-        self._thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> CoinbaseServer:
-        return self.start()
-
-    def __exit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        """Base URL, e.g. http://127.0.0.1:40123."""
-        assert self._httpd is not None, "server not started"
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
-
+    # ----------------------------------------------------------------- pointing
     def ccxt_config(self) -> dict[str, Any]:
         """The part of ccxt.coinbase's constructor config that points it here."""
         return {"urls": {"api": {"rest": self.url}}}
@@ -386,33 +319,21 @@ class CoinbaseServer:
         rate-limit body."""
         if status == 429 and body is None:
             body = {"errors": [{"id": "rate_limit_exceeded", "message": "Too many requests"}]}
-        with self._lock:
-            self._faults.append({"path": path, "method": method, "kind": "fail",
-                                 "status": status, "body": body, "times": times})  # fmt: skip
-
-    def drop_reply_next(self, path: str, *, method: str | None = None, times: int = 1) -> None:
-        """The next `times` calls to `path` are performed, then the connection is closed."""
-        with self._lock:
-            self._faults.append({"path": path, "method": method, "kind": "drop", "times": times})
+        self._add_fault("fail", path, method=method, times=times, status=status, body=body)
 
     def fail_after_next(self, path: str, *, method: str | None = None, status: int = 503) -> None:
         """The next call to `path` is performed, then answered with a plain-text HTTP
         `status` (a gateway timing out after the order reached the exchange)."""
-        with self._lock:
-            self._faults.append({"path": path, "method": method, "kind": "fail_after",
-                                 "times": 1, "status": status})  # fmt: skip
+        self._add_fault("fail_after", path, method=method, status=status)
 
     def drop_request_next(self, path: str, *, method: str | None = None, times: int = 1) -> None:
         """The next `times` calls to `path` are NOT performed; the connection is just closed."""
-        with self._lock:
-            self._faults.append({"path": path, "method": method, "kind": "lost", "times": times})
+        self._add_fault("lost", path, method=method, times=times)
 
     def before_next(self, path: str, action: Any, *, method: str | None = None) -> None:
         """Run `action()` (under the server's lock) just before the next call to `path` is
         handled: a race, e.g. an order filling as its cancel arrives."""
-        with self._lock:
-            self._faults.append({"path": path, "method": method, "kind": "before",
-                                 "times": 1, "action": action})  # fmt: skip
+        self._add_fault("before", path, method=method, action=action)
 
     def requests_to(self, path: str, method: str | None = None) -> list[Request]:
         """Logged requests to `path` (a prefix ending in "/" matches below it)."""
@@ -429,11 +350,9 @@ class CoinbaseServer:
         return self.requests_to(ORDERS, "POST")
 
     # --------------------------------------------------------------- HTTP layer
-    def _handle(self, h: BaseHTTPRequestHandler) -> None:
-        if self.latency:
-            time.sleep(self.latency)
+    def _respond(self, h: BaseHTTPRequestHandler) -> None:
         split = urlsplit(h.path)
-        raw_body = h.rfile.read(int(h.headers.get("Content-Length") or 0)).decode()
+        raw_body = self._body(h)
         params: dict[str, Any] = {
             k: (v if len(v) > 1 else v[0]) for k, v in parse_qs(split.query).items()
         }
@@ -481,32 +400,6 @@ class CoinbaseServer:
             self._send(h, fault["status"], "upstream request timeout", "text/plain")
             return
         self._send(h, status, payload, ctype)
-
-    @staticmethod
-    def _hang_up(h: BaseHTTPRequestHandler) -> None:
-        h.close_connection = True
-        try:
-            h.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-    @staticmethod
-    def _send(h: BaseHTTPRequestHandler, status: int, body: str, ctype: str = "") -> None:
-        data = body.encode()
-        h.send_response(status)
-        h.send_header("Content-Type", ctype or "application/json; charset=utf-8")
-        h.send_header("Content-Length", str(len(data)))
-        h.end_headers()
-        h.wfile.write(data)
-
-    def _take_fault(self, method: str, path: str) -> dict[str, Any] | None:
-        for f in self._faults:
-            if f["path"] == path and f["method"] in (None, method):
-                f["times"] -= 1
-                if f["times"] <= 0:
-                    self._faults.remove(f)
-                return f
-        return None
 
     def _dispatch(self, h: BaseHTTPRequestHandler, path: str, p: dict[str, Any]) -> Any:
         route = _ROUTES.get((h.command, path))

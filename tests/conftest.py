@@ -4,6 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.kite_server import KiteServer
 from tests.kraken_server import KrakenServer
 
 
@@ -11,6 +12,15 @@ from tests.kraken_server import KrakenServer
 def kraken_server() -> Iterator[KrakenServer]:
     """A local Kraken REST look-alike on 127.0.0.1 (see tests/kraken_server.py), stopped after."""
     with KrakenServer() as server:
+        yield server
+
+
+@pytest.fixture
+def kite_server() -> Iterator[KiteServer]:
+    """A local Kite Connect look-alike on 127.0.0.1 (see tests/kite_server.py), stopped after.
+
+    Workspaces on it: tests/exchange_fixtures.py (`kite_workspace`, `kite_ready`)."""
+    with KiteServer() as server:
         yield server
 
 

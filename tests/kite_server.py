@@ -31,17 +31,15 @@ import hashlib
 import io
 import json
 import secrets
-import socket
-import threading
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
+
+from tests.servers import LocalExchangeServer, Request
 
 IST = ZoneInfo("Asia/Kolkata")
 ZERO = Decimal(0)
@@ -122,44 +120,6 @@ class Trade:
     at: datetime
 
 
-@dataclass
-class Request:
-    """One request as the server saw it (no headers: key and token stay out)."""
-
-    method: str
-    path: str
-    params: dict[str, str]
-    outcome: str = "ok"
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        self.server.kite._handle(self)
-
-    def do_POST(self) -> None:  # noqa: N802
-        self.server.kite._handle(self)
-
-    def do_PUT(self) -> None:  # noqa: N802
-        self.server.kite._handle(self)
-
-    def do_DELETE(self) -> None:  # noqa: N802
-        self.server.kite._handle(self)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        pass
-
-    def date_time_string(self, timestamp: float | None = None) -> str:
-        """Every reply's Date header tells the server's clock, as Kite's own does."""
-        return format_datetime(self.server.kite.now, usegmt=True)
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    kite: KiteServer
-
-
 def _ist(moment: datetime) -> str:
     """Kite's timestamp format: IST wall time, no offset."""
     return moment.astimezone(IST).strftime("%Y-%m-%d %H:%M:%S")
@@ -170,10 +130,14 @@ def _num(value: Decimal) -> float | int:
     return int(value) if value == value.to_integral_value() else float(value)
 
 
-class KiteServer:
+class KiteServer(LocalExchangeServer):
     """An in-process Kite Connect look-alike; use as a context manager or start()/stop()."""
 
+    http_methods = frozenset({"GET", "POST", "PUT", "DELETE"})
+    content_type = "application/json"
+
     def __init__(self) -> None:
+        super().__init__()
         self.api_key = "kitetest" + secrets.token_hex(6)
         self.api_secret = secrets.token_hex(16)
         self.user_id = "ZV1234"
@@ -187,46 +151,14 @@ class KiteServer:
         self.trades: list[Trade] = []
         self.positions: dict[tuple[str, str], dict[str, Any]] = {}  # (symbol, product) -> agg
         self.holdings: dict[str, dict[str, Decimal]] = {}  # tradingsymbol -> quantity, average
-        self.requests: list[Request] = []
         self.request_tokens: dict[str, datetime] = {}
         self.sessions: dict[str, datetime] = {}  # access token -> expiry (UTC)
-        self._faults: list[dict[str, Any]] = []
         self._rejections: list[str] = []
         self._seq = 0
-        self._lock = threading.RLock()
-        self._httpd: _Server | None = None
-        self._thread: threading.Thread | None = None
 
-    # ----------------------------------------------------------------- lifecycle
-    def start(self) -> KiteServer:
-        httpd = _Server(("127.0.0.1", 0), _Handler)
-        httpd.kite = self
-        self._httpd = httpd
-        self._thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> KiteServer:
-        return self.start()
-
-    def __exit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        assert self._httpd is not None, "server not started"
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+    def reply_date(self) -> datetime:
+        """Every reply's Date header tells the server's clock, as Kite's own does."""
+        return self.now
 
     # ------------------------------------------------------------- test control
     def issue_request_token(self) -> str:
@@ -315,16 +247,8 @@ class KiteServer:
         method: str | None = None,
     ) -> None:
         """The next ``times`` calls whose path starts with ``path`` answer this JSON error."""
-        with self._lock:
-            self._faults.append({"path": path, "kind": "fail", "status": status, "times": times,
-                                 "error_type": error_type, "message": message,
-                                 "method": method})  # fmt: skip
-
-    def drop_reply_next(self, path: str, times: int = 1, method: str | None = None) -> None:
-        """The next ``times`` calls to ``path`` are performed, then the connection is closed
-        without a reply (a lost response)."""
-        with self._lock:
-            self._faults.append({"path": path, "kind": "drop", "times": times, "method": method})
+        self._add_fault("fail", path, method=method, times=times, status=status,
+                        error_type=error_type, message=message)  # fmt: skip
 
     def reject_next(self, message: str) -> None:
         """The next order is accepted (an order id is returned), then REJECTED by the RMS."""
@@ -340,10 +264,10 @@ class KiteServer:
             ]
 
     # --------------------------------------------------------------- HTTP layer
-    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+    def _respond(self, h: BaseHTTPRequestHandler) -> None:
         split = urlsplit(h.path)
         path = split.path
-        raw = h.rfile.read(int(h.headers.get("Content-Length") or 0)).decode()
+        raw = self._body(h)
         query = parse_qs(split.query, keep_blank_values=True)
         form = parse_qs(raw, keep_blank_values=True) if raw else {}
         multi = {**query, **form}
@@ -351,7 +275,7 @@ class KiteServer:
         rec = Request(h.command, path, params)
         with self._lock:
             self.requests.append(rec)
-            fault = self._take_fault(path, h.command)
+            fault = self._take_fault(h.command, path)
         try:
             if fault and fault["kind"] == "fail":
                 raise KiteError(fault["status"], fault["error_type"], fault["message"])
@@ -369,30 +293,13 @@ class KiteServer:
             return self._send(h, 500, json.dumps(doc))
         if fault and fault["kind"] == "drop":
             rec.outcome = "dropped"
-            h.close_connection = True
-            h.connection.shutdown(socket.SHUT_RDWR)
+            self._hang_up(h)
             return None
         return self._send(h, 200, body, ctype)
 
-    def _send(
-        self, h: BaseHTTPRequestHandler, status: int, body: str, ctype: str = "application/json"
-    ) -> None:
-        data = body.encode()
-        h.send_response(status)
-        h.send_header("Content-Type", ctype)
-        h.send_header("Content-Length", str(len(data)))
-        h.end_headers()
-        try:
-            h.wfile.write(data)
-        except OSError:
-            pass
-
-    def _take_fault(self, path: str, method: str) -> dict[str, Any] | None:
-        for f in self._faults:
-            if f["times"] > 0 and path.startswith(f["path"]) and f["method"] in (None, method):
-                f["times"] -= 1
-                return f
-        return None
+    def _fault_matches(self, wanted: str, path: str) -> bool:
+        """A fault applies to its path and everything below it."""
+        return path.startswith(wanted)
 
     def _dispatch(
         self, h: BaseHTTPRequestHandler, path: str, p: dict[str, str], multi: dict[str, list[str]]
@@ -804,67 +711,17 @@ class KiteServer:
         return rows
 
 
-# ------------------------------------------------------------- a workspace on this server
-def kite_workspace(
-    home: Any,
-    server: KiteServer,
-    *,
-    extra_accounts: dict[str, Any] | None = None,
-    kite: dict[str, Any] | None = None,
-    risk: dict[str, Any] | None = None,
-) -> Any:
-    """A workspace with Kite account `zerodha` on `server` (keys in the keyring; the tests'
-    `file_keyring` fixture must be active) and returns it."""
-    import yaml
-
-    from ccxtkit.secrets import Credentials, set_credentials
-    from ccxtkit.workspace import Workspace, write_private
-
-    cfg = {
-        "version": "1.0",
-        "exchanges": {
-            "zerodha": {
-                "id": "kite",
-                "secrets": "keyring",
-                "kite": {"root": server.url, "timeout_seconds": 3, **(kite or {})},
-            },
-            **(extra_accounts or {}),
-        },
-        "secrets": {"backend": "keyring"},
-        "risk": {"max_order_value": 5000, "max_position_size": 20000, **(risk or {})},
-    }
-    write_private(home / "config" / "trading_config.yaml", yaml.safe_dump(cfg))
-    ws = Workspace.locate(str(home))
-    set_credentials(ws, "zerodha", Credentials(server.api_key, server.api_secret))
-    return ws
-
-
-def record_usd_inr(ws: Any, inr_per_usd: Decimal | str, at: datetime | None = None) -> None:
-    """Record a USD/INR rate in the ledger's prices table, as `prices fetch` would."""
-    with ws.open_ledger() as ledger:
-        ledger.append(
-            "prices",
-            [{"timestamp": at or datetime.now(UTC), "asset": "USD", "quote": "INR",
-              "price": Decimal(inr_per_usd), "source": "test"}],
-        )  # fmt: skip
-
-
 def main() -> None:
     """`python -m tests.kite_server`: serve until Ctrl-C (docs/kite.md walks through it)."""
     import sys
 
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
-    server = KiteServer()
-    httpd = _Server(("127.0.0.1", port), _Handler)
-    httpd.kite = server
-    server._httpd = httpd
+    server = KiteServer().start(port)
     print(f"Kite test server on {server.url} (clock: {_ist(server.now)} IST)")
     print(f"api_key:       {server.api_key}")
     print(f"api_secret:    {server.api_secret}")
     print(f"request_token: {server.issue_request_token()}  (valid once, 5 minutes)")
     print("each line typed here issues another request token; Ctrl-C stops")
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
     try:
         for _line in sys.stdin:
             print(f"request_token: {server.issue_request_token()}", flush=True)

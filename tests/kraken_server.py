@@ -36,18 +36,17 @@ import hashlib
 import hmac
 import json
 import random
-import socket
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from tests.servers import LocalExchangeServer, Request
 
 ZERO = Decimal(0)
 PAGE = 50
@@ -184,38 +183,11 @@ class Transfer:
     key: str | None = None
 
 
-@dataclass
-class Request:
-    """One request as the server saw it (no headers: key and signature stay out)."""
-
-    method: str
-    path: str
-    params: dict[str, str]
-    outcome: str = "ok"
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        self.server.kraken._handle(self)
-
-    def do_POST(self) -> None:  # noqa: N802
-        self.server.kraken._handle(self)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        pass  # keep pytest output clean
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    kraken: KrakenServer
-
-
-class KrakenServer:
+class KrakenServer(LocalExchangeServer):
     """An in-process Kraken look-alike; use as a context manager or start()/stop()."""
 
     def __init__(self, *, fee_rate: str = "0.0026", maker_fee_rate: str = "0.0016") -> None:
+        super().__init__()
         rng = random.Random()
         self._rng = rng
         self.api_key = "vhc-test-" + "".join(rng.choices("abcdefghijklmnop", k=24))
@@ -233,53 +205,14 @@ class KrakenServer:
         self.ledger: list[dict[str, Any]] = []
         self.withdrawal_keys: dict[tuple[str, str], str] = {}  # (asset id, name) -> address
         self.withdrawal_fees: dict[str, Decimal] = {}
-        self.requests: list[Request] = []
-        self.latency = 0.0
         self.fail_all: str | None = None  # a Kraken error string every private call returns
         self.clock: Callable[[], float] = time.time
-        self._faults: list[dict[str, Any]] = []
         self._hide_next = 0.0
         self._next_fee: list[tuple[str, Decimal]] = []
         self._nonces: dict[str, int] = {}
         self._trade_seq = 0
-        self._lock = threading.RLock()
-        self._httpd: _Server | None = None
-        self._thread: threading.Thread | None = None
 
-    # ----------------------------------------------------------------- lifecycle
-    def start(self) -> KrakenServer:
-        """Listen on 127.0.0.1 with a free port and serve in a background thread."""
-        httpd = _Server(("127.0.0.1", 0), _Handler)
-        httpd.kraken = self
-        self._httpd = httpd
-        self._thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> KrakenServer:
-        return self.start()
-
-    def __exit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        """Base URL, e.g. http://127.0.0.1:40123."""
-        assert self._httpd is not None, "server not started"
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
-
+    # ----------------------------------------------------------------- pointing
     def ccxt_config(self) -> dict[str, Any]:
         """The part of ccxt.kraken's constructor config that points it here."""
         return {"urls": {"api": {"public": self.url, "private": self.url}}}
@@ -392,15 +325,7 @@ class KrakenServer:
     ) -> None:
         """The next ``times`` calls to ``path`` (e.g. "Balance") fail before doing anything:
         with an HTTP status and a plain-text body, or (``error=``) with a Kraken JSON error."""
-        with self._lock:
-            self._faults.append({"path": path, "kind": "fail", "status": status,
-                                 "error": error, "times": times})  # fmt: skip
-
-    def drop_reply_next(self, path: str, times: int = 1) -> None:
-        """The next ``times`` calls to ``path`` are performed, then the connection is closed
-        without a reply (a lost response)."""
-        with self._lock:
-            self._faults.append({"path": path, "kind": "drop", "times": times})
+        self._add_fault("fail", path, times=times, status=status, error=error)
 
     def hide_next_order(self, seconds: float) -> None:
         """The next order AddOrder places is not listed for ``seconds`` (it is still on its
@@ -414,12 +339,10 @@ class KrakenServer:
             return [r for r in self.requests if r.path.endswith("/" + path)]
 
     # --------------------------------------------------------------- HTTP layer
-    def _handle(self, h: BaseHTTPRequestHandler) -> None:
-        if self.latency:
-            time.sleep(self.latency)
+    def _respond(self, h: BaseHTTPRequestHandler) -> None:
         split = urlsplit(h.path)
         path, name = split.path, split.path.rsplit("/", 1)[-1]
-        raw = h.rfile.read(int(h.headers.get("Content-Length") or 0)).decode()
+        raw = self._body(h)
         if h.command == "GET":
             params = dict(parse_qsl(split.query, keep_blank_values=True))
         elif raw.startswith("{"):
@@ -429,7 +352,7 @@ class KrakenServer:
         rec = Request(h.command, path, params)
         with self._lock:
             self.requests.append(rec)
-            fault = self._take_fault(name)
+            fault = self._take_fault(h.command, path)
         if fault and fault["kind"] == "fail" and not fault["error"]:
             rec.outcome = f"http {fault['status']}"
             return self._send(h, fault["status"], f"{fault['status']} injected fault", "text/plain")
@@ -446,29 +369,13 @@ class KrakenServer:
             return self._send(h, 500, json.dumps({"error": ["EGeneral:Internal error"]}))
         if fault and fault["kind"] == "drop":
             rec.outcome = "dropped"
-            h.close_connection = True
-            h.connection.shutdown(socket.SHUT_RDWR)
+            self._hang_up(h)
             return None
         return self._send(h, 200, json.dumps({"error": [], "result": result}))
 
-    @staticmethod
-    def _send(h: BaseHTTPRequestHandler, status: int, body: str, ctype: str = "") -> None:
-        data = body.encode()
-        h.send_response(status)
-        h.send_header("Content-Type", ctype or "application/json; charset=utf-8")
-        h.send_header("Content-Length", str(len(data)))
-        h.end_headers()
-        try:
-            h.wfile.write(data)
-        except OSError:
-            pass  # the client gave up (e.g. its timeout was shorter than ``latency``)
-
-    def _take_fault(self, name: str) -> dict[str, Any] | None:
-        for f in self._faults:
-            if f["path"].rsplit("/", 1)[-1] == name and f["times"] > 0:
-                f["times"] -= 1
-                return f
-        return None
+    def _fault_matches(self, wanted: str, path: str) -> bool:
+        """A fault names a method ("AddOrder", or a path ending in it)."""
+        return wanted.rsplit("/", 1)[-1] == path.rsplit("/", 1)[-1]
 
     def _dispatch(
         self, h: BaseHTTPRequestHandler, path: str, name: str, params: dict[str, str], raw: str

@@ -1,6 +1,11 @@
-"""Real secrets servers for the tests: OpenBao's dev server (Vault API) and moto (AWS).
+"""The servers the tests start: the exchange look-alikes' shared lifecycle, and real secrets
+servers (OpenBao's dev server for the Vault API, moto for AWS).
 
-Both listen on 127.0.0.1 on a free port and are stopped by the fixture that started them.
+Every one listens on 127.0.0.1 on a free port and is stopped by the fixture that started it.
+The exchange look-alikes (tests/kraken_server.py, binanceus_server.py, coinbase_server.py,
+kite_server.py) keep their protocol in their own file; `LocalExchangeServer` below is what they
+share: the threaded HTTP server, start/stop/context manager/url, the request log, injected
+latency, and the plumbing of injected faults (an HTTP error, a lost reply, a lost request).
 """
 
 from __future__ import annotations
@@ -10,10 +15,17 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import format_datetime
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
+from typing import Any, ClassVar, Self
 
 ROOT_TOKEN = "vhc-test-root-token"  # noqa: S105 - a dev server's throwaway token
 
@@ -28,6 +40,177 @@ def free_port() -> int:
 def closed_port() -> int:
     """A port that refuses connections (for 'backend is down' tests)."""
     return free_port()
+
+
+# ------------------------------------------------------------------ exchange look-alikes
+@dataclass
+class Request:
+    """One request as a look-alike saw it (no headers: keys, signatures and tokens stay out)."""
+
+    method: str
+    path: str
+    params: dict[str, Any]
+    outcome: str = "ok"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Hands each request to its server's `_handle`; keeps pytest's output clean."""
+
+    server: _HTTPServer
+
+    def _route(self) -> None:
+        owner = self.server.owner
+        if self.command not in owner.http_methods:  # as http.server answers a missing do_X
+            self.send_error(HTTPStatus.NOT_IMPLEMENTED, f"Unsupported method ({self.command!r})")
+            return
+        owner._handle(self)
+
+    do_GET = do_POST = do_PUT = do_DELETE = _route  # noqa: N815 - http.server's naming
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The Date header: the server's own clock where it keeps one (`reply_date`)."""
+        moment = self.server.owner.reply_date()
+        if moment is None:
+            return super().date_time_string(timestamp)
+        return format_datetime(moment, usegmt=True)
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    owner: LocalExchangeServer
+
+
+class LocalExchangeServer:
+    """An in-process exchange look-alike on 127.0.0.1: a context manager or start()/stop().
+
+    A subclass answers requests in `_respond` (its protocol) and adds its own test controls;
+    this class gives it the HTTP server in a background thread, the `requests` log, a
+    `latency` (seconds slept before each request is looked at) and the injected faults that
+    `_add_fault` queues and `_take_fault` hands out, one call at a time.
+    """
+
+    #: The HTTP methods the protocol uses; any other is answered 501, as http.server does.
+    http_methods: ClassVar[frozenset[str]] = frozenset({"GET", "POST"})
+    #: Content-Type of a reply unless `_send` is told otherwise.
+    content_type: ClassVar[str] = "application/json; charset=utf-8"
+
+    def __init__(self) -> None:
+        self.requests: list[Request] = []
+        self.latency = 0.0
+        self._faults: list[dict[str, Any]] = []
+        self._lock = threading.RLock()
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # ----------------------------------------------------------------- lifecycle
+    def start(self, port: int = 0) -> Self:
+        """Listen on 127.0.0.1 (an OS-chosen port unless told) and serve in a background thread."""
+        httpd = _HTTPServer(("127.0.0.1", port), _Handler)
+        httpd.owner = self
+        self._httpd = httpd
+        self._thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. http://127.0.0.1:40123."""
+        assert self._httpd is not None, "server not started"
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+    def reply_date(self) -> datetime | None:
+        """What every reply's Date header says; None: the real time."""
+        return None
+
+    # --------------------------------------------------------------- HTTP layer
+    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        if self.latency:
+            time.sleep(self.latency)
+        self._respond(h)
+
+    def _respond(self, h: BaseHTTPRequestHandler) -> None:
+        raise NotImplementedError
+
+    @staticmethod
+    def _body(h: BaseHTTPRequestHandler) -> str:
+        """The request's body, as text."""
+        return h.rfile.read(int(h.headers.get("Content-Length") or 0)).decode()
+
+    def _send(self, h: BaseHTTPRequestHandler, status: int, body: str, ctype: str = "") -> None:
+        data = body.encode()
+        h.send_response(status)
+        h.send_header("Content-Type", ctype or self.content_type)
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        try:
+            h.wfile.write(data)
+        except OSError:
+            pass  # the client gave up (e.g. its timeout was shorter than ``latency``)
+
+    @staticmethod
+    def _hang_up(h: BaseHTTPRequestHandler) -> None:
+        """Close the connection without a reply (a lost reply, or a lost request)."""
+        h.close_connection = True
+        try:
+            h.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    # ------------------------------------------------------------------- faults
+    def drop_reply_next(self, path: str, times: int = 1, method: str | None = None) -> None:
+        """The next `times` calls to `path` (of `method`, or any) are performed, then the
+        connection is closed without a reply (a lost response)."""
+        self._add_fault("drop", path, method=method, times=times)
+
+    def clear_faults(self) -> None:
+        """Forget every fault still queued: the exchange answers normally again."""
+        with self._lock:
+            self._faults.clear()
+
+    def _add_fault(
+        self, kind: str, path: str, *, method: str | None = None, times: int = 1, **detail: Any
+    ) -> None:
+        """Queue a fault for the next `times` calls to `path` (of `method`, or any)."""
+        with self._lock:
+            self._faults.append(
+                {"kind": kind, "path": path, "method": method, "times": times, **detail}
+            )
+
+    def _take_fault(self, method: str, path: str) -> dict[str, Any] | None:
+        """The first queued fault this call matches, counted down (call under `_lock`)."""
+        for f in self._faults:
+            wanted = f["times"] > 0 and f["method"] in (None, method)
+            if wanted and self._fault_matches(f["path"], path):
+                f["times"] -= 1
+                if f["times"] <= 0:
+                    self._faults.remove(f)
+                return f
+        return None
+
+    def _fault_matches(self, wanted: str, path: str) -> bool:
+        """Whether a fault queued for `wanted` applies to a call to `path` (exact, here)."""
+        return wanted == path
 
 
 def bao_binary() -> str:

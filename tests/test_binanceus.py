@@ -9,10 +9,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-import yaml
 
-from ccxtkit.workspace import init_workspace, write_private
+from ccxtkit.workspace import init_workspace
 from tests.binanceus_server import BinanceUSServer
+from tests.exchange_fixtures import add_binanceus_account, exchange_home, order_events
 from tests.test_trade_flow import ledger_rows, run
 
 ORDER = "/api/v3/order"
@@ -25,38 +25,13 @@ def binance() -> Iterator[BinanceUSServer]:
         yield server
 
 
-def add_binanceus_account(
-    home: Path, server: BinanceUSServer, monkeypatch: pytest.MonkeyPatch, **extra: object
-) -> None:
-    """Point a `binanceus` account at the local server, keys from the env backend."""
-    path = home / "config" / "trading_config.yaml"
-    data = yaml.safe_load(path.read_text())
-    data["exchanges"]["binanceus"] = {
-        "secrets": "env",
-        "rate_limit": 1000,
-        "ccxt": {**server.ccxt_config(), "timeout": 3000},
-        **extra,
-    }
-    write_private(path, yaml.safe_dump(data))
-    creds = server.credentials()
-    monkeypatch.setenv("BINANCEUS_API_KEY", creds["apiKey"])
-    monkeypatch.setenv("BINANCEUS_API_SECRET", creds["secret"])
-
-
 @pytest.fixture
 def home(tmp_path: Path, binance: BinanceUSServer, monkeypatch: pytest.MonkeyPatch) -> Path:
-    ws = tmp_path / "ws"
-    init_workspace(ws)
-    add_binanceus_account(ws, binance, monkeypatch)
-    return ws
+    return exchange_home(tmp_path, add_binanceus_account, binance, monkeypatch)
 
 
 def trade(capsys: pytest.CaptureFixture[str], home: Path, *args: str) -> tuple[int, str, str]:
     return run(capsys, "--home", str(home), "trade", *args, "--exchange", "binanceus", "--yes")
-
-
-def events(home: Path) -> list[str]:
-    return [str(e[0]) for e in ledger_rows(home, "SELECT event FROM order_events ORDER BY seq")]
 
 
 def test_market_buy_fills_with_the_fee_binance_really_charged(
@@ -71,7 +46,7 @@ def test_market_buy_fills_with_the_fee_binance_really_charged(
     assert ledger_rows(home, "SELECT client_order_id FROM orders") == [
         (binance.orders[0].client_id,)
     ]
-    assert events(home) == ["filled"]
+    assert order_events(home) == ["filled"]
     (fill,) = ledger_rows(home, "SELECT trade_id, amount, price, fee, fee_currency FROM trades")
     assert fill[0] == str(binance.trades[0].trade_id)
     assert (fill[1], fill[2]) == (Decimal("0.01"), Decimal("60000"))
@@ -89,7 +64,7 @@ def test_lost_reply_is_found_by_client_id_and_not_resent(
     assert len(binance.orders) == 1
     lookups = binance.requests_to(ORDER, "GET")
     assert lookups and lookups[0].params["origClientOrderId"] == binance.orders[0].client_id
-    assert events(home) == ["filled"]
+    assert order_events(home) == ["filled"]
     assert [t[0] for t in ledger_rows(home, "SELECT trade_id FROM trades")] == [
         str(t.trade_id) for t in binance.trades
     ]
@@ -106,7 +81,7 @@ def test_request_lost_before_the_exchange_saw_it_is_sent_once_more(
     assert posts[0].params["newClientOrderId"] == posts[1].params["newClientOrderId"]
     lookups = binance.requests_to(ORDER, "GET")
     assert [r.outcome for r in lookups[:2]] == ["error -2013"] * 2  # absent twice, then resent
-    assert len(binance.orders) == 1 and events(home) == ["unknown", "filled"]
+    assert len(binance.orders) == 1 and order_events(home) == ["unknown", "filled"]
 
 
 def test_order_that_reaches_the_engine_late_is_found_by_the_recheck(
@@ -117,7 +92,7 @@ def test_order_that_reaches_the_engine_late_is_found_by_the_recheck(
     assert code == 0 and "CLOSED" in out, err
     assert len(binance.requests_to(ORDER, "POST")) == 1 and len(binance.orders) == 1
     assert [r.outcome for r in binance.requests_to(ORDER, "GET")][:2] == ["error -2013", "ok"]
-    assert events(home) == ["filled"]
+    assert order_events(home) == ["filled"]
 
 
 def test_lookup_finds_the_order_behind_1000_later_closed_orders(
@@ -128,14 +103,14 @@ def test_lookup_finds_the_order_behind_1000_later_closed_orders(
     code, _, err = trade(capsys, home, "buy", "BTC/USD", "0.01")
     assert code == 5 and "NOT resent" in err, err
     assert len(binance.requests_to(ORDER, "POST")) == 1
-    assert events(home) == ["unknown"]
+    assert order_events(home) == ["unknown"]
     binance.add_closed_orders("BTC/USD", 1000)  # a busy account: one page would miss it
     code, out, err = run(capsys, "--home", str(home), "trade", "recover")
     assert code == 0, err
     assert "unknown -> filled (1 fill(s))" in out
     assert len(binance.requests_to(ORDER, "POST")) == 1
     assert binance.requests_to("/api/v3/allOrders") == []  # asked by client id, not by listing
-    assert events(home) == ["unknown", "filled"]
+    assert order_events(home) == ["unknown", "filled"]
 
 
 def test_reads_retry_429_and_5xx(
@@ -163,7 +138,7 @@ def test_rejection_is_exit_5_on_the_record_and_not_retried(
     assert code == 5 and "insufficient" in err.lower(), err
     assert len(binance.requests_to(ORDER, "POST")) == 1 and binance.orders == []
     assert binance.requests_to(ORDER, "GET") == []  # a refusal is not a lost reply
-    assert events(home) == ["rejected"]
+    assert order_events(home) == ["rejected"]
 
 
 def test_bad_secret_is_refused_by_the_signature_check(
@@ -249,7 +224,7 @@ def test_unproven_lookup_still_finds_an_order_and_warns_on_every_trade(
     assert code == 0 and "order lookup by client id is unproven" in err, err  # warned again
     assert "CLOSED" in out  # found among the recent closed orders
     assert len(binance.requests_to(ORDER, "POST")) == 2 and len(binance.orders) == 2
-    assert events(home) == ["filled", "filled"]
+    assert order_events(home) == ["filled", "filled"]
     code, out, err = run(capsys, "--home", str(home), "--json", "trade", "buy", "BTC/USD", "0.01",
                          "--exchange", "binanceus", "--yes")  # fmt: skip
     assert code == 0 and "unproven" in err
@@ -270,9 +245,9 @@ def test_unproven_lost_reply_not_found_stays_unknown(
     code, _, err = trade(capsys, home, "buy", "BTC/USD", "0.01")
     assert code == 5 and "NOT resent" in err and "by hand" in err, err
     assert len(binance.requests_to(ORDER, "POST")) == 1 and binance.orders == []
-    assert events(home) == ["unknown"]
+    assert order_events(home) == ["unknown"]
     code, _, err = run(capsys, "--home", str(home), "trade", "recover")
-    assert code == 5 and events(home) == ["unknown"]  # still unknown, never "not_found"
+    assert code == 5 and order_events(home) == ["unknown"]  # still unknown, never "not_found"
     code, _, err = trade(capsys, home, "buy", "BTC/USD", "0.01")
     assert code == 5 and "by hand" in err  # no new order while one is unknown there
     assert len(binance.requests_to(ORDER, "POST")) == 1

@@ -10,9 +10,8 @@ from typing import Any
 
 import pytest
 
-from ccxtkit.workspace import init_workspace
 from tests.binanceus_server import BinanceUSServer
-from tests.test_binanceus import add_binanceus_account
+from tests.exchange_fixtures import add_binanceus_account, exchange_home
 from tests.test_trade_flow import ledger_rows, run
 
 
@@ -26,10 +25,7 @@ def binance() -> Iterator[BinanceUSServer]:
 
 @pytest.fixture
 def home(tmp_path: Path, binance: BinanceUSServer, monkeypatch: pytest.MonkeyPatch) -> Path:
-    ws = tmp_path / "ws"
-    init_workspace(ws)
-    add_binanceus_account(ws, binance, monkeypatch)
-    return ws
+    return exchange_home(tmp_path, add_binanceus_account, binance, monkeypatch)
 
 
 def outside_trade(server: BinanceUSServer, symbol: str, side: str, qty: str) -> None:

@@ -9,10 +9,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-import yaml
 
-from ccxtkit.workspace import init_workspace, write_private
+from ccxtkit.workspace import init_workspace
 from tests.coinbase_server import BATCH, CANCEL, ORDERS, CoinbaseServer
+from tests.exchange_fixtures import add_coinbase_account, exchange_home, order_events
 from tests.test_trade_flow import ledger_rows, run
 
 
@@ -23,38 +23,13 @@ def coinbase() -> Iterator[CoinbaseServer]:
         yield server
 
 
-def add_coinbase_account(
-    home: Path, server: CoinbaseServer, monkeypatch: pytest.MonkeyPatch, **extra: object
-) -> None:
-    """Point a `coinbase` account at the local server, its CDP key from the env backend."""
-    path = home / "config" / "trading_config.yaml"
-    data = yaml.safe_load(path.read_text())
-    data["exchanges"]["coinbase"] = {
-        "secrets": "env",
-        "rate_limit": 1000,
-        "ccxt": {**server.ccxt_config(), "timeout": 3000},
-        **extra,
-    }
-    write_private(path, yaml.safe_dump(data))
-    creds = server.credentials()
-    monkeypatch.setenv("COINBASE_API_KEY", creds["apiKey"])
-    monkeypatch.setenv("COINBASE_API_SECRET", creds["secret"])
-
-
 @pytest.fixture
 def home(tmp_path: Path, coinbase: CoinbaseServer, monkeypatch: pytest.MonkeyPatch) -> Path:
-    ws = tmp_path / "ws"
-    init_workspace(ws)
-    add_coinbase_account(ws, coinbase, monkeypatch)
-    return ws
+    return exchange_home(tmp_path, add_coinbase_account, coinbase, monkeypatch)
 
 
 def trade(capsys: pytest.CaptureFixture[str], home: Path, *args: str) -> tuple[int, str, str]:
     return run(capsys, "--home", str(home), "trade", *args, "--exchange", "coinbase", "--yes")
-
-
-def events(home: Path) -> list[str]:
-    return [str(e[0]) for e in ledger_rows(home, "SELECT event FROM order_events ORDER BY seq")]
 
 
 def test_market_sell_fills_with_the_fee_coinbase_charged(
@@ -70,7 +45,7 @@ def test_market_sell_fills_with_the_fee_coinbase_charged(
     assert sent.params["client_order_id"] == order.client_id  # ours, not ccxt's ccxt-<uuid>
     assert sent.params["order_configuration"] == {"market_market_ioc": {"base_size": "0.01"}}
     assert ledger_rows(home, "SELECT client_order_id FROM orders") == [(order.client_id,)]
-    assert events(home) == ["filled"]
+    assert order_events(home) == ["filled"]
     (fill,) = ledger_rows(home, "SELECT trade_id, amount, price, fee, fee_currency FROM trades")
     assert fill == (
         coinbase.fills[0].trade_id,
@@ -106,7 +81,7 @@ def test_lost_reply_is_found_by_client_id_and_not_resent(
     walks = coinbase.requests_to(BATCH, "GET")
     assert walks and walks[0].params["order_status"] == "OPEN"
     assert walks[0].params["product_ids"] == "BTC-USD"
-    assert events(home) == ["filled"]
+    assert order_events(home) == ["filled"]
     assert [t[0] for t in ledger_rows(home, "SELECT trade_id FROM trades")] == [
         f.trade_id for f in coinbase.fills
     ]
@@ -129,7 +104,7 @@ def test_request_lost_before_coinbase_saw_it_is_sent_once_more_after_two_full_wa
     # each walk: OPEN (one page), then every status to has_next=false (1500 orders: 2 pages)
     assert [s for s, _ in walked] == ["OPEN", None, None] * 2, walked
     assert walked[2][1] is not None  # the second page asked by cursor
-    assert events(home) == ["unknown", "filled"]
+    assert order_events(home) == ["unknown", "filled"]
     assert (
         len([o for o in coinbase.orders if o.client_id == posts[0].params["client_order_id"]]) == 1
     )
@@ -142,7 +117,7 @@ def test_lookup_finds_the_order_behind_1000_later_closed_orders(
     coinbase.fail_next(BATCH, method="GET", status=503, times=3)  # the lookup cannot ask now
     code, _, err = trade(capsys, home, "buy", "BTC/USD", "0.01")
     assert code == 5 and "NOT resent" in err, err
-    assert len(coinbase.creates()) == 1 and events(home) == ["unknown"]
+    assert len(coinbase.creates()) == 1 and order_events(home) == ["unknown"]
     coinbase.add_closed_orders("BTC/USD", 1000)  # a busy account: the first page misses it
     code, out, err = run(capsys, "--home", str(home), "trade", "recover")
     assert code == 0, err
@@ -154,7 +129,7 @@ def test_lookup_finds_the_order_behind_1000_later_closed_orders(
         if r.outcome == "ok" and "order_status" not in r.params
     ]
     assert len(pages) == 2 and pages[1].params.get("cursor")  # found on the second page
-    assert events(home) == ["unknown", "filled"]
+    assert order_events(home) == ["unknown", "filled"]
 
 
 def test_a_walk_that_cannot_finish_leaves_the_order_unknown(
@@ -167,7 +142,7 @@ def test_a_walk_that_cannot_finish_leaves_the_order_unknown(
     code, _, err = trade(capsys, home, "buy", "BTC/USD", "0.01")
     assert code == 5 and "NOT resent" in err, err
     assert len(coinbase.creates()) == 1 and coinbase.orders[-1].client_id.startswith("other-")
-    assert events(home) == ["unknown"]
+    assert order_events(home) == ["unknown"]
 
 
 def test_reads_retry_429_and_5xx(
@@ -195,7 +170,7 @@ def test_insufficient_funds_is_exit_5_on_the_record_and_not_retried(
     assert code == 5 and "insufficient" in err.lower(), err
     assert len(coinbase.creates()) == 1 and coinbase.orders == []
     assert coinbase.requests_to(BATCH) == []  # a refusal is not a lost reply
-    assert events(home) == ["rejected"]
+    assert order_events(home) == ["rejected"]
 
 
 def test_bad_key_is_refused_by_the_jwt_check(
@@ -347,7 +322,7 @@ def test_a_5xx_after_the_order_was_placed_is_resolved_by_lookup_not_resent(
     code, out, err = trade(capsys, home, "buy", "BTC/USD", "0.01")
     assert code == 0 and "CLOSED" in out, err
     assert [r.outcome for r in coinbase.creates()] == ["performed, fail 504"]
-    assert len(coinbase.orders) == 1 and events(home) == ["filled"]
+    assert len(coinbase.orders) == 1 and order_events(home) == ["filled"]
 
 
 def test_a_429_on_create_is_proven_absent_then_sent_once_more_with_the_same_id(
@@ -359,4 +334,4 @@ def test_a_429_on_create_is_proven_absent_then_sent_once_more_with_the_same_id(
     posts = coinbase.creates()
     assert [r.outcome for r in posts] == ["fail 429", "ok"]
     assert posts[0].params["client_order_id"] == posts[1].params["client_order_id"]
-    assert len(coinbase.orders) == 1 and events(home) == ["unknown", "filled"]
+    assert len(coinbase.orders) == 1 and order_events(home) == ["unknown", "filled"]

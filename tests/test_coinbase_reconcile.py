@@ -5,28 +5,26 @@ withdrawal by address whose reply is lost, found by lookup and never resent."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal as D
 from pathlib import Path
 from typing import Any
 
-import pyotp
 import pytest
-import yaml
 
-from ccxtkit.auth import totp
 from ccxtkit.ledger.store import open_ledger
-from ccxtkit.withdrawals import allowlist
-from ccxtkit.workspace import Workspace, init_workspace, write_private
+from ccxtkit.workspace import Workspace
 from tests.coinbase_server import FILLS, CoinbaseServer
-from tests.test_coinbase import add_coinbase_account
+from tests.exchange_fixtures import (
+    ADDR,
+    add_coinbase_account,
+    exchange_home,
+    now_code,
+    withdraw_workspace,
+)
 from tests.test_killswitch import run_cli
 from tests.test_trade_flow import ledger_rows, run
-
-ADDR = "bc1qcoldwalletaddressforvhctests0000000000"
-SETUP = datetime.now(UTC) - timedelta(days=2)
 
 
 @pytest.fixture
@@ -39,10 +37,7 @@ def coinbase() -> Iterator[CoinbaseServer]:
 
 @pytest.fixture
 def home(tmp_path: Path, coinbase: CoinbaseServer, monkeypatch: pytest.MonkeyPatch) -> Path:
-    ws = tmp_path / "ws"
-    init_workspace(ws)
-    add_coinbase_account(ws, coinbase, monkeypatch)
-    return ws
+    return exchange_home(tmp_path, add_coinbase_account, coinbase, monkeypatch)
 
 
 def outside_trade(server: CoinbaseServer, product: str, side: str, size: str) -> None:
@@ -109,31 +104,7 @@ def test_more_fills_than_a_page_follow_the_cursor(
 # -- withdrawals -----------------------------------------------------------------------------
 @pytest.fixture
 def ws(tmp_path: Path, coinbase: CoinbaseServer, monkeypatch: pytest.MonkeyPatch) -> Workspace:
-    monkeypatch.delenv("VHC_TOTP_SECRET", raising=False)
-    cfg = {
-        "version": "1.0",
-        "exchanges": {
-            "coinbase": {
-                "secrets": "env",
-                "rate_limit": 1000,
-                "ccxt": {**coinbase.ccxt_config(), "timeout": 3000},
-            }
-        },
-        "secrets": {"backend": "env"},
-        "withdrawals": {"daily_limit_usd": 20000, "require_two_approvals_over": 10000},
-    }
-    write_private(tmp_path / "config" / "trading_config.yaml", yaml.safe_dump(cfg))
-    monkeypatch.setenv("COINBASE_API_KEY", coinbase.api_key)
-    monkeypatch.setenv("COINBASE_API_SECRET", coinbase.api_secret)
-    workspace = Workspace.locate(str(tmp_path))
-    monkeypatch.delenv("VHC_CONTROL_KEY", raising=False)
-    enrolled = totp.enrol(workspace, "admin", backend="env", now=SETUP)
-    for name, value in enrolled.exports.items():
-        monkeypatch.setenv(name, value)
-    assert enrolled.secret is not None
-    code = pyotp.TOTP(enrolled.secret).at(SETUP)
-    allowlist.add_entry(workspace, "BTC", ADDR, None, None, code, now=SETUP)
-    return workspace
+    return withdraw_workspace(tmp_path, add_coinbase_account, coinbase, monkeypatch)
 
 
 def test_withdraw_by_address_lost_reply_found_not_resent(
@@ -146,8 +117,7 @@ def test_withdraw_by_address_lost_reply_found_not_resent(
     assert rc == 0, err
     rid = json.loads(out)["id"]
     coinbase.drop_reply_next(wallet, method="POST")
-    code = pyotp.TOTP(os.environ["VHC_TOTP_SECRET"]).now()
-    rc, out, err = run_cli(ws, ["withdraw-approve", rid, "--auth-code", code], capsys)
+    rc, out, err = run_cli(ws, ["withdraw-approve", rid, "--auth-code", now_code()], capsys)
     assert rc == 0, err
     assert "found by lookup" in " ".join(out.split())
     (sent,) = coinbase.requests_to(wallet, "POST")

@@ -14,8 +14,8 @@ import yaml
 from ccxtkit.exchanges.capabilities import for_exchange
 from ccxtkit.workspace import init_workspace, write_private
 from tests.binanceus_server import BinanceUSServer
-from tests.test_binanceus import add_binanceus_account
-from tests.test_trade_flow import add_kraken_account, run
+from tests.exchange_fixtures import add_binanceus_account, add_kraken_account
+from tests.test_trade_flow import run
 
 
 @pytest.fixture

@@ -10,33 +10,33 @@ whose reply is lost found by lookup and never resent.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pyotp
 import pytest
-import yaml
 
-from ccxtkit.auth import totp
 from ccxtkit.ledger.store import open_ledger
-from ccxtkit.withdrawals import allowlist
-from ccxtkit.workspace import Workspace, init_workspace, write_private
+from ccxtkit.workspace import Workspace
 from tests import kraken_server as kr
 from tests.binanceus_server import BinanceUSServer
 from tests.coinbase_server import BATCH, ORDERS, CoinbaseServer
+from tests.exchange_fixtures import (
+    ADDR,
+    AddAccount,
+    add_binanceus_account,
+    add_coinbase_account,
+    add_kraken_account,
+    exchange_home,
+    now_code,
+    order_events,
+    withdraw_workspace,
+)
 from tests.kraken_server import KrakenServer
-from tests.test_binanceus import add_binanceus_account
-from tests.test_coinbase import add_coinbase_account
 from tests.test_killswitch import run_cli
-from tests.test_trade_flow import add_kraken_account, ledger_rows, run
-
-ADDR = "bc1qcoldwalletaddressforvhctests0000000000"
-SETUP = datetime.now(UTC) - timedelta(days=2)
+from tests.test_trade_flow import ledger_rows, run
 
 
 @dataclass
@@ -45,7 +45,7 @@ class Venue:
 
     name: str  # account name = ccxt id
     server: Any
-    add_account: Callable[[Path, Any, pytest.MonkeyPatch], None]
+    add_account: AddAccount
     env: tuple[str, str]  # API key / secret variables
     creates: Callable[[], int]  # create-order requests the server received
     drop_create_reply: Callable[[], None]
@@ -132,18 +132,11 @@ def venue(request: pytest.FixtureRequest) -> Iterator[Venue]:
 
 @pytest.fixture
 def home(tmp_path: Path, venue: Venue, monkeypatch: pytest.MonkeyPatch) -> Path:
-    ws = tmp_path / "ws"
-    init_workspace(ws)
-    venue.add_account(ws, venue.server, monkeypatch)
-    return ws
+    return exchange_home(tmp_path, venue.add_account, venue.server, monkeypatch)
 
 
 def trade(capsys: pytest.CaptureFixture[str], home: Path, venue: Venue, *args: str) -> tuple[int, str, str]:  # fmt: skip
     return run(capsys, "--home", str(home), "trade", *args, "--exchange", venue.name, "--yes")
-
-
-def events(home: Path) -> list[str]:
-    return [str(e[0]) for e in ledger_rows(home, "SELECT event FROM order_events ORDER BY seq")]
 
 
 def test_trade_then_lost_create_reply_resolved_by_lookup_without_a_second_send(
@@ -155,7 +148,7 @@ def test_trade_then_lost_create_reply_resolved_by_lookup_without_a_second_send(
     code, out, err = trade(capsys, home, venue, "sell", "BTC/USD", "0.01")
     assert code == 0 and "CLOSED" in out, err
     assert venue.creates() == 2  # the lost one was found, not resent
-    assert events(home) == ["filled", "filled"]
+    assert order_events(home) == ["filled", "filled"]
     sides = ledger_rows(home, "SELECT side FROM trades ORDER BY timestamp")
     assert [s[0] for s in sides] == ["buy", "sell"]
 
@@ -168,12 +161,12 @@ def test_lookup_finds_the_lost_order_behind_1000_later_closed_orders(
     venue.break_lookup()  # the lookup right after the send cannot read: unknown
     code, _, err = trade(capsys, home, venue, "buy", "BTC/USD", "0.01")
     assert code == 5 and "NOT resent" in err, err
-    assert events(home) == ["unknown"]
+    assert order_events(home) == ["unknown"]
     venue.add_closed_orders(1000)  # a busy account: one page of closed orders would miss it
     code, out, err = run(capsys, "--home", str(home), "trade", "recover")
     assert code == 0 and "unknown -> filled (1 fill(s))" in out, err
     assert venue.creates() == 1
-    assert events(home) == ["unknown", "filled"]
+    assert order_events(home) == ["unknown", "filled"]
 
 
 def test_kill_switch_cancels_resting_orders(
@@ -207,25 +200,10 @@ def test_reconcile_is_clean_after_trading(
 @pytest.fixture
 def withdraw_ws(tmp_path: Path, venue: Venue, monkeypatch: pytest.MonkeyPatch) -> Workspace:
     """The venue's account alone, an approver enrolled, ADDR allowlisted for BTC."""
-    monkeypatch.delenv("VHC_TOTP_SECRET", raising=False)
-    monkeypatch.delenv("VHC_CONTROL_KEY", raising=False)
-    cfg = {
-        "version": "1.0",
-        "exchanges": {},
-        "secrets": {"backend": "env"},
-        "withdrawals": {"daily_limit_usd": 20000, "require_two_approvals_over": 10000},
-    }
-    write_private(tmp_path / "config" / "trading_config.yaml", yaml.safe_dump(cfg))
-    venue.add_account(tmp_path, venue.server, monkeypatch)
-    workspace = Workspace.locate(str(tmp_path))
-    enrolled = totp.enrol(workspace, "admin", backend="env", now=SETUP)
-    for name, value in enrolled.exports.items():
-        monkeypatch.setenv(name, value)
-    assert enrolled.secret is not None
     network, label = venue.allowlist
-    code = pyotp.TOTP(enrolled.secret).at(SETUP)
-    allowlist.add_entry(workspace, "BTC", ADDR, network, label, code, now=SETUP)
-    return workspace
+    return withdraw_workspace(
+        tmp_path, venue.add_account, venue.server, monkeypatch, network=network, label=label
+    )
 
 
 def test_withdrawal_lost_reply_found_by_lookup_and_never_resent(
@@ -238,8 +216,7 @@ def test_withdrawal_lost_reply_found_by_lookup_and_never_resent(
     assert rc == 0, err
     rid = json.loads(out)["id"]
     venue.drop_withdraw_reply()
-    code = pyotp.TOTP(os.environ["VHC_TOTP_SECRET"]).now()
-    rc, out, err = run_cli(ws, ["withdraw-approve", rid, "--auth-code", code], capsys)
+    rc, out, err = run_cli(ws, ["withdraw-approve", rid, "--auth-code", now_code()], capsys)
     assert rc == 0 and "found by lookup" in " ".join(out.split()), out + err
     with open_ledger(ws.ledger_path, wait_seconds=5) as ledger:
         (row,) = ledger.rows("SELECT * FROM transfers")

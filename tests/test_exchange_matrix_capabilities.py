@@ -13,7 +13,7 @@ import yaml
 from ccxtkit.exchanges.capabilities import PROVEN_BY_TEST_SERVER, for_exchange
 from ccxtkit.workspace import init_workspace, write_private
 from tests.coinbase_server import CoinbaseServer
-from tests.test_coinbase import add_coinbase_account
+from tests.exchange_fixtures import add_coinbase_account
 from tests.test_trade_flow import run
 
 

@@ -20,6 +20,7 @@ from ccxtkit.ledger.store import open_ledger
 from ccxtkit.risk import killswitch
 from ccxtkit.secrets import resolve_credentials
 from ccxtkit.workspace import Workspace, write_private
+from tests.exchange_fixtures import vhc
 
 
 # -- helpers shared with test_totp / test_killswitch_trade ------------------------------------
@@ -37,16 +38,7 @@ def make_workspace(home: Path, accounts: dict, secrets_backend="env", risk=None)
 
 def run_cli(ws: Workspace, args: list[str], capsys) -> tuple[int, str, str]:
     """Run `vhc --home WS ARGS` in-process; returns (exit code, stdout, stderr)."""
-    from ccxtkit.cli.app import main
-
-    capsys.readouterr()
-    try:
-        main(["--home", str(ws.home), *args])
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+    return vhc(capsys, ws, *args)
 
 
 def place_resting(ws: Workspace, name: str, count: int) -> list[str]:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.exchange_fixtures import add_kraken_account
 from tests.kraken_server import KrakenServer
 from tests.test_risk_orders import rows, run, workspace
-from tests.test_trade_flow import add_kraken_account
 
 
 def _opened(capsys: pytest.CaptureFixture[str], home: Path) -> None:

@@ -22,9 +22,8 @@ from tests.kite_server import KiteServer
 
 
 @pytest.fixture
-def server() -> Iterator[KiteServer]:
-    with KiteServer() as s:
-        yield s
+def server(kite_server: KiteServer) -> KiteServer:
+    return kite_server
 
 
 @pytest.fixture

@@ -5,32 +5,23 @@ through the recorded emergency path."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from decimal import Decimal as D
 from pathlib import Path
 
 import pytest
 
 from ccxtkit.workspace import Workspace
-from tests.kite_server import KiteServer, kite_workspace, record_usd_inr
-from tests.test_kite_trade import latest, ledger, login, vhc
+from tests.exchange_fixtures import kite_ready, latest_events, ledger, vhc
+from tests.kite_server import KiteServer
 
 PAPER = {"paper": {"id": "paper", "paper": {"starting_balances": {"USD": 100000}}}}
-
-
-@pytest.fixture
-def kite_server() -> Iterator[KiteServer]:
-    with KiteServer() as server:
-        yield server
 
 
 @pytest.fixture
 def ws(tmp_path: Path, kite_server: KiteServer, file_keyring: Path, capsys) -> Workspace:
     """Kite: 10 INFY MIS bought, 5 TCS CNC bought today, 20 SBIN held, a resting order; paper:
     some BTC."""
-    workspace = kite_workspace(tmp_path, kite_server, extra_accounts=PAPER)
-    record_usd_inr(workspace, "83.20")
-    login(capsys, workspace, kite_server)
+    workspace = kite_ready(tmp_path, kite_server, capsys, extra_accounts=PAPER)
     kite_server.set_holding("SBIN", 20, "700")
     z = ["--exchange", "zerodha", "--yes"]
     for args in (
@@ -69,7 +60,7 @@ def test_activate_squares_off_intraday_only(ws, kite_server, capsys):
     assert positions == {("INFY", "MIS"): 0, ("TCS", "CNC"): 1}
     # The square-off order is on the record like any other: intent, outcome, fill.
     (cid,) = [c["client_order_id"] for c in z["closed"]]
-    assert latest(ws)[cid] == "filled"
+    assert latest_events(ws)[cid] == "filled"
     assert ledger(ws, "SELECT source, side, amount FROM trades WHERE client_order_id = ?",
                   [cid]) == [("kill_switch", "sell", D(10))]  # fmt: skip
     code, out, err = vhc(capsys, ws, "ledger", "verify")
@@ -86,7 +77,7 @@ def test_activate_with_flatten_sells_delivery_shares_too(ws, kite_server, capsys
         ("SBIN", "SELL", "CNC", 20),
         ("TCS", "SELL", "CNC", 1),
     ]
-    assert all(latest(ws)[c["client_order_id"]] == "filled" for c in z["closed"])
+    assert all(latest_events(ws)[c["client_order_id"]] == "filled" for c in z["closed"])
     assert accounts["paper"]["ok"] and accounts["paper"]["closed"]  # the BTC was sold too
 
 
@@ -97,4 +88,4 @@ def test_a_lost_reply_during_square_off_is_found_by_tag_not_resent(ws, kite_serv
     assert z["ok"], z
     assert sends(kite_server)[before:] == [("INFY", "SELL", "MIS", 10)]  # sent once
     (closed,) = z["closed"]
-    assert closed["status"] == "closed" and latest(ws)[closed["client_order_id"]] == "filled"
+    assert closed["status"] == "closed" and latest_events(ws)[closed["client_order_id"]] == "filled"

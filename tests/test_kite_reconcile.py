@@ -3,29 +3,20 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
 from decimal import Decimal as D
 from pathlib import Path
 
 import pytest
 
 from ccxtkit.workspace import Workspace
-from tests.kite_server import KiteServer, kite_workspace, record_usd_inr
-from tests.test_kite_trade import BUY, ledger, login, vhc
-
-
-@pytest.fixture
-def kite_server() -> Iterator[KiteServer]:
-    with KiteServer() as server:
-        yield server
+from tests.exchange_fixtures import kite_ready, ledger, vhc
+from tests.kite_server import KiteServer
+from tests.test_kite_trade import BUY
 
 
 @pytest.fixture
 def ws(tmp_path: Path, kite_server: KiteServer, file_keyring: Path, capsys) -> Workspace:
-    workspace = kite_workspace(tmp_path, kite_server)
-    record_usd_inr(workspace, "83.20")
-    login(capsys, workspace, kite_server)
-    return workspace
+    return kite_ready(tmp_path, kite_server, capsys)
 
 
 def report_rows(ws: Workspace) -> dict[str, dict[str, str]]:
@@ -52,6 +43,30 @@ def test_reconcile_is_clean_after_trading_and_finds_a_fill_the_ledger_lacks(
     code, out, err = vhc(capsys, ws, "reconcile", "--date", "2026-12-01")
     assert code == 1, out + err
     assert "NSE:SBIN" in report_rows(ws)
+
+
+def test_the_usd_column_values_rupees_and_shares_at_the_recorded_usd_inr_rate(
+    ws, kite_server, capsys
+):
+    code, out, err = vhc(capsys, ws, "reconcile", "--date", "2026-12-01", "--auto-sync")
+    assert code == 0, out + err
+    code, out, err = vhc(capsys, ws, *BUY, "--product", "CNC")
+    assert code == 0, out + err
+    code, out, err = vhc(capsys, ws, "reconcile", "--date", "2026-12-01")
+    assert code == 0, out + err
+    rows = report_rows(ws)
+    assert rows["INR"]["discrepancy_usd"] == rows["NSE:INFY"]["discrepancy_usd"] == "0.00"
+    # 3 SBIN bought in the Kite app at 800 INR: 2400 INR at 83.20 INR per USD.
+    kite_server.set_holding("SBIN", 3, "790")
+    code, out, err = vhc(capsys, ws, "reconcile", "--date", "2026-12-01")
+    assert code == 1, out + err
+    assert report_rows(ws)["NSE:SBIN"]["discrepancy_usd"] == "28.85"
+    path = ws.home / "reports" / "reconciliation_2026-12-01_findings.csv"
+    with path.open() as handle:
+        (finding,) = [r for r in csv.DictReader(handle) if r["subject"] == "NSE:SBIN"]
+    assert finding["value_usd"] == "28.85"
+    # The rate values the report; it is not recorded again as a price of the day.
+    assert ledger(ws, "SELECT count(*) FROM prices WHERE source = 'reconcile'") == [(0,)]
 
 
 def test_tax_report_refuses_share_trades_with_a_clear_message(ws, kite_server, capsys):

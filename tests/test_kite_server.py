@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 
 import kiteconnect.exceptions as kex
 import pytest
@@ -15,9 +14,8 @@ from tests.kite_server import KiteServer
 
 
 @pytest.fixture
-def server() -> Iterator[KiteServer]:
-    with KiteServer() as s:
-        yield s
+def server(kite_server: KiteServer) -> KiteServer:
+    return kite_server
 
 
 def test_session_exchange_checks_the_checksum_and_the_token_once(server):

@@ -4,21 +4,22 @@ expired sessions, market hours, tick sizes and the USD/INR rate the limits need.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from decimal import Decimal as D
 from pathlib import Path
 
 import pytest
 
-from ccxtkit.cli.app import main
+from ccxtkit.metrics.latency import read_latency
 from ccxtkit.workspace import Workspace
-from tests.kite_server import KiteServer, kite_workspace, record_usd_inr
-
-
-@pytest.fixture
-def kite_server() -> Iterator[KiteServer]:
-    with KiteServer() as server:
-        yield server
+from tests.exchange_fixtures import (
+    kite_login,
+    kite_workspace,
+    latest_events,
+    ledger,
+    record_usd_inr,
+    vhc,
+)
+from tests.kite_server import KiteServer
 
 
 @pytest.fixture
@@ -27,35 +28,6 @@ def ws(tmp_path: Path, kite_server: KiteServer, file_keyring: Path) -> Workspace
     workspace = kite_workspace(tmp_path, kite_server)
     record_usd_inr(workspace, "83.20")
     return workspace
-
-
-def vhc(capsys: pytest.CaptureFixture[str], ws: Workspace, *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        main(["--home", str(ws.home), *args])
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def login(capsys: pytest.CaptureFixture[str], ws: Workspace, server: KiteServer) -> None:
-    code, out, err = vhc(capsys, ws, "kite", "login", server.issue_request_token())
-    assert code == 0, out + err
-
-
-def ledger(ws: Workspace, sql: str, params: list[object] | None = None) -> list[tuple]:
-    with ws.open_ledger() as led:
-        return [tuple(r) for r in led.query(sql, params or [])]
-
-
-def latest(ws: Workspace) -> dict[str, str]:
-    rows = ledger(
-        ws,
-        "SELECT client_order_id, arg_max(event, seq) FROM order_events GROUP BY 1",
-    )
-    return {str(c): str(e) for c, e in rows}
 
 
 BUY = ["trade", "buy", "NSE:INFY", "10", "--exchange", "zerodha", "--yes"]
@@ -95,7 +67,7 @@ def test_no_session_or_an_expired_one_is_exit_8_with_how_to_renew(ws, kite_serve
     code, out, err = vhc(capsys, ws, *BUY)
     assert code == 8
     assert "no Kite session is stored" in err and "vhc kite login --exchange zerodha" in err
-    login(capsys, ws, kite_server)
+    kite_login(capsys, ws, kite_server)
     kite_server.expire_sessions()  # 06:00 IST came
     code, out, err = vhc(capsys, ws, *BUY)
     assert code == 8, err
@@ -106,7 +78,7 @@ def test_no_session_or_an_expired_one_is_exit_8_with_how_to_renew(ws, kite_serve
 
 # -- orders -------------------------------------------------------------------------------------
 def test_market_mis_buy_fills_with_a_tag_recorded_as_the_client_id(ws, kite_server, capsys):
-    login(capsys, ws, kite_server)
+    kite_login(capsys, ws, kite_server)
     code, out, err = vhc(capsys, ws, "--json", *BUY, "--product", "MIS")
     assert code == 0, out + err
     doc = json.loads(out)
@@ -114,7 +86,7 @@ def test_market_mis_buy_fills_with_a_tag_recorded_as_the_client_id(ws, kite_serv
     assert order.product == "MIS" and order.variety == "regular" and order.status == "COMPLETE"
     cid = doc["client_order_id"]
     assert order.tag == cid and len(cid) == 20 and cid.startswith("v261201")
-    assert latest(ws) == {cid: "filled"}
+    assert latest_events(ws) == {cid: "filled"}
     (trade,) = ledger(ws, "SELECT symbol, asset, quote, side, amount, price, client_order_id "
                           "FROM trades")  # fmt: skip
     assert trade == ("NSE:INFY", "NSE:INFY", "INR", "buy", D(10), D(1500), cid)
@@ -128,7 +100,7 @@ def test_market_mis_buy_fills_with_a_tag_recorded_as_the_client_id(ws, kite_serv
 def test_limit_cnc_rests_and_a_price_off_the_tick_is_refused_before_the_record(
     ws, kite_server, capsys
 ):
-    login(capsys, ws, kite_server)
+    kite_login(capsys, ws, kite_server)
     code, out, err = vhc(capsys, ws, *BUY, "--type", "limit", "--price", "1400.03",
                          "--product", "CNC")  # fmt: skip
     assert code == 2 and "tick size 0.05" in err
@@ -138,16 +110,16 @@ def test_limit_cnc_rests_and_a_price_off_the_tick_is_refused_before_the_record(
     assert code == 0, out + err
     (order,) = kite_server.orders
     assert order.status == "OPEN" and order.product == "CNC" and order.price == D("1400.05")
-    assert list(latest(ws).values()) == ["open"]
+    assert list(latest_events(ws).values()) == ["open"]
     kite_server.set_price("INFY", "1400")  # crosses: fills
     code, out, err = vhc(capsys, ws, "trade", "recover", "--exchange", "zerodha")
     assert code == 0, out + err
-    assert list(latest(ws).values()) == ["filled"]
+    assert list(latest_events(ws).values()) == ["filled"]
     assert ledger(ws, "SELECT amount, price FROM trades") == [(D(10), D(1400))]
 
 
 def test_whole_shares_only_and_product_refused_on_other_accounts(ws, kite_server, capsys):
-    login(capsys, ws, kite_server)
+    kite_login(capsys, ws, kite_server)
     code, out, err = vhc(capsys, ws, "trade", "buy", "NSE:INFY", "1.5", "--exchange", "zerodha",
                          "--yes")  # fmt: skip
     assert code == 2 and "whole number of shares" in err
@@ -155,33 +127,33 @@ def test_whole_shares_only_and_product_refused_on_other_accounts(ws, kite_server
 
 
 def test_a_lost_reply_is_resolved_by_tag_without_a_second_send(ws, kite_server, capsys):
-    login(capsys, ws, kite_server)
+    kite_login(capsys, ws, kite_server)
     kite_server.drop_reply_next("/orders/regular", method="POST")
     code, out, err = vhc(capsys, ws, "--json", *BUY)
     assert code == 0, out + err
     assert len(kite_server.requests_to("/orders/regular", "POST")) == 1
     (order,) = kite_server.orders
     cid = json.loads(out)["client_order_id"]
-    assert order.tag == cid and latest(ws) == {cid: "filled"}
+    assert order.tag == cid and latest_events(ws) == {cid: "filled"}
     assert ledger(ws, "SELECT count(*) FROM trades") == [(1,)]
 
 
 def test_rate_limited_order_is_refused_not_resent(ws, kite_server, capsys):
-    login(capsys, ws, kite_server)
+    kite_login(capsys, ws, kite_server)
     kite_server.fail_next("/orders/regular", 429, "NetworkException", "Too many requests",
                           method="POST")  # fmt: skip
     code, out, err = vhc(capsys, ws, *BUY)
     assert code == 5 and "rate limited by Kite" in err
     assert len(kite_server.requests_to("/orders/regular", "POST")) == 1
-    assert kite_server.orders == [] and list(latest(ws).values()) == ["rejected"]
+    assert kite_server.orders == [] and list(latest_events(ws).values()) == ["rejected"]
 
 
 def test_a_rejection_after_acceptance_is_exit_5_and_recorded(ws, kite_server, capsys):
-    login(capsys, ws, kite_server)
+    kite_login(capsys, ws, kite_server)
     kite_server.reject_next("RMS:Blocked for this instrument")
     code, out, err = vhc(capsys, ws, *BUY)
     assert code == 5 and "RMS:Blocked for this instrument" in err
-    assert list(latest(ws).values()) == ["rejected"]
+    assert list(latest_events(ws).values()) == ["rejected"]
 
 
 def test_outside_market_hours_regular_is_refused_with_the_next_open_amo_is_sent(
@@ -189,7 +161,7 @@ def test_outside_market_hours_regular_is_refused_with_the_next_open_amo_is_sent(
 ):
     ws = kite_workspace(tmp_path, kite_server, kite={"holidays": ["2026-12-02"]})
     record_usd_inr(ws, "83.20")
-    login(capsys, ws, kite_server)
+    kite_login(capsys, ws, kite_server)
     kite_server.set_now_ist("2026-12-01 16:00")
     code, out, err = vhc(capsys, ws, *BUY)
     assert code == 2, err
@@ -201,19 +173,19 @@ def test_outside_market_hours_regular_is_refused_with_the_next_open_amo_is_sent(
     assert code == 0, out + err
     (order,) = kite_server.orders
     assert order.variety == "amo" and order.status == "AMO REQ RECEIVED"
-    assert list(latest(ws).values()) == ["open"]
+    assert list(latest_events(ws).values()) == ["open"]
 
 
 def test_no_usd_inr_rate_refuses_the_order_exit_3(tmp_path, kite_server, file_keyring, capsys):
     ws = kite_workspace(tmp_path, kite_server)
-    login(capsys, ws, kite_server)
+    kite_login(capsys, ws, kite_server)
     code, out, err = vhc(capsys, ws, *BUY)
     assert code == 3, out + err
     assert kite_server.orders == []
 
 
 def test_an_order_over_the_usd_limit_is_refused(ws, kite_server, capsys):
-    login(capsys, ws, kite_server)
+    kite_login(capsys, ws, kite_server)
     # 300 x 1500 INR = 450000 INR = about 5409 USD > max_order_value 5000
     code, out, err = vhc(capsys, ws, "trade", "buy", "NSE:INFY", "300", "--exchange", "zerodha",
                          "--yes")  # fmt: skip
@@ -222,20 +194,20 @@ def test_an_order_over_the_usd_limit_is_refused(ws, kite_server, capsys):
 
 
 def test_cancel_and_orders_on_kite(ws, kite_server, capsys):
-    login(capsys, ws, kite_server)
+    kite_login(capsys, ws, kite_server)
     code, out, err = vhc(capsys, ws, *BUY, "--type", "limit", "--price", "1000")
     assert code == 0, out + err
     (order,) = kite_server.orders
     code, out, err = vhc(capsys, ws, "trade", "cancel", order.order_id, "--exchange", "zerodha")
     assert code == 0, out + err
-    assert order.status == "CANCELLED" and list(latest(ws).values()) == ["canceled"]
+    assert order.status == "CANCELLED" and list(latest_events(ws).values()) == ["canceled"]
 
 
 def test_a_configured_rate_values_the_order_when_the_ledger_has_none(
     tmp_path, kite_server, file_keyring, capsys
 ):
     ws = kite_workspace(tmp_path, kite_server, kite={"inr_per_usd": "80"})
-    login(capsys, ws, kite_server)
+    kite_login(capsys, ws, kite_server)
     code, out, err = vhc(capsys, ws, "--json", *BUY)
     assert code == 0, out + err
     assert D(json.loads(out)["value_usd"]) == D(10) * D("1500.05") / D(80)
@@ -246,8 +218,21 @@ def test_a_configured_rate_values_the_order_when_the_ledger_has_none(
     assert D(json.loads(out)["value_usd"]) == D(10) * D("1500.05") / D(50)
 
 
+def test_the_configured_rate_is_no_exchange_call_in_the_latency_samples(
+    tmp_path, kite_server, file_keyring, capsys
+):
+    ws = kite_workspace(tmp_path, kite_server, kite={"inr_per_usd": "80"})
+    kite_login(capsys, ws, kite_server)
+    code, out, err = vhc(capsys, ws, *BUY)
+    assert code == 0, out + err
+    methods = [s.method for s in read_latency(ws) if s.exchange == "zerodha"]
+    assert "create_order" in methods and "fetch_balance" in methods  # calls to Kite: timed
+    local = {"configured_usd_rates", "now", "new_client_order_id"}  # a setting, a clock
+    assert local.isdisjoint(methods), methods
+
+
 def test_an_open_order_in_another_share_is_valued_for_the_next_order(ws, kite_server, capsys):
-    login(capsys, ws, kite_server)
+    kite_login(capsys, ws, kite_server)
     code, out, err = vhc(capsys, ws, "trade", "buy", "NSE:TCS", "2", "--type", "limit",
                          "--price", "3000", "--exchange", "zerodha", "--yes")  # fmt: skip
     assert code == 0, out + err
@@ -260,7 +245,7 @@ def test_an_open_order_in_another_share_is_valued_for_the_next_order(ws, kite_se
 def test_doctor_names_the_kite_session_and_its_end(ws, kite_server, capsys):
     code, out, err = vhc(capsys, ws, "doctor")
     assert code == 8 and "no Kite session is stored" in out + err
-    login(capsys, ws, kite_server)
+    kite_login(capsys, ws, kite_server)
     code, out, err = vhc(capsys, ws, "doctor")
     # The test server's day (2026-12-01) is behind this machine's clock: the session stored
     # at that login has ended by the local clock, and doctor says so.

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from ccxtkit.workspace import init_workspace
+from tests.exchange_fixtures import add_kraken_account
 from tests.kraken_server import KrakenServer
 from tests.test_ledger_sync import Clock, at, fill
 from tests.test_reconcile_paper import rows, run
-from tests.test_trade_flow import add_kraken_account
 
 DATA = Path(__file__).parent / "data" / "exports"
 
@@ -206,7 +206,7 @@ def test_binanceus_sync_then_its_export_records_each_trade_once(
     home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from tests.binanceus_server import BinanceUSServer
-    from tests.test_binanceus import add_binanceus_account
+    from tests.exchange_fixtures import add_binanceus_account
 
     with BinanceUSServer() as server:
         server.set_balance("USD", "100000")

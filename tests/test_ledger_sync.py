@@ -13,9 +13,9 @@ import pytest
 
 from ccxtkit.workspace import init_workspace
 from tests.crash import run_vhc
+from tests.exchange_fixtures import add_kraken_account
 from tests.kraken_server import KrakenServer
 from tests.test_reconcile_paper import rows, run
-from tests.test_trade_flow import add_kraken_account
 
 
 def at(text: str) -> float:

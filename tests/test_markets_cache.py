@@ -15,9 +15,9 @@ from ccxtkit.exchanges.errors_map import RetryPolicy
 from ccxtkit.exchanges.gateway import CcxtGateway, build_ccxt
 from ccxtkit.exchanges.markets_cache import MarketsCache, fingerprint, signing_key
 from ccxtkit.workspace import init_workspace, write_private
+from tests.exchange_fixtures import add_kraken_account
 from tests.kraken_server import KrakenServer, Pair
 from tests.test_reconcile_paper import run
-from tests.test_trade_flow import add_kraken_account
 
 ETH_USDC = Pair("XETHUSDC", "ETHUSDC", "ETH/USDC", "XETH", "USDC", 2, "0.002", "0.5", Decimal(3000))
 

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from ccxtkit.workspace import init_workspace
+from tests.exchange_fixtures import add_kraken_account
 from tests.kraken_server import KrakenServer
 from tests.test_reconcile_paper import rows, run
-from tests.test_trade_flow import add_kraken_account
 
 
 def outside_trade(server: KrakenServer, volume: str = "0.001", side: str = "buy") -> None:

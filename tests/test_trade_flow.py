@@ -17,6 +17,7 @@ from ccxtkit.cli.app import main
 from ccxtkit.workspace import init_workspace, write_private
 from tests.crash import vhc_command
 from tests.crash.agree import assert_orders_agree, intents, kraken_view
+from tests.exchange_fixtures import add_kraken_account
 from tests.kraken_server import KrakenServer
 
 
@@ -41,21 +42,6 @@ def paper_ws(tmp_path: Path) -> Path:
     home = tmp_path / "ws"
     init_workspace(home)
     return home
-
-
-def add_kraken_account(home: Path, server: KrakenServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Point a `kraken` account at the local Kraken-protocol server, keys from the env backend."""
-    path = home / "config" / "trading_config.yaml"
-    data = yaml.safe_load(path.read_text())
-    data["exchanges"]["kraken"] = {
-        "secrets": "env",
-        "rate_limit": 1000,
-        "ccxt": {**server.ccxt_config(), "timeout": 3000},
-    }
-    write_private(path, yaml.safe_dump(data))
-    creds = server.credentials()
-    monkeypatch.setenv("KRAKEN_API_KEY", creds["apiKey"])
-    monkeypatch.setenv("KRAKEN_API_SECRET", creds["secret"])
 
 
 def test_market_buy_records_intent_outcome_and_fill(

@@ -3,64 +3,30 @@
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 from pathlib import Path
 
-import pyotp
 import pytest
-import yaml
 
-from ccxtkit.auth import totp
 from ccxtkit.errors import WithdrawalOutcomeUnknown
 from ccxtkit.ledger.store import open_ledger
-from ccxtkit.withdrawals import allowlist, recover, service
+from ccxtkit.withdrawals import recover, service
 from ccxtkit.withdrawals.execute import LOOKUP_GRACE
-from ccxtkit.workspace import Workspace, write_private
+from ccxtkit.workspace import Workspace
+from tests.exchange_fixtures import ADDR, add_kraken_account, now_code, withdraw_workspace
 from tests.kraken_server import KrakenServer
 from tests.test_killswitch import run_cli
-
-ADDR = "bc1qcoldwalletaddressforvhctests0000000000"
-SETUP = datetime.now(UTC) - timedelta(days=2)
 
 
 @pytest.fixture
 def ws(tmp_path: Path, kraken_server: KrakenServer, monkeypatch: pytest.MonkeyPatch) -> Workspace:
     """A `kraken` account on the local server with 1 BTC, a withdrawal key `cold`, allowlisted."""
-    monkeypatch.delenv("VHC_TOTP_SECRET", raising=False)
-    monkeypatch.delenv("VHC_CONTROL_KEY", raising=False)
-    cfg = {
-        "version": "1.0",
-        "exchanges": {
-            "kraken": {
-                "secrets": "env",
-                "rate_limit": 1000,
-                "ccxt": {**kraken_server.ccxt_config(), "timeout": 3000},
-            }
-        },
-        "secrets": {"backend": "env"},
-        "withdrawals": {"daily_limit_usd": 20000, "require_two_approvals_over": 10000},
-    }
-    write_private(tmp_path / "config" / "trading_config.yaml", yaml.safe_dump(cfg))
-    creds = kraken_server.credentials()
-    monkeypatch.setenv("KRAKEN_API_KEY", creds["apiKey"])
-    monkeypatch.setenv("KRAKEN_API_SECRET", creds["secret"])
     kraken_server.set_balance("BTC", "1")
     kraken_server.register_withdrawal_key("BTC", "cold", ADDR)
-    workspace = Workspace.locate(str(tmp_path))
-    enrolled = totp.enrol(workspace, "admin", backend="env", now=SETUP)
-    secret = enrolled.secret
-    for name, value in enrolled.exports.items():  # VHC_TOTP_SECRET and VHC_CONTROL_KEY
-        monkeypatch.setenv(name, value)
-    allowlist.add_entry(
-        workspace, "BTC", ADDR, None, "cold", pyotp.TOTP(secret).at(SETUP), now=SETUP
+    return withdraw_workspace(
+        tmp_path, add_kraken_account, kraken_server, monkeypatch, label="cold"
     )
-    return workspace
-
-
-def now_code(ws: Workspace) -> str:
-    return pyotp.TOTP(os.environ["VHC_TOTP_SECRET"]).now()
 
 
 def ledger_transfers(ws: Workspace) -> list[dict[str, object]]:
@@ -79,7 +45,7 @@ def test_lost_reply_is_found_not_resent(
     assert D(json.loads(out)["usd"]) == D("5000")  # 0.1 BTC at the server's 50000
     kraken_server.withdrawal_fees["XXBT"] = D("0.0005")
     kraken_server.drop_reply_next("Withdraw")
-    rc, out, err = run_cli(ws, ["withdraw-approve", rid, "--auth-code", now_code(ws)], capsys)
+    rc, out, err = run_cli(ws, ["withdraw-approve", rid, "--auth-code", now_code()], capsys)
     assert rc == 0, err
     assert "found by lookup" in out
     # Exactly one Withdraw request reached the exchange, with the withdrawal key as `key`.
@@ -118,7 +84,7 @@ def test_lost_reply_and_failed_lookup_is_resolved_by_recover(
     rid = service.request_withdrawal(ws, "kraken", "BTC", "0.2", ADDR).request.id
     kraken_server.drop_reply_next("Withdraw")
     kraken_server.fail_next("WithdrawStatus", times=3)  # the lookup right after fails too
-    rc, _, err = run_cli(ws, ["withdraw-approve", rid, "--auth-code", now_code(ws)], capsys)
+    rc, _, err = run_cli(ws, ["withdraw-approve", rid, "--auth-code", now_code()], capsys)
     assert rc == 5 and "will not be sent again" in err and "vhc withdraw recover" in err
     assert ledger_transfers(ws) == []
     rc, out, _ = run_cli(ws, ["--json", "withdraw", "list", "--status", "executing"], capsys)
@@ -145,7 +111,7 @@ def test_never_arrived_is_failed_only_after_the_grace_period(
     # An answer that says nothing about the outcome: recorded as unknown, never resent.
     kraken_server.fail_next("Withdraw", status=None, error="EService:Unavailable")
     with pytest.raises(WithdrawalOutcomeUnknown, match=rid):
-        service.approve(ws, rid, now_code(ws), "admin")
+        service.approve(ws, rid, now_code(), "admin")
     assert [r.status for r in service.list_requests(ws, "all")] == ["executing"]
     # Inside the grace period recover keeps looking; after it, not listed means never arrived.
     sent_at = datetime.now(UTC)

@@ -46,6 +46,7 @@ from . import kite_hours
 from .base import Balance, Candle, LedgerEntry, Market, Order, Ticker, Trade, Transfer
 from .errors_map import ExchangeOrderNotFound, RetryPolicy
 from .kite_symbols import QUOTE, is_kite_symbol
+from .timing import not_an_exchange_call
 
 T = TypeVar("T")
 
@@ -125,6 +126,7 @@ class KiteClient:
             stamp = stamp.replace(tzinfo=UTC)
         self._server_time = (stamp.astimezone(UTC), _time.monotonic())
 
+    @not_an_exchange_call
     def now(self) -> datetime:
         """Kite's clock (its latest reply's Date, advanced since), else the local clock."""
         if self._server_time is None:
@@ -261,6 +263,7 @@ class KiteClient:
             timestamp=_utc(q.get("timestamp")),
         )
 
+    @not_an_exchange_call
     def configured_usd_rates(self) -> dict[str, Decimal]:
         """USD per INR from `kite.inr_per_usd` (the fallback after the ledger's recorded rate)."""
         rate = self.settings.inr_per_usd
@@ -323,6 +326,7 @@ class KiteClient:
         return total
 
     # ----------------------------------------------------------------- orders
+    @not_an_exchange_call
     def new_client_order_id(self) -> str:
         """A fresh Kite tag: `v` + YYMMDD (IST, Kite's day) + 13 hex digits = 20 characters."""
         day = self.now().astimezone(kite_hours.IST).strftime("%y%m%d")

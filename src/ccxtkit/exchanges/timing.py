@@ -4,10 +4,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 #: Called as (method, milliseconds, ok) after each call.
 Recorder = Callable[[str, float, bool], None]
+
+F = TypeVar("F", bound=Callable[..., Any])
+#: The mark `not_an_exchange_call` leaves on a method.
+_UNTIMED = "_vhc_not_an_exchange_call"
+
+
+def not_an_exchange_call(method: F) -> F:
+    """Mark a client method that asks no exchange (a setting, a clock): it is not timed.
+
+    Its duration would otherwise be a latency sample of the exchange, and a sample that
+    never waited on the network drags the histogram down and reports the exchange up.
+    """
+    setattr(method, _UNTIMED, True)
+    return method
 
 
 class TimedClient:
@@ -26,7 +40,8 @@ class TimedClient:
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._inner, name)
-        if not callable(attr) or name.startswith("_") or name == "close":
+        untimed = name.startswith("_") or name == "close" or getattr(attr, _UNTIMED, False)
+        if not callable(attr) or untimed:
             return attr
 
         def timed(*args: Any, **kwargs: Any) -> Any:

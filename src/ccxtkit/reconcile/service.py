@@ -4,8 +4,9 @@ Order of work, so the ledger is never held while waiting on the network:
 1. a short ledger read (which assets each account's history touches, which accounts have an
    opening balance yet), then the ledger is closed;
 2. every account is read concurrently, one thread each (balances, trades, deposits,
-   withdrawals, the exchange's own ledger where it has one, USD prices); an account that
-   cannot be read is reported and the others go on;
+   withdrawals, the exchange's own ledger where it has one, USD prices; a Kite account's
+   rupees and shares at the USD/INR rate its orders are valued at); an account that cannot be
+   read is reported and the others go on;
 3. one ledger session: read the ledger's side, match, append what --auto-sync records, a
    balance snapshot and the `reconcile.completed` event; close;
 4. write the CSV reports and send alerts.
@@ -13,7 +14,7 @@ Order of work, so the ledger is never held while waiting on the network:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -56,7 +57,16 @@ class AccountRead:
     transfers: list[Transfer] = field(default_factory=list)
     entries: list[LedgerEntry] | None = None
     prices: dict[str, Decimal] = field(default_factory=dict)
+    #: USD values of what the exchange quotes no USD market for (Kite: rupees at the USD/INR
+    #: rate, shares through it): they value findings and balances; they are not recorded as
+    #: prices (a rate re-recorded at every run would never grow old).
+    rates: dict[str, Decimal] = field(default_factory=dict)
     error: str | None = None
+
+    @property
+    def valuation(self) -> dict[str, Decimal]:
+        """The USD price of every asset that has one: the exchange's own first."""
+        return {**self.rates, **self.prices}
 
 
 @dataclass
@@ -107,9 +117,12 @@ class ReconcileResult:
 
 def read_account(
     ws: Workspace, name: str, since: datetime, until: datetime, assets: set[str],
-    adopting: bool, progress: Progress | None,
+    adopting: bool, progress: Progress | None, recorded: Mapping[str, Decimal] | None = None,
 ) -> AccountRead:  # fmt: skip
-    """Everything reconcile needs from one exchange; an unreadable account carries `error`."""
+    """Everything reconcile needs from one exchange; an unreadable account carries `error`.
+
+    `recorded`: USD per unit of currencies, from the ledger (`recorded_usd_rates`).
+    """
     from ccxtkit.trading.accounts import connect
     from ccxtkit.trading.pricing import usd_prices
 
@@ -142,6 +155,7 @@ def read_account(
             wanted |= {t.symbol.partition("/")[0].upper() for t in read.trades}
             wanted |= {t.asset.upper() for t in read.transfers}
             read.prices = usd_prices(client, client.load_markets(), wanted)
+            read.rates = _rates(client, name, read.prices, recorded or {}, wanted)
             step("prices")
         finally:
             client.close()
@@ -149,6 +163,30 @@ def read_account(
         read.error = exc.message
         log.warning("reconcile: %s could not be read: %s", name, exc.message)
     return read
+
+
+def _rates(
+    client: ExchangeClient, name: str, prices: Mapping[str, Decimal],
+    recorded: Mapping[str, Decimal], assets: Iterable[str],
+) -> dict[str, Decimal]:  # fmt: skip
+    """USD values for an account whose currency has no USD market (Kite), as its orders are
+    valued: the ledger's recorded rate, else the configured `kite.inr_per_usd`; its shares at
+    their last price times that rate. Empty for an exchange that quotes USD itself."""
+    from ccxtkit.exchanges.kite_symbols import QUOTE
+
+    configured = getattr(client, "configured_usd_rates", None)
+    if configured is None:
+        return {}
+    rates = {c: r for c, r in {**configured(), **recorded}.items() if c not in prices}
+    instruments = getattr(client, "instrument_prices", None)
+    rate = rates.get(QUOTE)
+    if instruments is not None and rate is not None:
+        try:
+            for asset, last in instruments(assets).items():
+                rates.setdefault(asset.upper(), last * rate)
+        except ExchangeError as exc:
+            log.warning("reconcile: %s: no prices for its shares: %s", name, exc.message)
+    return rates
 
 
 def _recover_first(ws: Workspace, client: ExchangeClient, name: str) -> None:
@@ -280,7 +318,7 @@ def assess(
     )
     known = {t.id for t in read.trades} | {t.id for t in read.transfers}
     findings += matching.unexplained_entries(read.name, read.entries, known)
-    findings = [f.with_(value_usd=_value(f, read.prices)) for f in findings]
+    findings = [f.with_(value_usd=_value(f, read.valuation)) for f in findings]
     return AccountResult(read.name, findings=findings)
 
 
@@ -299,7 +337,7 @@ def finish_checks(
         read.name,
         {a: local.get(a, ZERO) for a in assets},
         {a: read.balances.get(a, ZERO) for a in assets},
-        read.prices,
+        read.valuation,
         threshold,
         open_findings,
         has_opening,
@@ -339,6 +377,19 @@ def _account_ledger_work(
             has_opening = True
     finish_checks(result, read, local, has_opening, threshold)
     return result
+
+
+def _recorded_rates(
+    ws: Workspace, ledger: Ledger, names: Sequence[str], now: datetime
+) -> dict[str, Decimal]:
+    """The ledger's USD/INR rate when a Kite account is reconciled (what its orders use)."""
+    from ccxtkit.exchanges.kite_session import is_kite
+    from ccxtkit.exchanges.kite_symbols import QUOTE
+    from ccxtkit.trading.pricing import recorded_usd_rates
+
+    if not any(is_kite(ws, n) for n in names):
+        return {}
+    return recorded_usd_rates(ledger, [QUOTE], now)
 
 
 def _event(result: ReconcileResult) -> dict[str, Any]:
@@ -387,6 +438,7 @@ def reconcile(
     threshold = cfg.reconciliation.alert_threshold
     with ws.open_ledger() as ledger:
         inv = inventory(ledger, names)
+        recorded = _recorded_rates(ws, ledger, names, now)
     with ThreadPoolExecutor(max_workers=max(1, len(names)), thread_name_prefix="reconcile") as pool:
         futures = [
             pool.submit(
@@ -398,6 +450,7 @@ def reconcile(
                 inv[n].assets,
                 auto_sync and not inv[n].has_opening_balance,
                 progress,
+                recorded,
             )  # fmt: skip
             for n in names
         ]
