@@ -75,12 +75,6 @@ def test_a_tag_from_another_day_is_never_declared_absent(ws, kite_server, capsys
 PAPER = {"paper": {"id": "paper", "paper": {"starting_balances": {"USD": 100000}}}}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="trading/recover.py keeps only each account's error message, not its exit code, "
-    "and `vhc trade recover` then raises a plain exchange error (exit 5); the fix is there "
-    "(outside this change's files), see the servers helper's report",
-)
 def test_recover_across_accounts_with_an_expired_kite_session_is_exit_8_with_how_to_renew(
     tmp_path, kite_server, file_keyring, capsys
 ):

@@ -240,10 +240,9 @@ def recover(ctx: typer.Context, exchange: ExchangeOpt = None) -> None:
             )
         if not report.resolved:
             console.print("nothing to recover")
-    if report.errors:
-        raise ExchangeError(
-            "could not read " + "; ".join(f"{name}: {msg}" for name, msg in report.errors.items())
-        )
+    failure = report.failure()
+    if failure is not None:
+        raise failure
 
 
 def balances(ctx: typer.Context, exchange: ExchangeOpt = None) -> None:

@@ -34,6 +34,16 @@ class RecoverReport:
 
     resolved: list[Resolution] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
+    _failures: dict[str, ExchangeError] = field(default_factory=dict)  # not in --json
+
+    def failure(self) -> ExchangeError | None:
+        """One error for every account that could not be asked, of their common kind (its
+        exit code: 8 when every one needs a new session), else a plain exchange error."""
+        if not self.errors:
+            return None
+        kinds = {type(e) for e in self._failures.values()}
+        kind = kinds.pop() if len(kinds) == 1 else ExchangeError
+        return kind("could not read " + "; ".join(f"{n}: {m}" for n, m in self.errors.items()))
 
 
 def look_up(
@@ -106,4 +116,5 @@ def recover_all(ws: Workspace, exchange: str | None = None) -> RecoverReport:
                 client.close()
         except ExchangeError as exc:
             report.errors[name] = exc.message
+            report._failures[name] = exc
     return report
