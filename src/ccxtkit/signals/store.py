@@ -125,6 +125,7 @@ SELECT signal_id,
        max(CASE WHEN event = 'intent' THEN attempt END) AS attempt,
        max(CASE WHEN event = 'outcome' THEN attempt END) AS resolved_attempt,
        max(CASE WHEN event = 'requeued' THEN attempt END) AS base_attempt,
+       max(CASE WHEN event = 'requeued' THEN timestamp END) AS requeued_at,
        max(timestamp) AS updated_at
 FROM signal_events {where} GROUP BY signal_id
 """
@@ -134,7 +135,8 @@ SELECT s.signal_id, s.timestamp, s.source, s.kind, s.external_id, s.signal_time,
        s.symbol, s.side, s.type, s.amount, s.price, s.product, s.chat_id, s.message_id,
        last.status, last.next_attempt_at, coalesce(ev.attempt, 0) AS attempt,
        coalesce(ev.resolved_attempt, 0) AS resolved_attempt,
-       coalesce(ev.base_attempt, 0) AS base_attempt, last.details, ev.updated_at, s.seq
+       coalesce(ev.base_attempt, 0) AS base_attempt, ev.requeued_at, last.details, ev.updated_at,
+       s.seq
 """
 
 #: Per signal: the latest status, next_attempt_at and attempt numbers that matter.

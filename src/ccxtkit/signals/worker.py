@@ -125,7 +125,7 @@ def work_once(
         claimed = _claim(ws, held, limit, now or datetime.now(UTC))
         for row, attempt, fresh in claimed:
             try:
-                results.append(_work(ws, row, attempt, fresh))
+                results.append(_work(ws, row, attempt, fresh, now))
             except Exception as exc:  # one signal's trouble must not stop the others
                 log.exception("signal %s: the pass failed", row["signal_id"])
                 cid = store.client_order_id_for(row["signal_id"], attempt)
@@ -166,7 +166,9 @@ def _claim(
     return out
 
 
-def _work(ws: Workspace, row: dict[str, Any], attempt: int, fresh: bool) -> WorkResult:
+def _work(
+    ws: Workspace, row: dict[str, Any], attempt: int, fresh: bool, now: datetime | None
+) -> WorkResult:
     signal_id = row["signal_id"]
     cid = store.client_order_id_for(signal_id, attempt)
     try:
@@ -174,6 +176,10 @@ def _work(ws: Workspace, row: dict[str, Any], attempt: int, fresh: bool) -> Work
             resumed = _resume(ws, row, attempt, cid)
             if resumed is not None:
                 return resumed
+        # Nothing was sent under this attempt: too old now, it is never sent.
+        expired = _expired(ws, row, now or datetime.now(UTC))
+        if expired is not None:
+            return _failed(ws, row, attempt, cid, expired, retryable=False, code="expired")
         return _execute(ws, row, attempt, cid)
     except LedgerBusyError as exc:
         # Nothing decided: the intent stays, the next pass resolves it by its client order id.
@@ -224,6 +230,31 @@ def _resume(ws: Workspace, row: dict[str, Any], attempt: int, cid: str) -> WorkR
     if event in _NOT_PLACED:
         return _failed(ws, row, attempt, cid, f"order {cid} was not placed ({event})", True)
     return _unknown(ws, row, attempt, cid, "the order's fate is not known yet")
+
+
+def _expired(ws: Workspace, row: dict[str, Any], now: datetime) -> str | None:
+    """Why the signal is too old to execute now, or None.
+
+    The same rule as at intake (`signals.max_age_seconds`), counted from the signal's own time,
+    or from a person's `vhc signals retry` when that came later (their decision is fresh).
+    """
+    max_age = ws.config.signals.max_age_seconds
+    since = _aware(row["signal_time"])
+    requeued = row.get("requeued_at")
+    if requeued is not None:
+        since = max(since, _aware(requeued))
+    age = (now - since).total_seconds()
+    if age <= max_age:
+        return None
+    return (
+        f"the signal was {int(age)} s old when its turn came; signals older than "
+        f"{max_age} s (signals.max_age_seconds) are not executed"
+    )
+
+
+def _aware(moment: datetime) -> datetime:
+    """The ledger's naive UTC timestamps as aware ones."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _execute(ws: Workspace, row: dict[str, Any], attempt: int, cid: str) -> WorkResult:
@@ -376,7 +407,13 @@ def _refused(
 
 
 def _failed(
-    ws: Workspace, row: dict[str, Any], attempt: int, cid: str, reason: str, retryable: bool
+    ws: Workspace,
+    row: dict[str, Any],
+    attempt: int,
+    cid: str,
+    reason: str,
+    retryable: bool,
+    code: str | None = None,
 ) -> WorkResult:
     signal_id = row["signal_id"]
     used = attempt - int(row["base_attempt"])
@@ -401,11 +438,12 @@ def _failed(
         log.warning("signal %s attempt %d failed, retry at %s: %s", signal_id, used, at, reason)
         return WorkResult(signal_id, "retry", attempt, cid, reason, next_attempt_at=at)
     why = reason if not retryable else f"{reason} (after {used} attempt(s))"
+    details = {"reason": code, "message": why} if code else {"reason": why}
     _record(
         ws,
         signal_id,
         [
-            {"event": "outcome", "status": "dead", **common, "details": {"reason": why}},
+            {"event": "outcome", "status": "dead", **common, "details": details},
         ],
     )
     log.error("signal %s moved to the dead letter: %s", signal_id, why)
