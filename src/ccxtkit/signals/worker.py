@@ -134,6 +134,26 @@ def work_once(
     return results
 
 
+def work_pass(ws: Workspace, limit: int | None = None) -> list[WorkResult]:
+    """`vhc signals work --once`: one pass, the ledger kept open from one visit to the next.
+
+    Each signal visits the ledger about six times; kept open (ledger/keeper.py) those visits
+    cost no open and close. A `vhc serve` waiting for the ledger meanwhile makes the pass let go
+    between two visits, as any waiting vhc process does.
+    """
+    from ..ledger import keeper
+
+    path = ws.ledger_path
+    kept_before = keeper.keeps(path)
+    if not kept_before:
+        keeper.keep(path)
+    try:
+        return work_once(ws, limit)
+    finally:
+        if not kept_before:
+            keeper.release(path)
+
+
 def _claim(
     ws: Workspace, held: ExitStack, limit: int | None, now: datetime
 ) -> list[tuple[dict[str, Any], int, bool]]:
