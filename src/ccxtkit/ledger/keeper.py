@@ -51,6 +51,7 @@ class _Kept:
         self.held = ExitStack()  # the lock file, while the file is open
         self.last_used = 0.0
         self.opens = 0  # how many times the file was opened (for tests and benchmarks)
+        self.released = False  # set by `release`: never kept open again
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._want = os.open(want_path(path), os.O_RDWR | os.O_CREAT, 0o600)
 
@@ -60,6 +61,8 @@ class _Kept:
 
     def wanted(self) -> bool:
         """True while another process waits for the lock (holds `.want` shared)."""
+        if self.released:
+            return False
         try:
             fcntl.flock(self._want, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -130,8 +133,9 @@ def release(path: Path) -> None:
         kept = _kept.pop(_key(path), None)
     if kept is not None:
         with kept.mutex:
+            kept.released = True
             kept.close(clean=True)
-        os.close(kept._want)
+            os.close(kept._want)
 
 
 def release_all() -> None:
@@ -143,8 +147,12 @@ def release_all() -> None:
 @contextmanager
 def visit(path: Path, wait_seconds: float, read_only: bool) -> Iterator[Ledger]:
     """One visit of a kept ledger: the open file, or the file opened now and kept after."""
-    kept = _kept[_key(path)]
+    kept = _kept.get(_key(path))
     start = time.monotonic()
+    if kept is None:  # released meanwhile: an ordinary visit
+        with _once(path, wait_seconds, read_only) as plain:
+            yield plain
+        return
     if not kept.mutex.acquire(timeout=max(wait_seconds, 0.001)):
         raise LedgerBusyError(
             f"the ledger {path} is in use by this vhc process (waited {wait_seconds:g} s); "
@@ -152,14 +160,11 @@ def visit(path: Path, wait_seconds: float, read_only: bool) -> Iterator[Ledger]:
         )
     try:
         ledger = kept.ledger
-        if ledger is None and read_only:
-            # Nothing open: a read-only open as anywhere else (no migration, nothing written).
-            with ledger_lock(path, _left(wait_seconds, start)):
-                reader = open_file(path, read_only=True)
-                try:
-                    yield reader
-                finally:
-                    close_file(reader, clean=False)
+        if kept.released or (ledger is None and read_only):
+            # Released (it stays closed), or a read with nothing open: an ordinary visit
+            # (a read-only open neither migrates nor writes).
+            with _once(path, _left(wait_seconds, start), read_only) as once:
+                yield once
             return
         if ledger is None:
             ledger = kept.open(_left(wait_seconds, start))
@@ -181,6 +186,23 @@ def visit(path: Path, wait_seconds: float, read_only: bool) -> Iterator[Ledger]:
         kept.mutex.release()
 
 
+@contextmanager
+def _once(path: Path, wait_seconds: float, read_only: bool) -> Iterator[Ledger]:
+    """A visit that opens and closes the file, as `store.open_ledger` does without a keeper."""
+    with ledger_lock(path, wait_seconds):
+        ledger = open_file(path, read_only)
+        clean = False
+        try:
+            if not read_only:
+                from . import outbox
+
+                outbox.drain(ledger)
+            yield ledger
+            clean = True
+        finally:
+            close_file(ledger, clean)
+
+
 def _left(wait_seconds: float, start: float) -> float:
     return max(0.0, wait_seconds - (time.monotonic() - start))
 
@@ -198,17 +220,20 @@ def _watch() -> None:
     while True:
         time.sleep(WATCH_SECONDS)
         for kept in list(_kept.values()):
-            if kept.ledger is None:
-                continue
-            if not (kept.idle() or kept.wanted()):
-                continue
-            if not kept.mutex.acquire(timeout=0.5):
-                continue  # in a visit: its end looks at `.want` itself
             try:
-                # Looked at again: a visit may have ended (and been the last use) meanwhile.
-                if kept.ledger is not None and (kept.idle() or kept.wanted()):
-                    kept.close(clean=True)
+                _look(kept)
             except Exception:  # the watcher must live on; the next visit opens afresh
                 log.exception("ledger keeper: closing %s failed", kept.path)
-            finally:
-                kept.mutex.release()
+
+
+def _look(kept: _Kept) -> None:
+    if kept.ledger is None or not (kept.idle() or kept.wanted()):
+        return
+    if not kept.mutex.acquire(timeout=0.5):
+        return  # in a visit: its end looks at `.want` itself
+    try:
+        # Looked at again: a visit may have ended (and been the last use) meanwhile.
+        if kept.ledger is not None and (kept.idle() or kept.wanted()):
+            kept.close(clean=True)
+    finally:
+        kept.mutex.release()
