@@ -250,10 +250,11 @@ def _commit_items(ws: Workspace, items: list[_Item]) -> None:
         log.exception("signal intake: the batch of %d was not committed", len(todo))
         _uncommitted(todo, 500, "INTERNAL_ERROR", "the signal could not be taken")
         return
-    if any(i.answer is not None and i.answer.status == 202 for i in todo):
+    queued = sum(1 for i in todo if i.answer is not None and i.answer.status == 202)
+    if queued:
         from .wake import notify_queued
 
-        notify_queued()
+        notify_queued(queued)  # one worker per signal
     for item in todo:
         if item.refusal is None and item.answer is not None and item.answer.status == 202:
             p = item.parsed

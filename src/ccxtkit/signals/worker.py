@@ -552,21 +552,22 @@ def run_worker(
 
     It takes `batch` signals a pass, so a stop (SIGTERM) waits for at most that many orders:
     the in-flight one finishes, the rest stay queued. Idle, it wakes when intake queues a
-    signal in this process (`signals.wake`) or every `poll_seconds` (retries falling due,
-    signals queued by another process); `stop` is looked at every 0.1 s. A crash leaves
+    signal in this process (`signals.wake`: one worker per signal) or every `poll_seconds`
+    (retries falling due, signals queued by another process); `stop` is looked at every 0.1 s. A crash leaves
     nothing worse than what the next pass resolves; a busy ledger or an error is logged.
     """
     from . import wake
 
     done = 0
-    seen = -1  # the intake counter at the last pass that found nothing (-1: pass now)
+    again = True  # pass now (at start, and after a pass that did something)
     last = 0.0
     while not stop.is_set():
         now = time.monotonic()
-        if seen == wake.generation() and now - last < poll_seconds:
-            wake.wait_for_queued(seen, timeout=min(0.1, poll_seconds))
-            continue
-        seen, last = wake.generation(), now
+        if again or now - last >= poll_seconds:
+            wake.take(0)  # this pass serves a waiting ticket, if any
+        elif not wake.take(timeout=min(0.1, poll_seconds)):
+            continue  # look at `stop` again
+        last = now
         try:
             results = work_once(ws, limit=batch)
         except LedgerBusyError as exc:
@@ -576,6 +577,5 @@ def run_worker(
             log.exception("signals worker: a pass failed")
             results = []
         done += len(results)
-        if results:
-            seen = -1  # more may be due: pass again at once
+        again = bool(results)  # more may be due: pass again at once
     return done
