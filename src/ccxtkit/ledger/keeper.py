@@ -35,8 +35,9 @@ from ..errors import LedgerBusyError
 from ..logs import log
 from .store import Ledger, close_file, ledger_lock, open_file, want_path
 
-#: Close the file after this long without a visit.
-IDLE_SECONDS = 2.0
+#: Close the file after this long without a visit (a signal a minute stays warm; a quiet
+#: server's file is checkpointed and let go soon after).
+IDLE_SECONDS = 30.0
 #: How often the watcher looks for a waiting process (and for idleness) between visits.
 WATCH_SECONDS = 0.02
 
