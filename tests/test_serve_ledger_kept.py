@@ -146,3 +146,35 @@ def test_vhc_commands_work_while_serve_keeps_the_ledger(tmp_path, monkeypatch) -
         timeout=60,
     )
     assert verify.returncode == 0, verify.stderr
+
+
+def test_a_kill_switch_thrown_elsewhere_reaches_the_kept_ledger(tmp_path, monkeypatch) -> None:
+    """`vhc kill-switch --activate` waits at most half a second for the ledger: serve lets go
+    in time, so the activation is chained at once (not left in the outbox), and intake refuses."""
+    from ccxtkit.ledger.outbox import outbox_path
+
+    home = home_with(tmp_path, monkeypatch)
+    ledger = home / "ledger" / "vhc.duckdb"
+    vhc = str(Path(sys.executable).with_name("vhc"))
+    with ServeProcess(home) as srv:
+        body = kit.sheets_body("before-halt")
+        got = srv.call("POST", WEBHOOK.format("sheets"), raw=body, headers=kit.sheets_headers(body))
+        assert got.status == 202, got
+        assert lock_is_held(ledger)
+        out = subprocess.run(
+            [vhc, "--home", str(home), "kill-switch", "--activate", "--reason", "drill"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 0, out.stderr
+        # Written to the ledger by the command itself: nothing waits in the outbox (serve has
+        # had no visit since, so it could not have drained one).
+        waiting = outbox_path(ledger)
+        assert not waiting.exists() or waiting.read_text().strip() == ""
+        body = kit.sheets_body("after-halt")
+        got = srv.call("POST", WEBHOOK.format("sheets"), raw=body, headers=kit.sheets_headers(body))
+        assert got.status == 503, got
+        kinds = [r[0] for r in kit.rows(home, "SELECT kind FROM control_events ORDER BY seq")]
+        assert "kill_switch.activate" in kinds
+        assert srv.stop() == 0
