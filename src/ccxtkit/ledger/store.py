@@ -30,7 +30,7 @@ from .schema import MIGRATIONS, TABLES, all_columns
 if TYPE_CHECKING:
     import duckdb
 
-#: Above this many rows an append goes through Arrow instead of executemany.
+#: Above this many rows an append goes through Arrow instead of VALUES statements.
 _BULK_ROWS = 500
 #: Below that, rows go in multi-row VALUES statements of at most this many rows.
 _VALUES_ROWS = 64
