@@ -4,8 +4,11 @@ Starts a real `vhc serve` (paper account, env secrets, rate limits raised out of
 posts N signed Google Sheets signals from C client threads over keep-alive connections, and
 reports:
 - accepted/s: 202 answers per second of wall time, and each POST's latency (p50, p99);
-- webhook -> order sent: per signal, from its `received` row to its `sent` row in the ledger
-  (both stamped by the server), once the workers have worked the queue (p50, p99).
+- webhook -> order sent: per signal, from its `received` row to the order's first
+  `order_events` row (the exchange's answer to the send, recorded), and to the signal's own
+  `sent` row (written after the order's fills and the kill switch's triggers), all stamped by
+  the server in the ledger (p50, p99);
+- the server's CPU (user + sys over its threads, from /proc) per phase.
 
 Targets: >= 200 accepted signals/s; webhook -> order sent p50 under 100 ms.
 
@@ -115,6 +118,27 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def server_cpu(srv: ServeProcess) -> float:
+    """CPU seconds (user + sys, every thread) the server process has used so far."""
+    assert srv.proc is not None
+    fields = Path(f"/proc/{srv.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def order_latencies(home: Path) -> list[float]:
+    """Per signal: seconds from its `received` row to its order's first `order_events` row."""
+    from ccxtkit.ledger.store import open_ledger
+
+    with open_ledger(home / "ledger" / "vhc.duckdb", wait_seconds=30, read_only=True) as led:
+        rows = led.query(
+            "SELECT r.timestamp, min(o.recorded_at) FROM signal_events r "
+            "JOIN signal_events i ON i.signal_id = r.signal_id AND i.event = 'intent' "
+            "JOIN order_events o ON o.client_order_id = i.client_order_id "
+            "WHERE r.event = 'received' GROUP BY r.signal_id, r.timestamp"
+        )
+    return [(o - r).total_seconds() for r, o in rows]
+
+
 def final_and_latencies(home: Path) -> tuple[int, list[float]]:
     """(signals in a final state, per signal the seconds from `received` to `sent`)."""
     from ccxtkit.ledger.store import open_ledger
@@ -150,11 +174,14 @@ def main() -> None:
     # Phase 1: intake alone (no workers): how many signals per second are accepted.
     home = make_home(root / "intake", args.workers)
     with ServeProcess(home, workers=0) as srv:
+        cpu0 = server_cpu(srv)
         wall, latencies, statuses = blast(srv.port, args.signals, args.clients)
+        cpu = server_cpu(srv) - cpu0
         srv.stop()
     accepted = statuses.get(202, 0)
     print(f"phase 1: {args.signals} signals from {args.clients} clients in {wall:.2f} s")
     print(f"  statuses: {statuses}; accepted {accepted / wall:.1f} signals/s")
+    print(f"  server CPU {cpu:.2f} s = {cpu / max(accepted, 1) * 1000:.1f} ms per signal")
     print(
         f"  POST latency: p50 {pct(latencies, 0.5) * 1000:.0f} ms, "
         f"p99 {pct(latencies, 0.99) * 1000:.0f} ms"
@@ -163,6 +190,7 @@ def main() -> None:
     # Phase 2: paced signals with the workers running: webhook -> order sent.
     home = make_home(root / "paced", args.workers)
     with ServeProcess(home, workers=args.workers) as srv:
+        cpu0 = server_cpu(srv)
         posts = []
         for i in range(args.paced):
             start = time.perf_counter()
@@ -176,16 +204,24 @@ def main() -> None:
             if done >= args.paced:
                 break
             time.sleep(1)
+        cpu = server_cpu(srv) - cpu0
         srv.stop()
+    to_order = order_latencies(home)
     print(f"phase 2: {args.paced} signals, one every {args.interval} s, {args.workers} workers")
     print(
         f"  POST latency: p50 {pct(posts, 0.5) * 1000:.0f} ms, p99 {pct(posts, 0.99) * 1000:.0f} ms"
     )
+    if to_order:
+        print(
+            f"  webhook -> order sent, its outcome recorded ({len(to_order)} orders): "
+            f"p50 {statistics.median(to_order) * 1000:.0f} ms, p99 {pct(to_order, 0.99) * 1000:.0f} ms"
+        )
     if sent:
         print(
-            f"  webhook -> order sent ({len(sent)} orders): p50 {statistics.median(sent) * 1000:.0f} ms, "
-            f"p99 {pct(sent, 0.99) * 1000:.0f} ms"
+            f"  webhook -> the signal's `sent` row ({len(sent)}): "
+            f"p50 {statistics.median(sent) * 1000:.0f} ms, p99 {pct(sent, 0.99) * 1000:.0f} ms"
         )
+    print(f"  server CPU {cpu:.2f} s = {cpu / max(args.paced, 1) * 1000:.0f} ms per signal")
     print(f"workspaces under {root}")
 
 

@@ -41,6 +41,11 @@ def main() -> None:
     parser.add_argument("--signals", type=int, default=200)
     parser.add_argument("--threads", type=int, default=16, help="concurrent deliveries")
     parser.add_argument("--latency-signals", type=int, default=20)
+    parser.add_argument(
+        "--no-keep",
+        action="store_true",
+        help="open the ledger afresh on every visit (as before ledger/keeper.py)",
+    )
     args = parser.parse_args()
     os.environ["VHC_SIGNALS_SHEETS_KEY"] = KEY
     os.environ["VHC_SIGNALS_SHEETS_SECRET"] = SECRET
@@ -55,6 +60,11 @@ def main() -> None:
         data["risk"]["max_daily_volume"] = 10**9
         write_private(path, yaml.safe_dump(data))
         ws = Workspace.locate(str(home))
+        if not args.no_keep:
+            from ccxtkit.ledger import keeper
+
+            keeper.keep(ws.ledger_path)  # as `vhc serve` does
+        cpu0 = _cpu()
         bodies = []
         for i in range(args.signals):
             body = json.dumps(
@@ -83,9 +93,10 @@ def main() -> None:
             list(pool.map(deliver, bodies))
         intake_s = time.perf_counter() - start
         ms = sorted(t * 1000 for t in took)
+        cpu1 = _cpu()
         print(f"intake: {args.signals} signals, {args.threads} at a time, in {intake_s:.2f} s = "
-              f"{args.signals / intake_s:.0f}/s; answer p50 {statistics.median(ms):.1f} ms, "
-              f"p99 {ms[int(len(ms) * 0.99) - 1]:.1f} ms")  # fmt: skip
+              f"{args.signals / intake_s:.0f}/s (CPU {cpu1 - cpu0:.2f} s); answer p50 "
+              f"{statistics.median(ms):.1f} ms, p99 {ms[int(len(ms) * 0.99) - 1]:.1f} ms")  # fmt: skip
         start = time.perf_counter()
         done = 0
         while done < args.signals:
@@ -94,10 +105,20 @@ def main() -> None:
                 break
             done += sum(1 for r in batch if r.status == "executed")
         work_s = time.perf_counter() - start
+        cpu2 = _cpu()
         print(f"worker: {done} orders executed in {work_s:.2f} s = {done / work_s:.0f}/s "
-              f"({work_s / max(done, 1) * 1000:.1f} ms per signal, one worker)")  # fmt: skip
+              f"({work_s / max(done, 1) * 1000:.1f} ms per signal, one worker; CPU "
+              f"{(cpu2 - cpu1) / max(done, 1) * 1000:.1f} ms per signal)")  # fmt: skip
 
         latency(ws, args.latency_signals)
+
+
+def _cpu() -> float:
+    """This process's CPU seconds (user + sys, every thread)."""
+    import resource
+
+    use = resource.getrusage(resource.RUSAGE_SELF)
+    return use.ru_utime + use.ru_stime
 
 
 def latency(ws: Workspace, count: int) -> None:

@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 import yaml
 
@@ -132,11 +131,12 @@ def tradingview_body(when: datetime | None = None, **changes: Any) -> bytes:
 
 
 def rows(home: Path, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-    con = duckdb.connect(str(home / "ledger" / "vhc.duckdb"), read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
+    """A read of the ledger, under its lock: a running `vhc serve` keeps the file open and
+    lets go for a process that waits for the lock (ledger/keeper.py), not for a bare connect."""
+    from ccxtkit.ledger.store import open_ledger
+
+    with open_ledger(home / "ledger" / "vhc.duckdb", 30, read_only=True) as ledger:
+        return ledger.query(sql, params)
 
 
 def refusals(home: Path) -> list[dict[str, Any]]:

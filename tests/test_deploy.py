@@ -179,6 +179,7 @@ def test_systemd_units_and_crontab_run_real_commands() -> None:
                 "ledger backup",
                 "kill-switch --check",
                 "serve --host",
+                "signals work",
             }
             assert " ".join(words[1:3]) in allowed, command
 

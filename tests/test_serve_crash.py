@@ -78,7 +78,7 @@ def test_sigkill_while_signals_flow_loses_none_and_executes_none_twice(
             status = deliver(first, external_id)
             if status is not None:
                 answered[external_id] = status
-            time.sleep(0.05)
+            time.sleep(0.3)  # slower than intake, so the kill lands while signals still flow
 
     sender = threading.Thread(target=send)
     sender.start()

@@ -395,3 +395,29 @@ def test_a_live_workers_signal_is_left_alone(home: Path) -> None:
             queue.drop(workspace(home), sid, "no")
     (result,) = work_once(workspace(home))
     assert result.status == "executed"
+
+
+def test_a_signal_whose_turn_comes_too_late_is_dead_lettered_as_expired(home: Path) -> None:
+    max_age = workspace(home).config.signals.max_age_seconds
+    sid = submit(home)
+    late = datetime.now(UTC) + timedelta(seconds=max_age + 5)
+    (result,) = work_once(workspace(home), now=late)
+    assert result.status == "dead", result
+    assert "signals.max_age_seconds" in result.message
+    (record,) = queue.list_signals(workspace(home), "dead")
+    assert record.signal_id == sid and record.reason == "expired"
+    assert sum(paper_view(home).sends.values()) == 0  # never sent
+    assert intents(home, "paper") == []
+    assert work_once(workspace(home), now=late) == []
+    # A person's retry is a fresh decision: the clock starts again from it.
+    queue.retry(workspace(home), sid)
+    (result,) = work_once(workspace(home))
+    assert result.status == "executed", result
+    assert sum(paper_view(home).sends.values()) == 1
+
+
+def test_a_signal_in_time_is_executed_even_late_in_its_window(home: Path) -> None:
+    max_age = workspace(home).config.signals.max_age_seconds
+    submit(home)
+    (result,) = work_once(workspace(home), now=datetime.now(UTC) + timedelta(seconds=max_age - 30))
+    assert result.status == "executed", result

@@ -2,7 +2,8 @@
 
 `reconciliation.frequency` decides the reconcile job (daily at 00:30 for yesterday, hourly at
 minute 5 for today, or none for `manual`); the kill switch's triggers run every minute, the
-ledger is verified daily, and metrics are written every 5 minutes when they are exported.
+ledger is verified daily, metrics are written every 5 minutes when they are exported, and the
+signal queue gets a pass every minute when signal sources are configured.
 """
 
 from __future__ import annotations
@@ -55,6 +56,12 @@ def jobs(ws: Workspace) -> list[Job]:
         out.append(
             Job("vhc-killswitch-check", "* * * * *", "*-*-* *:*:00 UTC",
                 "kill-switch --check", "risk.kill_switch_enabled: the automatic triggers")
+        )  # fmt: skip
+    if cfg.signals.sources:
+        out.append(
+            Job("vhc-signals-work", "* * * * *", "*-*-* *:*:00 UTC", "signals work --once",
+                "signals.sources: the signal queue (beside `vhc serve`'s workers, or instead of "
+                "them with --workers 0)", "1")
         )  # fmt: skip
     out.append(
         Job("vhc-verify", "15 1 * * *", "*-*-* 01:15:00 UTC", "ledger verify",

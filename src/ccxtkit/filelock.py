@@ -24,16 +24,22 @@ def flocked(
     busy: Callable[[], VhcError] | None = None,
     shared: bool = False,
     poll_seconds: float = 0.01,
+    on_wait: Callable[[], None] | None = None,
 ) -> Iterator[int]:
     """Hold a flock on `path` (created 0600); yields its descriptor.
 
     With `wait_seconds` None it waits as long as it takes; otherwise it raises `busy()` once
-    the wait is over.
+    the wait is over. `on_wait` is called once, when the lock is found taken (before waiting).
     """
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
     try:
+        if on_wait is not None:
+            try:
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)  # taken at once: the wait below is a no-op
+            except BlockingIOError:
+                on_wait()
         if wait_seconds is None:
             fcntl.flock(fd, mode)
         else:

@@ -111,7 +111,7 @@ def work(
 
     Example: vhc signals work --once
     """
-    from ..signals.worker import work_once
+    from ..signals.worker import work_pass
 
     st = state(ctx)
     ws = st.workspace  # no workspace: that error first
@@ -119,7 +119,7 @@ def work(
         raise UsageError("use `vhc signals work --once` (the workers of `vhc serve` run always)")
     if limit is not None and limit < 1:
         raise UsageError("--limit must be at least 1")
-    results = work_once(ws, limit)
+    results = work_pass(ws, limit)
     if st.json:
         print_json(results)
     else:

@@ -1,4 +1,4 @@
-"""`vhc secrets check`: prove each account's key resolves, and say how old it is.
+"""`vhc secrets check`: prove each account's key (and each signal source's) resolves, and its age.
 
 What is checked: that the backend answers, that the secret exists with an api_key and
 api_secret, its age (from the ledger's `secret.set` events, or the backend's own version date
@@ -81,7 +81,8 @@ def _targets(ws: Workspace, name: str | None) -> list[tuple[SecretRef, Backend |
     for secret in generic:
         if secret and name in (None, secret):
             targets.append((SecretRef("generic", secret), cfg.secrets.backend, False))
-    if name is not None and not targets:
+    sources = {n for s in cfg.signals.sources for n in (s, f"signals_{s}")}
+    if name is not None and not targets and name not in sources:  # sources: _signal_sources
         targets.append((SecretRef("generic", check_name(name)), cfg.secrets.backend, False))
     return targets
 
@@ -96,6 +97,45 @@ def _ages(ws: Workspace) -> dict[tuple[str, str], datetime]:
             return meta.last_set_times(ledger)
     except LedgerBusyError:
         return {}
+
+
+def _signal_sources(
+    ws: Workspace,
+    now: datetime,
+    name: str | None,
+    recorded: dict[tuple[str, str], datetime],
+    max_age: int,
+) -> list[CheckRow]:
+    """A row per signal source (`signals_<source>`): its key and secret resolve, and their age."""
+    from ccxtkit.signals.credentials import check_source, location, secret_name
+
+    rows: list[CheckRow] = []
+    for source, cfg in ws.config.signals.sources.items():
+        secret = secret_name(source)
+        if name not in (None, source, secret):
+            continue
+        backend = cfg.secrets or ws.config.secrets.backend
+        row = CheckRow(secret, "signal source", backend, location(ws, source, cfg), "ok")
+        try:
+            row.warnings += check_source(ws, source, cfg)
+        except VhcError as exc:
+            row.status = (
+                "missing"
+                if isinstance(exc, MissingSecretError)
+                else "misconfigured"
+                if exc.exit_code == 2
+                else "unavailable"
+            )
+            row.problem, row.exit_code = exc.message, exc.exit_code
+            rows.append(row)
+            continue
+        row.set_at = recorded.get(("generic", secret))
+        row.age_days = meta.age_days(row.set_at, now)
+        warning = meta.age_warning(secret, row.set_at, now, max_age)
+        if warning:
+            row.warnings.append(warning)
+        rows.append(row)
+    return rows
 
 
 def check_secrets(ws: Workspace, now: datetime, name: str | None = None) -> CheckReport:
@@ -134,6 +174,7 @@ def check_secrets(ws: Workspace, now: datetime, name: str | None = None) -> Chec
         if backend == "env" and live and ref.is_exchange:
             row.warnings.append(env.live_warning(ref.name))
         rows.append(row)
+    rows += _signal_sources(ws, now, name, recorded, max_age)
     notes = (
         [PERMISSIONS_NOTE] if any(r.kind == "exchange" and r.status == "ok" for r in rows) else []
     )

@@ -78,6 +78,7 @@ def new_state(ws: Workspace) -> ServeState:
     cfg = ws.config.serve
     with ws.open_ledger():
         pass  # created or migrated now (the signals tables), so read-only visits find them
+    _warm(ws)
     return ServeState(
         ws=ws,
         key=tokens.signing_key(ws),
@@ -85,6 +86,24 @@ def new_state(ws: Workspace) -> ServeState:
         source_limits=RateLimiter(cfg.source_rate_per_second, cfg.source_burst),
         max_body=cfg.max_body_bytes,
     )
+
+
+def _warm(ws: Workspace) -> None:
+    """What the first delivery would do once, done before listening (its answer is not slowed).
+
+    The policy gate (which records a tightening, or finds an unapproved change: then intake
+    refuses with 403 until it is approved, and the server still starts), intake's modules, and
+    the chain head of the ledger this server keeps open (ledger/keeper.py).
+    """
+    from ccxtkit.policy.service import enforce_policy
+    from ccxtkit.signals import intake, worker  # noqa: F401 - imported now, not on a request
+
+    try:
+        enforce_policy(ws)
+        with ws.open_ledger() as ledger:
+            ledger.head_for_append()  # the chain head, read and checked once for the kept file
+    except VhcError as exc:
+        log.warning("serve: %s", exc.message)
 
 
 def _bearer(request: Request) -> str:

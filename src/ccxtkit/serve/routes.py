@@ -181,6 +181,37 @@ def limits(c: Call) -> tuple[int, Any]:
     return ok({"limits": c.ws.config.risk.model_dump(mode="json"), "figures": status_figures(c.ws)})
 
 
+def limits_change(c: Call) -> tuple[int, Any]:
+    """Change risk limits (admin): `{"limits": {...}, "auth_code"?, "approver"?}`.
+
+    The same policy rule as `vhc config apply`: loosening needs an approver's 2FA code (else
+    403 and nothing changes); only tightening is recorded without one (serve/limits.py).
+    """
+    from .limits import change_limits
+
+    changes = c.body.get("limits")
+    if not isinstance(changes, dict):
+        raise ApiError(
+            422,
+            "VALIDATION_ERROR",
+            'field \'limits\' must be an object of risk settings, e.g. {"max_order_value": "5000"}',
+            {"field": "limits"},
+        )
+    code = field(c.body, "auth_code", required=False)
+    approver = field(c.body, "approver", required=False)
+    done = change_limits(c.ws, changes, code, approver, c.actor)
+    log.warning("serve: risk limits changed by %s (%s): %s", c.actor, done.how, done.changes)
+    return ok(
+        {
+            "how": done.how,
+            "policy_seq": done.seq,
+            "policy_hash": done.policy_hash,
+            "changes": done.changes,
+            "limits": done.limits,
+        }
+    )
+
+
 def killswitch_status(c: Call) -> tuple[int, Any]:
     """`vhc kill-switch --status`."""
     from ccxtkit.risk.figures import status_figures
@@ -280,6 +311,7 @@ ROUTES: list[tuple[str, str, Handler, Role | None, bool]] = [
     ("POST", "/executions/orders/{cid}/cancel", cancel, "trader", True),
     ("GET", "/executions/positions", positions, "viewer", False),
     ("GET", "/risk/limits", limits, "viewer", False),
+    ("PUT", "/risk/limits", limits_change, "admin", True),
     ("GET", "/risk/killswitch/status", killswitch_status, "viewer", False),
     ("POST", "/risk/killswitch/enable", killswitch_enable, "trader", True),
     ("POST", "/risk/killswitch/disable", killswitch_disable, "admin", True),

@@ -36,6 +36,8 @@ def serve(ws: Workspace, host: str, port: int, workers: int | None = None) -> No
     """Serve the API on host:port until SIGTERM/SIGINT, with the signal workers running."""
     import uvicorn
 
+    from ccxtkit.ledger import keeper
+
     from .app import create_app, new_state
     from .workers import WorkerPool
 
@@ -59,9 +61,13 @@ def serve(ws: Workspace, host: str, port: int, workers: int | None = None) -> No
     # uvicorn re-raises the stop signal once it has shut down, to the handler it found: a
     # quiet one here, so a stop asked for (systemd's SIGTERM, Ctrl-C) is a clean exit 0.
     quiet = {sig: signal.signal(sig, _stopped) for sig in (signal.SIGTERM, signal.SIGINT)}
+    # The ledger stays open between this process's visits; a vhc command elsewhere that waits
+    # for it makes the keeper let go at once (ledger/keeper.py).
+    keeper.keep(ws.ledger_path)
     try:
         uvicorn.Server(config).run()
     finally:
+        keeper.release(ws.ledger_path)  # after the workers stopped (the app's shutdown)
         for sig, handler in quiet.items():
             signal.signal(sig, handler)
     log.info("serve: stopped")

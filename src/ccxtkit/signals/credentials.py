@@ -80,6 +80,43 @@ def _read(ws: Workspace, source: str, cfg: SignalSource) -> SourceCredentials:
     return SourceCredentials(None, text)
 
 
+#: What each kind of source needs: (needs a key, what the key is for).
+_KEY_NEEDED = {"sheets": (True, "the X-API-Key header"), "telegram": (False, "the bot's replies")}
+
+
+def location(ws: Workspace, source: str, cfg: SignalSource) -> str:
+    """Where a source's credentials live, in words a person can act on (never the values)."""
+    from ..secrets import describe
+
+    backend = cfg.secrets or ws.config.secrets.backend
+    name = secret_name(source)
+    if backend == "env":
+        prefix = f"VHC_{name.upper()}"
+        return f"environment variables {prefix}_KEY/{prefix}_SECRET"
+    return describe(ws, SecretRef("generic", name), backend)
+
+
+def check_source(ws: Workspace, source: str, cfg: SignalSource) -> list[str]:
+    """Read a source's credentials afresh and judge them; raises when it cannot take signals.
+
+    Returns warnings: a Telegram source without a bot token takes signals but cannot answer.
+    """
+    name = secret_name(source)
+    creds = _read(ws, source, cfg)
+    if not creds.secret:
+        raise MissingSecretError(f"secret {name} is empty")
+    needed, used_for = _KEY_NEEDED.get(cfg.kind, (False, ""))
+    if creds.key:
+        return []
+    if needed:
+        raise MissingSecretError(
+            f"secret {name} has no key ({used_for}): every delivery would be refused (401)"
+        )
+    if used_for:
+        return [f"secret {name} has no key: {used_for} cannot be sent"]
+    return []
+
+
 def source_credentials(ws: Workspace, source: str, cfg: SignalSource) -> SourceCredentials:
     """The source's credentials (cached for CACHE_SECONDS); MissingSecretError when unset."""
     cache_key = (str(ws.home), source)

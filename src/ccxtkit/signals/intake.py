@@ -250,10 +250,11 @@ def _commit_items(ws: Workspace, items: list[_Item]) -> None:
         log.exception("signal intake: the batch of %d was not committed", len(todo))
         _uncommitted(todo, 500, "INTERNAL_ERROR", "the signal could not be taken")
         return
-    if any(i.answer is not None and i.answer.status == 202 for i in todo):
+    queued = sum(1 for i in todo if i.answer is not None and i.answer.status == 202)
+    if queued:
         from .wake import notify_queued
 
-        notify_queued()
+        notify_queued(queued)  # one worker per signal
     for item in todo:
         if item.refusal is None and item.answer is not None and item.answer.status == 202:
             p = item.parsed
@@ -307,38 +308,42 @@ def _decide(ws: Workspace, rows: _Rows, item: _Item, switch: _Refusal | None) ->
 
 
 class _Batcher:
-    """Group commit: a caller that finds no commit running commits everything waiting."""
+    """Group commit: a caller that finds no commit running commits everything waiting.
+
+    The others sleep on a condition until the commit running ends (no polling): then each
+    whose delivery was in it returns its answer, and one of the rest commits the next batch.
+    """
 
     MAX_BATCH = 500
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._committing = threading.Lock()
+        self._cv = threading.Condition(threading.Lock())
+        self._busy = False
         self._pending: list[_Item] = []
 
     def commit(self, ws: Workspace, item: _Item) -> IntakeAnswer:
         if item.answer is not None:
             return item.answer
-        with self._lock:
+        with self._cv:
             self._pending.append(item)
-        while not item.done.is_set():
-            if not self._committing.acquire(blocking=False):
-                item.done.wait(0.002)
-                continue
-            try:
-                with self._lock:
-                    batch = self._pending[: self.MAX_BATCH]
-                    del self._pending[: self.MAX_BATCH]
+            while not item.done.is_set():
+                if self._busy:
+                    self._cv.wait()
+                    continue
+                self._busy = True
+                batch = self._pending[: self.MAX_BATCH]
+                del self._pending[: self.MAX_BATCH]
+                self._cv.release()  # the commit runs outside the lock; deliveries keep queuing
                 try:
-                    if batch:
-                        _commit_items(ws, batch)
+                    _commit_items(ws, batch)
                 finally:
                     for waiting in batch:
                         if waiting.answer is None:
                             waiting.answer = _internal(waiting.now)
                         waiting.done.set()
-            finally:
-                self._committing.release()
+                    self._cv.acquire()
+                    self._busy = False
+                    self._cv.notify_all()
         assert item.answer is not None
         return item.answer
 

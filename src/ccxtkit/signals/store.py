@@ -111,25 +111,38 @@ def first_answer(ledger: Ledger, signal_id: str) -> dict[str, Any] | None:
     return answer
 
 
-#: Per signal: the latest status, next_attempt_at and attempt numbers that matter.
-_STATE_SQL = """
-WITH ev AS (
-    SELECT signal_id,
-           max(CASE WHEN event = 'intent' THEN attempt END) AS attempt,
-           max(CASE WHEN event = 'outcome' THEN attempt END) AS resolved_attempt,
-           max(CASE WHEN event = 'requeued' THEN attempt END) AS base_attempt,
-           max(timestamp) AS updated_at
-    FROM signal_events GROUP BY signal_id
-), last AS (
-    SELECT signal_id, status, next_attempt_at, details FROM signal_events
-    WHERE status IS NOT NULL
-    QUALIFY row_number() OVER (PARTITION BY signal_id ORDER BY seq DESC) = 1
-)
+#: Per signal: its latest status (and when it is due), from one grouped pass (no sort).
+_LAST_SQL = """
+SELECT signal_id, arg_max(status, seq) AS status,
+       arg_max_null(next_attempt_at, seq) AS next_attempt_at,
+       arg_max_null(details, seq) AS details
+FROM signal_events WHERE status IS NOT NULL GROUP BY signal_id
+"""
+
+#: The attempt numbers that matter, and when the signal last changed.
+_EV_SQL = """
+SELECT signal_id,
+       max(CASE WHEN event = 'intent' THEN attempt END) AS attempt,
+       max(CASE WHEN event = 'outcome' THEN attempt END) AS resolved_attempt,
+       max(CASE WHEN event = 'requeued' THEN attempt END) AS base_attempt,
+       max(CASE WHEN event = 'requeued' THEN timestamp END) AS requeued_at,
+       max(timestamp) AS updated_at
+FROM signal_events {where} GROUP BY signal_id
+"""
+
+_COLUMNS = """
 SELECT s.signal_id, s.timestamp, s.source, s.kind, s.external_id, s.signal_time, s.exchange,
        s.symbol, s.side, s.type, s.amount, s.price, s.product, s.chat_id, s.message_id,
        last.status, last.next_attempt_at, coalesce(ev.attempt, 0) AS attempt,
        coalesce(ev.resolved_attempt, 0) AS resolved_attempt,
-       coalesce(ev.base_attempt, 0) AS base_attempt, last.details, ev.updated_at, s.seq
+       coalesce(ev.base_attempt, 0) AS base_attempt, ev.requeued_at, last.details, ev.updated_at,
+       s.seq
+"""
+
+#: Per signal: the latest status, next_attempt_at and attempt numbers that matter.
+_STATE_SQL = f"""
+WITH last AS ({_LAST_SQL}), ev AS ({_EV_SQL.format(where="")})
+{_COLUMNS}
 FROM signals s JOIN ev USING (signal_id) JOIN last USING (signal_id)
 """
 
@@ -154,14 +167,20 @@ def states(
 
 
 def due(ledger: Ledger, now: datetime, limit: int | None = None) -> list[dict[str, Any]]:
-    """Active signals whose next attempt is due, oldest first."""
+    """Active signals whose next attempt is due, oldest first.
+
+    The history of finished signals is read once, grouped (their latest status); only the
+    due ones are joined to their rows and attempt numbers.
+    """
     marks = ", ".join("?" for _ in ACTIVE)
-    sql = (
-        _STATE_SQL
-        + f" WHERE last.status IN ({marks})"
-        + " AND (last.next_attempt_at IS NULL OR last.next_attempt_at <= ?) ORDER BY s.seq"
-        + (f" LIMIT {int(limit)}" if limit is not None else "")
-    )
+    sql = f"""
+WITH last AS (
+    SELECT * FROM ({_LAST_SQL}) WHERE status IN ({marks})
+    AND (next_attempt_at IS NULL OR next_attempt_at <= ?)
+), ev AS ({_EV_SQL.format(where="WHERE signal_id IN (SELECT signal_id FROM last)")})
+{_COLUMNS}
+FROM signals s JOIN ev USING (signal_id) JOIN last USING (signal_id) ORDER BY s.seq
+""" + (f" LIMIT {int(limit)}" if limit is not None else "")
     return ledger.rows(sql, [*ACTIVE, utc_naive(now)])
 
 

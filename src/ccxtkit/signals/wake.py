@@ -1,8 +1,10 @@
-"""Waking the queue's workers in this process when intake queues a signal (no ledger polling).
+"""Waking the queue's workers in this process when intake queues signals (no ledger polling).
 
-Each accepted batch bumps a counter; an idle worker waits for the counter to change (or for its
-poll interval, for retries that fall due), so a new signal is picked up at once and an idle
-`vhc serve` does not take the ledger lock several times a second.
+Each accepted signal adds one ticket and wakes one waiting worker, so a signal wakes one worker,
+not all of them (the others would only find it claimed, and hold the ledger meanwhile). A
+worker takes a ticket per pass; an idle one waits for a ticket (or for its poll interval, for
+retries that fall due and signals queued by another process), so a new signal is picked up at
+once and an idle `vhc serve` does not take the ledger several times a second.
 """
 
 from __future__ import annotations
@@ -10,25 +12,35 @@ from __future__ import annotations
 import threading
 
 _cv = threading.Condition()
-_generation = 0
+_tickets = 0
+
+#: More tickets than this are not kept: workers busy with a burst pass again anyway.
+MAX_TICKETS = 1000
 
 
-def notify_queued() -> None:
-    """Intake queued something: wake every waiting worker."""
-    global _generation
+def notify_queued(count: int = 1) -> None:
+    """Intake queued `count` signals: wake as many waiting workers."""
+    global _tickets
+    if count <= 0:
+        return
     with _cv:
-        _generation += 1
-        _cv.notify_all()
+        _tickets = min(MAX_TICKETS, _tickets + count)
+        _cv.notify(count)
 
 
-def generation() -> int:
-    """How many times intake has queued something in this process."""
+def take(timeout: float) -> bool:
+    """Take a ticket, waiting up to `timeout` seconds (0: only if one is there); whether taken."""
+    global _tickets
     with _cv:
-        return _generation
+        if timeout > 0:
+            _cv.wait_for(lambda: _tickets > 0, timeout=timeout)
+        if _tickets <= 0:
+            return False
+        _tickets -= 1
+        return True
 
 
-def wait_for_queued(seen: int, timeout: float) -> int:
-    """Wait until the counter differs from `seen` or `timeout` passes; returns the counter."""
+def pending() -> int:
+    """Tickets not taken yet."""
     with _cv:
-        _cv.wait_for(lambda: _generation != seen, timeout=timeout)
-        return _generation
+        return _tickets

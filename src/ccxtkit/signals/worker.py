@@ -125,13 +125,33 @@ def work_once(
         claimed = _claim(ws, held, limit, now or datetime.now(UTC))
         for row, attempt, fresh in claimed:
             try:
-                results.append(_work(ws, row, attempt, fresh))
+                results.append(_work(ws, row, attempt, fresh, now))
             except Exception as exc:  # one signal's trouble must not stop the others
                 log.exception("signal %s: the pass failed", row["signal_id"])
                 cid = store.client_order_id_for(row["signal_id"], attempt)
                 message = exc.message if isinstance(exc, VhcError) else type(exc).__name__
                 results.append(WorkResult(row["signal_id"], "working", attempt, cid, message))
     return results
+
+
+def work_pass(ws: Workspace, limit: int | None = None) -> list[WorkResult]:
+    """`vhc signals work --once`: one pass, the ledger kept open from one visit to the next.
+
+    Each signal visits the ledger about six times; kept open (ledger/keeper.py) those visits
+    cost no open and close. A `vhc serve` waiting for the ledger meanwhile makes the pass let go
+    between two visits, as any waiting vhc process does.
+    """
+    from ..ledger import keeper
+
+    path = ws.ledger_path
+    kept_before = keeper.keeps(path)
+    if not kept_before:
+        keeper.keep(path)
+    try:
+        return work_once(ws, limit)
+    finally:
+        if not kept_before:
+            keeper.release(path)
 
 
 def _claim(
@@ -166,7 +186,9 @@ def _claim(
     return out
 
 
-def _work(ws: Workspace, row: dict[str, Any], attempt: int, fresh: bool) -> WorkResult:
+def _work(
+    ws: Workspace, row: dict[str, Any], attempt: int, fresh: bool, now: datetime | None
+) -> WorkResult:
     signal_id = row["signal_id"]
     cid = store.client_order_id_for(signal_id, attempt)
     try:
@@ -174,6 +196,10 @@ def _work(ws: Workspace, row: dict[str, Any], attempt: int, fresh: bool) -> Work
             resumed = _resume(ws, row, attempt, cid)
             if resumed is not None:
                 return resumed
+        # Nothing was sent under this attempt: too old now, it is never sent.
+        expired = _expired(ws, row, now or datetime.now(UTC))
+        if expired is not None:
+            return _failed(ws, row, attempt, cid, expired, retryable=False, code="expired")
         return _execute(ws, row, attempt, cid)
     except LedgerBusyError as exc:
         # Nothing decided: the intent stays, the next pass resolves it by its client order id.
@@ -224,6 +250,31 @@ def _resume(ws: Workspace, row: dict[str, Any], attempt: int, cid: str) -> WorkR
     if event in _NOT_PLACED:
         return _failed(ws, row, attempt, cid, f"order {cid} was not placed ({event})", True)
     return _unknown(ws, row, attempt, cid, "the order's fate is not known yet")
+
+
+def _expired(ws: Workspace, row: dict[str, Any], now: datetime) -> str | None:
+    """Why the signal is too old to execute now, or None.
+
+    The same rule as at intake (`signals.max_age_seconds`), counted from the signal's own time,
+    or from a person's `vhc signals retry` when that came later (their decision is fresh).
+    """
+    max_age = ws.config.signals.max_age_seconds
+    since = _aware(row["signal_time"])
+    requeued = row.get("requeued_at")
+    if requeued is not None:
+        since = max(since, _aware(requeued))
+    age = (now - since).total_seconds()
+    if age <= max_age:
+        return None
+    return (
+        f"the signal was {int(age)} s old when its turn came; signals older than "
+        f"{max_age} s (signals.max_age_seconds) are not executed"
+    )
+
+
+def _aware(moment: datetime) -> datetime:
+    """The ledger's naive UTC timestamps as aware ones."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _execute(ws: Workspace, row: dict[str, Any], attempt: int, cid: str) -> WorkResult:
@@ -376,7 +427,13 @@ def _refused(
 
 
 def _failed(
-    ws: Workspace, row: dict[str, Any], attempt: int, cid: str, reason: str, retryable: bool
+    ws: Workspace,
+    row: dict[str, Any],
+    attempt: int,
+    cid: str,
+    reason: str,
+    retryable: bool,
+    code: str | None = None,
 ) -> WorkResult:
     signal_id = row["signal_id"]
     used = attempt - int(row["base_attempt"])
@@ -401,11 +458,12 @@ def _failed(
         log.warning("signal %s attempt %d failed, retry at %s: %s", signal_id, used, at, reason)
         return WorkResult(signal_id, "retry", attempt, cid, reason, next_attempt_at=at)
     why = reason if not retryable else f"{reason} (after {used} attempt(s))"
+    details = {"reason": code, "message": why} if code else {"reason": why}
     _record(
         ws,
         signal_id,
         [
-            {"event": "outcome", "status": "dead", **common, "details": {"reason": why}},
+            {"event": "outcome", "status": "dead", **common, "details": details},
         ],
     )
     log.error("signal %s moved to the dead letter: %s", signal_id, why)
@@ -494,21 +552,22 @@ def run_worker(
 
     It takes `batch` signals a pass, so a stop (SIGTERM) waits for at most that many orders:
     the in-flight one finishes, the rest stay queued. Idle, it wakes when intake queues a
-    signal in this process (`signals.wake`) or every `poll_seconds` (retries falling due,
-    signals queued by another process); `stop` is looked at every 0.1 s. A crash leaves
+    signal in this process (`signals.wake`: one worker per signal) or every `poll_seconds`
+    (retries falling due, signals queued by another process); `stop` is looked at every 0.1 s. A crash leaves
     nothing worse than what the next pass resolves; a busy ledger or an error is logged.
     """
     from . import wake
 
     done = 0
-    seen = -1  # the intake counter at the last pass that found nothing (-1: pass now)
+    again = True  # pass now (at start, and after a pass that did something)
     last = 0.0
     while not stop.is_set():
         now = time.monotonic()
-        if seen == wake.generation() and now - last < poll_seconds:
-            wake.wait_for_queued(seen, timeout=min(0.1, poll_seconds))
-            continue
-        seen, last = wake.generation(), now
+        if again or now - last >= poll_seconds:
+            wake.take(0)  # this pass serves a waiting ticket, if any
+        elif not wake.take(timeout=min(0.1, poll_seconds)):
+            continue  # look at `stop` again
+        last = now
         try:
             results = work_once(ws, limit=batch)
         except LedgerBusyError as exc:
@@ -518,6 +577,5 @@ def run_worker(
             log.exception("signals worker: a pass failed")
             results = []
         done += len(results)
-        if results:
-            seen = -1  # more may be due: pass again at once
+        again = bool(results)  # more may be due: pass again at once
     return done
