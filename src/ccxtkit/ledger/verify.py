@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import queue
+import subprocess
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InputError
+from ..errors import InputError, LedgerIntegrityError
+from ..logs import log
+from .catalog import check_catalog
 from .chain import GENESIS_HASH, canonical_select, now_utc
 from .schema import expected_tables
 from .store import Head, Ledger, applied_migrations
@@ -24,6 +29,11 @@ if TYPE_CHECKING:
 VERIFY_STATE = "ledger_verify.json"
 #: Rows checked per SQL batch: keeps memory flat however long the ledger is.
 BATCH_ROWS = 100_000
+#: From this many rows on, a read-only verify splits the seq range over worker processes (one
+#: per core): starting one costs about 0.3 CPU-s, a million rows about 4 CPU-s.
+PARALLEL_ROWS = 200_000
+#: At most this many ranges (the parent's own and its workers').
+MAX_WORKERS = 8
 
 
 @dataclass(frozen=True)
@@ -199,23 +209,23 @@ def _ahead(source: Iterator[Any], depth: int = 2) -> Iterator[Any]:
         worker.join()
 
 
-def _batches(ledger: Ledger, table: str) -> Iterator[Any]:
+def _batches(ledger: Ledger, table: str, where: str = "") -> Iterator[Any]:
     """Batches of (seq, prev_hash, row_hash, canon) over `table`, scanned one batch ahead."""
     sql = (
         "SELECT seq, prev_hash, row_hash, canon "
-        f"FROM ({canonical_select(table, ledger.kinds(table))})"
+        f"FROM ({canonical_select(table, ledger.kinds(table), where)})"
     )
     reader = ledger.con.sql(sql).to_arrow_reader(BATCH_ROWS)
     return _ahead(b for b in reader if b.num_rows)
 
 
-def _first_bad_hash(ledger: Ledger, table: str, links: _Links) -> int | None:
+def _first_bad_hash(ledger: Ledger, table: str, links: _Links, where: str = "") -> int | None:
     """Lowest seq of `table` whose row_hash is not SHA-256 of its canonical text (Python's)."""
     import pyarrow as pa
 
     sha256 = hashlib.sha256
     worst: int | None = None
-    for batch in _batches(ledger, table):
+    for batch in _batches(ledger, table, where):
         canon, stored = batch.column(3), batch.column(2)
         links.add(batch.column(0), batch.column(1), stored)
         if canon.null_count or stored.null_count or not pa.types.is_string(stored.type):
@@ -238,8 +248,196 @@ def _first_bad_hash(ledger: Ledger, table: str, links: _Links) -> int | None:
     return worst
 
 
-def verify_chain(ledger: Ledger) -> VerifyResult:
-    """Check every row's hash (in Python) and link, over every chained table of the file."""
+@dataclass(frozen=True)
+class _Part:
+    """What the scan of one seq range found: with the other ranges', proof of the whole chain."""
+
+    distinct: int  # distinct seqs in the range
+    low: int | None  # its lowest seq
+    bad: tuple[int, str] | None  # its lowest (seq, table) whose hash does not match
+    whole: bool  # every row links to the one before (the first to the row ending the range before)
+
+
+def _range_where(lo: int | None, hi: int | None) -> str:
+    """The rows with lo < seq <= hi; None is open (the first range also takes NULL seqs)."""
+    if lo is None:
+        return "" if hi is None else f"(seq <= {int(hi)} OR seq IS NULL)"
+    return f"seq > {int(lo)}" + ("" if hi is None else f" AND seq <= {int(hi)}")
+
+
+def _scan_part(ledger: Ledger, lo: int | None, hi: int | None) -> _Part:
+    """Hash and link-check the rows with lo < seq <= hi, in one pass over each table."""
+    where = _range_where(lo, hi)
+    links = _Links()
+    if lo is not None and lo > 0:
+        # The range's first row links to the row ending the range before, whose own hash that
+        # range's scan checks: so the link across every boundary is proven too.
+        union = " UNION ALL ".join(
+            f'SELECT row_hash FROM "{t}" WHERE seq = {int(lo)}' for t in ledger.tables
+        )
+        found = ledger.query(union)
+        if len(found) == 1 and found[0][0] is not None:
+            links.ends[lo] = str(found[0][0])
+        else:
+            links.doubt = True  # missing or doubled: the exact SQL pass says which
+    bad: list[tuple[int, str]] = []
+    for table in ledger.tables:
+        seq = _first_bad_hash(ledger, table, links, where)
+        if seq is not None:
+            bad.append((seq, table))
+        links.table_done()
+    filtered = f" WHERE {where}" if where else ""
+    distinct, low = ledger.query(
+        "SELECT count(DISTINCT seq), min(seq) FROM ("
+        + " UNION ALL ".join(f'SELECT seq FROM "{t}"{filtered}' for t in ledger.tables)
+        + ")"
+    )[0]
+    return _Part(
+        int(distinct), None if low is None else int(low), min(bad, default=None), links.whole()
+    )
+
+
+def _ranges(max_seq: int, parts: int) -> list[tuple[int | None, int | None]]:
+    """`parts` consecutive seq ranges (lo, hi] covering every row, the first and last open."""
+    cuts = [max_seq * k // parts for k in range(1, parts)]
+    return list(zip([None, *cuts], [*cuts, None], strict=True))
+
+
+def _worker_count(ledger: Ledger, rows: int, workers: int | None) -> int:
+    if not ledger.read_only:
+        return 1  # a read-write connection locks the file against other processes
+    if workers is None:
+        if rows < PARALLEL_ROWS:
+            return 1
+        try:
+            workers = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            workers = os.cpu_count() or 1
+    return max(1, min(workers, MAX_WORKERS, rows))
+
+
+#: What a worker process runs: `python -c _WORKER path lo hi`.
+_WORKER = "from ccxtkit.ledger.verify import worker_main; worker_main()"
+
+
+def _spawn(path: Path, lo: int | None, hi: int | None) -> subprocess.Popen[bytes] | None:
+    """Start a worker process verifying lo < seq <= hi of the file at `path`, or None."""
+    if not sys.executable:
+        return None
+    env = dict(os.environ)
+    # The worker imports this very copy of vhc, however this process found it.
+    src = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    args = [str(path), "-" if lo is None else str(lo), "-" if hi is None else str(hi)]
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-c", _WORKER, *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+    except OSError as exc:
+        log.debug("verify worker not started: %s", exc)
+        return None
+
+
+def _shape(ledger: Ledger) -> dict[str, list[list[str]]]:
+    return {t: [list(k) for k in ledger.kinds(t)] for t in ledger.tables}
+
+
+def _collect(
+    proc: subprocess.Popen[bytes] | None, ledger: Ledger, lo: int | None, hi: int | None
+) -> _Part:
+    """A worker's finding; a worker that could not do its range is replaced by this process."""
+    if proc is not None:
+        out, err = proc.communicate()
+        try:
+            doc = (
+                json.loads(out.decode().strip().splitlines()[-1]) if proc.returncode == 0 else None
+            )
+        except (ValueError, IndexError, UnicodeDecodeError):
+            doc = None
+        if isinstance(doc, dict) and "refused" in doc:
+            raise LedgerIntegrityError(str(doc["refused"]))
+        if isinstance(doc, dict) and doc.get("shape") == _shape(ledger):
+            bad = doc["bad"]
+            return _Part(
+                int(doc["distinct"]),
+                None if doc["low"] is None else int(doc["low"]),
+                None if bad is None else (int(bad[0]), str(bad[1])),
+                bool(doc["whole"]),
+            )
+        log.debug(
+            "verify worker for seq %s..%s failed (exit %s): %s",
+            lo,
+            hi,
+            proc.returncode,
+            err.decode(errors="replace")[-2000:],
+        )
+    return _scan_part(ledger, lo, hi)
+
+
+def _scan(ledger: Ledger, max_seq: int, workers: int) -> list[_Part]:
+    """Every row hashed and link-checked: this process takes the first seq range, workers the rest."""
+    if workers <= 1:
+        return [_scan_part(ledger, None, None)]
+    ranges = _ranges(max_seq, workers)
+    procs = [_spawn(ledger.path, lo, hi) for lo, hi in ranges[1:]]
+    try:
+        parts = [_scan_part(ledger, *ranges[0])]
+        parts += [
+            _collect(p, ledger, lo, hi) for p, (lo, hi) in zip(procs, ranges[1:], strict=True)
+        ]
+        return parts
+    finally:
+        for proc in procs:
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def worker_main(argv: Sequence[str] | None = None) -> None:
+    """A verify worker: check the catalog itself, scan lo < seq <= hi, print one JSON line.
+
+    Opens the file read-only while the parent holds the ledger's lock (and its own read-only
+    connection); DuckDB lets several processes read one file.
+    """
+    import duckdb
+
+    path_arg, lo_arg, hi_arg = argv if argv is not None else sys.argv[1:4]
+    path = Path(path_arg)
+    lo = None if lo_arg == "-" else int(lo_arg)
+    hi = None if hi_arg == "-" else int(hi_arg)
+    doc: dict[str, Any]
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+        try:
+            check_catalog(con, path)  # first, before any other query, in this process too
+            con.execute("SET enable_progress_bar = false")  # its stderr is a pipe
+            ledger = Ledger(con, path, read_only=True)
+            part = _scan_part(ledger, lo, hi)
+            doc = {
+                "shape": _shape(ledger),
+                "distinct": part.distinct,
+                "low": part.low,
+                "bad": part.bad,
+                "whole": part.whole,
+            }
+        finally:
+            con.close()
+    except LedgerIntegrityError as exc:
+        doc = {"refused": exc.message}
+    sys.stdout.write(json.dumps(doc) + "\n")
+    sys.stdout.flush()
+
+
+def verify_chain(ledger: Ledger, workers: int | None = None) -> VerifyResult:
+    """Check every row's hash (in Python) and link, over every chained table of the file.
+
+    A read-only ledger of PARALLEL_ROWS rows or more is split by seq over one process per core
+    (`workers` sets how many); the result, first bad row included, is the same either way.
+    """
     head = ledger.head()
     expected = expected_tables(applied_migrations(ledger.con))
     missing = [t for t in expected if t not in ledger.tables]
@@ -250,20 +448,12 @@ def verify_chain(ledger: Ledger) -> VerifyResult:
     if not ledger.tables:
         return VerifyResult(0, head, None)
     count, max_seq = _count(ledger), head.seq
-    links = _Links()
-    bad: list[tuple[int, str]] = []
-    for table in ledger.tables:
-        seq = _first_bad_hash(ledger, table, links)
-        if seq is not None:
-            bad.append((seq, table))
-        links.table_done()
-    distinct, low = ledger.query(
-        "SELECT count(DISTINCT seq), coalesce(min(seq), 1) FROM ("
-        + " UNION ALL ".join(f'SELECT seq FROM "{t}"' for t in ledger.tables)
-        + ")"
-    )[0]
+    parts = _scan(ledger, max_seq, _worker_count(ledger, count, workers))
+    bad = sorted(p.bad for p in parts if p.bad is not None)
+    distinct = sum(p.distinct for p in parts)
+    low = min((p.low for p in parts if p.low is not None), default=1)
     # count distinct seqs, all >= 1, the highest = count: the seqs are exactly 1..count.
-    if not bad and count == max_seq == distinct and low == 1 and links.whole():
+    if not bad and count == max_seq == distinct and low == 1 and all(p.whole for p in parts):
         return VerifyResult(count, head, None)  # the usual case: one pass, no sort
     link: tuple[int, str, str] | None = None
     prev_seq, prev_hash = 0, GENESIS_HASH
