@@ -64,6 +64,19 @@ def boundary(path: Path, workers: int, index: int = 0) -> int:
     return hi
 
 
+def worker(path: Path, *ranges: str) -> list[dict[str, object]]:
+    """Run a verify worker as verify runs it, giving it these "lo hi" ranges: its JSON lines."""
+    proc = subprocess.run(
+        [sys.executable, "-c", verify._WORKER, str(path)],
+        input="".join(f"{r}\n" for r in ranges),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return [json.loads(line) for line in proc.stdout.splitlines()]
+
+
 def run(path: Path, workers: int) -> verify.VerifyResult:
     with open_ledger(path, read_only=True) as ledger:
         return verify.verify_chain(ledger, workers=workers)
@@ -166,15 +179,8 @@ def test_deleted_row_at_the_boundary_is_named(ledger_path: Path, offset: int) ->
 def test_a_worker_refuses_a_tampered_catalog_itself(ledger_path: Path) -> None:
     """The worker process runs the catalog refusal before any other query of its own."""
     edit(ledger_path, "CREATE MACRO sha256(x) AS NULL")
-    proc = subprocess.run(
-        [sys.executable, "-c", verify._WORKER, str(ledger_path), "10", "-"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr
-    doc = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert "macro sha256" in doc["refused"]
+    lines = worker(ledger_path, "10 -")
+    assert len(lines) == 1 and "macro sha256" in lines[0]["refused"]
 
 
 @pytest.mark.slow
@@ -210,21 +216,11 @@ def test_cli_verify_of_a_large_ledger_names_an_edit_in_the_last_range(
 def test_a_worker_proves_its_range_and_its_boundary_link(ledger_path: Path) -> None:
     """Run as verify runs it: the worker's own answer (not this process's fallback) is whole."""
     cut = boundary(ledger_path, 2)
-    proc = subprocess.run(
-        [sys.executable, "-c", verify._WORKER, str(ledger_path), str(cut), "-"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr
-    doc = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert doc["whole"] is True and doc["bad"] is None
-    assert doc["low"] == cut + 1 and doc["distinct"] == head_seq(ledger_path) - cut
+    total = head_seq(ledger_path)
+    hello, whole, second = worker(ledger_path, f"{cut} -", f"- {cut}")
+    with open_ledger(ledger_path, read_only=True) as ledger:
+        assert hello == {"shape": verify._shape(ledger)}
+    assert whole == {"distinct": total - cut, "low": cut + 1, "bad": None, "whole": True}
+    assert second == {"distinct": cut, "low": 1, "bad": None, "whole": True}
     rehash(ledger_path, cut, lambda row: row.update(notes="rewritten"))
-    proc = subprocess.run(
-        [sys.executable, "-c", verify._WORKER, str(ledger_path), str(cut), "-"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert json.loads(proc.stdout.strip().splitlines()[-1])["whole"] is False
+    assert worker(ledger_path, f"{cut} -")[1]["whole"] is False

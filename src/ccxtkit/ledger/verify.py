@@ -8,6 +8,7 @@ import os
 import queue
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -122,7 +123,7 @@ class _Links:
 
     def __init__(self) -> None:
         self.ends: dict[int, str] = {}
-        self.starts: list[tuple[int, str]] = []
+        self.starts: list[tuple[int, str | None]] = []
         self.doubt = False
         self._last: tuple[int, str] | None = None
 
@@ -131,11 +132,8 @@ class _Links:
             self.ends[self._last[0]] = self._last[1]
         self._last = None
 
-    def add(self, seq: Any, prev: Any, stored: Any) -> None:
-        import pyarrow.compute as pc
-
-        n = len(seq)
-        first_seq, first_prev = seq[0].as_py(), prev[0].as_py()
+    def _first(self, first_seq: int, first_prev: str | None) -> None:
+        """The batch's first row: it continues the run before it, or starts a new one."""
         if self._last is not None and first_seq == self._last[0] + 1:
             self.doubt |= first_prev != self._last[1]
         else:
@@ -143,6 +141,14 @@ class _Links:
                 self.doubt |= first_seq <= self._last[0]
                 self.ends[self._last[0]] = self._last[1]
             self.starts.append((first_seq, first_prev))
+
+    def add(self, seq: Any, prev: Any, stored: Any) -> None:
+        if self._add_consecutive(seq, prev, stored):
+            return
+        import pyarrow.compute as pc
+
+        n = len(seq)
+        self._first(seq[0].as_py(), prev[0].as_py())
         if n > 1:
             diffs = pc.subtract(seq.slice(1), seq.slice(0, n - 1))
             self.doubt |= pc.min(diffs).as_py() <= 0
@@ -162,6 +168,25 @@ class _Links:
                 self.starts.extend(starts)
         self._last = (seq[n - 1].as_py(), stored[n - 1].as_py())
 
+    def _add_consecutive(self, seq: Any, prev: Any, stored: Any) -> bool:
+        """The usual batch, checked with two byte comparisons (no pyarrow.compute to import).
+
+        When the seqs run without a gap and every hash is 64 bytes, each row links to the one
+        before exactly when the prev hashes from the second row on equal the row hashes up to
+        the last but one, concatenated. False (nothing recorded) for any other batch.
+        """
+        n = len(seq)
+        seqs = _int64s(seq)
+        if seqs is None or seqs != list(range(seqs[0], seqs[0] + n)):
+            return False
+        prevs, hashes = _hashes64(prev), _hashes64(stored)
+        if prevs is None or hashes is None:
+            return False
+        self._first(seqs[0], prevs[:64].decode())
+        self.doubt |= prevs[64:] != hashes[:-64]
+        self._last = (seqs[-1], hashes[-64:].decode())
+        return True
+
     def whole(self) -> bool:
         """True when every run links to the row before it (seq 1 to the genesis hash)."""
         if self.doubt:
@@ -170,6 +195,29 @@ class _Links:
             if prev != (GENESIS_HASH if seq == 1 else self.ends.get(seq - 1)):
                 return False
         return True
+
+
+def _int64s(array: Any) -> list[int] | None:
+    """The values of an int64 Arrow array without NULLs, or None."""
+    import pyarrow as pa
+
+    if array.null_count or not pa.types.is_int64(array.type) or not len(array):
+        return None
+    values = memoryview(array.buffers()[1]).cast("q")
+    return values[array.offset : array.offset + len(array)].tolist()
+
+
+def _hashes64(array: Any) -> bytes | None:
+    """The values of a string array, concatenated, if every one is 64 bytes (no NULL), or None."""
+    import pyarrow as pa
+
+    if array.null_count or not pa.types.is_string(array.type) or not len(array):
+        return None
+    bounds, data = _offsets(array)
+    start = bounds[0]
+    if bounds != list(range(start, start + 64 * len(array) + 1, 64)):
+        return None
+    return bytes(data[start : bounds[-1]])
 
 
 def _ahead(source: Iterator[Any], depth: int = 2) -> Iterator[Any]:
@@ -316,25 +364,26 @@ def _worker_count(ledger: Ledger, rows: int, workers: int | None) -> int:
     return max(1, min(workers, MAX_WORKERS, rows))
 
 
-#: What a worker process runs: `python -c _WORKER path lo hi`.
+#: What a worker process runs: `python -c _WORKER path`, then one "lo hi" line per range.
 _WORKER = "from ccxtkit.ledger.verify import worker_main; worker_main()"
+#: Ranges per process: small enough that a process slowed by other load gets fewer of them.
+RANGES_PER_WORKER = 4
 
 
-def _spawn(path: Path, lo: int | None, hi: int | None) -> subprocess.Popen[bytes] | None:
-    """Start a worker process verifying lo < seq <= hi of the file at `path`, or None."""
+def _spawn(path: Path) -> subprocess.Popen[bytes] | None:
+    """Start a worker process on the file at `path`, or None when none can be started."""
     if not sys.executable:
         return None
     env = dict(os.environ)
     # The worker imports this very copy of vhc, however this process found it.
     src = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    args = [str(path), "-" if lo is None else str(lo), "-" if hi is None else str(hi)]
     try:
         return subprocess.Popen(
-            [sys.executable, "-c", _WORKER, *args],
-            stdin=subprocess.DEVNULL,
+            [sys.executable, "-c", _WORKER, str(path)],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=tempfile.TemporaryFile(),  # a traceback, if any: never blocks the worker
             env=env,
         )
     except OSError as exc:
@@ -346,90 +395,133 @@ def _shape(ledger: Ledger) -> dict[str, list[list[str]]]:
     return {t: [list(k) for k in ledger.kinds(t)] for t in ledger.tables}
 
 
-def _collect(
-    proc: subprocess.Popen[bytes] | None, ledger: Ledger, lo: int | None, hi: int | None
-) -> _Part:
-    """A worker's finding; a worker that could not do its range is replaced by this process."""
-    if proc is not None:
-        out, err = proc.communicate()
+def _part_of(doc: Any) -> _Part:
+    bad = doc["bad"]
+    return _Part(
+        int(doc["distinct"]),
+        None if doc["low"] is None else int(doc["low"]),
+        None if bad is None else (int(bad[0]), str(bad[1])),
+        bool(doc["whole"]),
+    )
+
+
+class _Work:
+    """The ranges still to scan, handed out one at a time, and what each scan found."""
+
+    def __init__(self, ranges: list[tuple[int | None, int | None]]) -> None:
+        self.ranges = ranges
+        self.parts: dict[int, _Part] = {}
+        self.refused: str | None = None
+        self._next = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> int | None:
+        with self._lock:
+            if self._next >= len(self.ranges) or self.refused is not None:
+                return None
+            self._next += 1
+            return self._next - 1
+
+    def close(self) -> None:
+        """Hand out nothing more (this process failed)."""
+        with self._lock:
+            self._next = len(self.ranges)
+
+    def missing(self) -> list[int]:
+        return [i for i in range(len(self.ranges)) if i not in self.parts]
+
+
+def _feed(proc: subprocess.Popen[bytes], work: _Work, shape: dict[str, Any]) -> None:
+    """Hand ranges to one worker until none are left; on any failure, leave them to the parent."""
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        hello = json.loads(proc.stdout.readline())
+        if "refused" in hello:
+            work.refused = str(hello["refused"])
+            return
+        if hello.get("shape") != shape:
+            log.debug("verify worker saw other tables: %s", hello)
+            return
+        while (index := work.take()) is not None:
+            lo, hi = work.ranges[index]
+            proc.stdin.write(f"{'-' if lo is None else lo} {'-' if hi is None else hi}\n".encode())
+            proc.stdin.flush()
+            work.parts[index] = _part_of(json.loads(proc.stdout.readline()))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.debug("verify worker failed (the parent scans its ranges): %r", exc)
+    finally:
         try:
-            doc = (
-                json.loads(out.decode().strip().splitlines()[-1]) if proc.returncode == 0 else None
-            )
-        except (ValueError, IndexError, UnicodeDecodeError):
-            doc = None
-        if isinstance(doc, dict) and "refused" in doc:
-            raise LedgerIntegrityError(str(doc["refused"]))
-        if isinstance(doc, dict) and doc.get("shape") == _shape(ledger):
-            bad = doc["bad"]
-            return _Part(
-                int(doc["distinct"]),
-                None if doc["low"] is None else int(doc["low"]),
-                None if bad is None else (int(bad[0]), str(bad[1])),
-                bool(doc["whole"]),
-            )
-        log.debug(
-            "verify worker for seq %s..%s failed (exit %s): %s",
-            lo,
-            hi,
-            proc.returncode,
-            err.decode(errors="replace")[-2000:],
-        )
-    return _scan_part(ledger, lo, hi)
+            proc.stdin.close()
+        except OSError:
+            pass
 
 
 def _scan(ledger: Ledger, max_seq: int, workers: int) -> list[_Part]:
-    """Every row hashed and link-checked: this process takes the first seq range, workers the rest."""
+    """Every row hashed and link-checked: this process and its workers share the seq ranges."""
     if workers <= 1:
         return [_scan_part(ledger, None, None)]
-    ranges = _ranges(max_seq, workers)
-    procs = [_spawn(ledger.path, lo, hi) for lo, hi in ranges[1:]]
+    work = _Work(_ranges(max_seq, min(workers * RANGES_PER_WORKER, max(max_seq, 1))))
+    procs = [p for p in (_spawn(ledger.path) for _ in range(workers - 1)) if p is not None]
+    shape = _shape(ledger)
+    feeders = [threading.Thread(target=_feed, args=(p, work, shape), daemon=True) for p in procs]
     try:
-        parts = [_scan_part(ledger, *ranges[0])]
-        parts += [
-            _collect(p, ledger, lo, hi) for p, (lo, hi) in zip(procs, ranges[1:], strict=True)
-        ]
-        return parts
+        for feeder in feeders:
+            feeder.start()
+        while (index := work.take()) is not None:
+            work.parts[index] = _scan_part(ledger, *work.ranges[index])
+        for feeder in feeders:
+            feeder.join()
+        if work.refused is not None:
+            raise LedgerIntegrityError(work.refused)
+        for index in work.missing():  # a worker that failed: its ranges are done here
+            work.parts[index] = _scan_part(ledger, *work.ranges[index])
+        return [work.parts[i] for i in range(len(work.ranges))]
+    except BaseException:
+        work.close()
+        for proc in procs:
+            proc.kill()
+        raise
     finally:
         for proc in procs:
-            if proc is not None and proc.poll() is None:
+            try:
+                proc.wait(timeout=30)  # its input is closed: it is closing the file
+            except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
 
 
 def worker_main(argv: Sequence[str] | None = None) -> None:
-    """A verify worker: check the catalog itself, scan lo < seq <= hi, print one JSON line.
+    """A verify worker: check the catalog itself, then scan each "lo hi" range read from stdin.
 
-    Opens the file read-only while the parent holds the ledger's lock (and its own read-only
-    connection); DuckDB lets several processes read one file.
+    Prints one JSON line with the tables it found (or why it refuses the file), then one per
+    range. Opens the file read-only while the parent holds the ledger's lock and its own
+    read-only connection; DuckDB lets several processes read one file.
     """
     import duckdb
 
-    path_arg, lo_arg, hi_arg = argv if argv is not None else sys.argv[1:4]
-    path = Path(path_arg)
-    lo = None if lo_arg == "-" else int(lo_arg)
-    hi = None if hi_arg == "-" else int(hi_arg)
-    doc: dict[str, Any]
+    path = Path((argv if argv is not None else sys.argv[1:])[0])
+    out = sys.stdout
+    con = duckdb.connect(str(path), read_only=True)
     try:
-        con = duckdb.connect(str(path), read_only=True)
         try:
             check_catalog(con, path)  # first, before any other query, in this process too
-            con.execute("SET enable_progress_bar = false")  # its stderr is a pipe
+            con.execute("SET enable_progress_bar = false")  # its stderr is not a terminal
             ledger = Ledger(con, path, read_only=True)
+        except LedgerIntegrityError as exc:
+            out.write(json.dumps({"refused": exc.message}) + "\n")
+            return
+        out.write(json.dumps({"shape": _shape(ledger)}) + "\n")
+        out.flush()
+        for line in sys.stdin:
+            lo_arg, hi_arg = line.split()
+            lo = None if lo_arg == "-" else int(lo_arg)
+            hi = None if hi_arg == "-" else int(hi_arg)
             part = _scan_part(ledger, lo, hi)
-            doc = {
-                "shape": _shape(ledger),
-                "distinct": part.distinct,
-                "low": part.low,
-                "bad": part.bad,
-                "whole": part.whole,
-            }
-        finally:
-            con.close()
-    except LedgerIntegrityError as exc:
-        doc = {"refused": exc.message}
-    sys.stdout.write(json.dumps(doc) + "\n")
-    sys.stdout.flush()
+            doc = {"distinct": part.distinct, "low": part.low, "bad": part.bad, "whole": part.whole}
+            out.write(json.dumps(doc) + "\n")
+            out.flush()
+    finally:
+        con.close()
 
 
 def verify_chain(ledger: Ledger, workers: int | None = None) -> VerifyResult:
