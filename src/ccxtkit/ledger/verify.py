@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -220,7 +220,7 @@ def _hashes64(array: Any) -> bytes | None:
     return bytes(data[start : bounds[-1]])
 
 
-def _ahead(source: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+def _ahead(source: Iterator[Any], depth: int = 2) -> Generator[Any, None, None]:
     """The items of `source`, pulled in a thread at most `depth` ahead of the consumer.
 
     DuckDB builds the canonical texts without the GIL, so the next batch is built on the
