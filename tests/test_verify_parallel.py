@@ -187,7 +187,7 @@ def test_a_worker_refuses_a_tampered_catalog_itself(ledger_path: Path) -> None:
 def test_cli_verify_of_a_large_ledger_names_an_edit_in_the_last_range(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Above PARALLEL_ROWS the command splits the work; output and exit code stay the same."""
+    """Above PARALLEL_ROWS (split over processes when there are 4+ cores): same output and exit."""
     home = tmp_path / "ws"
     init_workspace(home)
     data = tmp_path / "big.csv"

@@ -30,9 +30,13 @@ if TYPE_CHECKING:
 VERIFY_STATE = "ledger_verify.json"
 #: Rows checked per SQL batch: keeps memory flat however long the ledger is.
 BATCH_ROWS = 100_000
-#: From this many rows on, a read-only verify splits the seq range over worker processes (one
-#: per core): starting one costs about 0.3 CPU-s, a million rows about 4 CPU-s.
+#: From this many rows on, a read-only verify may split the seq range over worker processes:
+#: starting one costs about 0.3 CPU-s, a million rows about 4 CPU-s.
 PARALLEL_ROWS = 200_000
+#: Cores one verify process keeps busy: DuckDB builds the texts on its threads while the main
+#: thread hashes (measured: one process on 2 cores was as fast as two, and used less CPU), so
+#: a process per CORES_PER_PROCESS cores.
+CORES_PER_PROCESS = 2
 #: At most this many ranges (the parent's own and its workers').
 MAX_WORKERS = 8
 
@@ -351,26 +355,31 @@ def _ranges(max_seq: int, parts: int) -> list[tuple[int | None, int | None]]:
     return list(zip([None, *cuts], [*cuts, None], strict=True))
 
 
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def _worker_count(ledger: Ledger, rows: int, workers: int | None) -> int:
+    """Processes to verify with (this one included): `workers`, or one per two cores."""
     if not ledger.read_only:
         return 1  # a read-write connection locks the file against other processes
     if workers is None:
         if rows < PARALLEL_ROWS:
             return 1
-        try:
-            workers = len(os.sched_getaffinity(0))
-        except (AttributeError, OSError):
-            workers = os.cpu_count() or 1
+        workers = _cores() // CORES_PER_PROCESS
     return max(1, min(workers, MAX_WORKERS, rows))
 
 
-#: What a worker process runs: `python -c _WORKER path`, then one "lo hi" line per range.
+#: What a worker process runs: `python -c _WORKER path threads`, then a "lo hi" line per range.
 _WORKER = "from ccxtkit.ledger.verify import worker_main; worker_main()"
 #: Ranges per process: small enough that a process slowed by other load gets fewer of them.
 RANGES_PER_WORKER = 2
 
 
-def _spawn(path: Path) -> subprocess.Popen[bytes] | None:
+def _spawn(path: Path, threads: int) -> subprocess.Popen[bytes] | None:
     """Start a worker process on the file at `path`, or None when none can be started."""
     if not sys.executable:
         return None
@@ -380,7 +389,7 @@ def _spawn(path: Path) -> subprocess.Popen[bytes] | None:
     env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     try:
         return subprocess.Popen(
-            [sys.executable, "-c", _WORKER, str(path)],
+            [sys.executable, "-c", _WORKER, str(path), str(threads)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=tempfile.TemporaryFile(),  # a traceback, if any: never blocks the worker
@@ -461,7 +470,8 @@ def _scan(ledger: Ledger, max_seq: int, workers: int) -> list[_Part]:
     if workers <= 1:
         return [_scan_part(ledger, None, None)]
     work = _Work(_ranges(max_seq, min(workers * RANGES_PER_WORKER, max(max_seq, 1))))
-    procs = [p for p in (_spawn(ledger.path) for _ in range(workers - 1)) if p is not None]
+    threads = max(1, _cores() // workers)  # DuckDB threads per worker: the cores shared out
+    procs = [p for p in (_spawn(ledger.path, threads) for _ in range(workers - 1)) if p]
     shape = _shape(ledger)
     feeders = [threading.Thread(target=_feed, args=(p, work, shape), daemon=True) for p in procs]
     try:
@@ -499,16 +509,15 @@ def worker_main(argv: Sequence[str] | None = None) -> None:
     """
     import duckdb
 
-    path = Path((argv if argv is not None else sys.argv[1:])[0])
+    args = list(argv if argv is not None else sys.argv[1:])
+    path, threads = Path(args[0]), int(args[1]) if len(args) > 1 else 1
     out = sys.stdout
     con = duckdb.connect(str(path), read_only=True)
     try:
         try:
             check_catalog(con, path)  # first, before any other query, in this process too
-            # Its stderr is not a terminal; its other cores are the other processes' (one
-            # DuckDB thread each measured the same or less CPU than one per core).
-            con.execute("SET enable_progress_bar = false")
-            con.execute("SET threads = 1")
+            con.execute("SET enable_progress_bar = false")  # its stderr is not a terminal
+            con.execute(f"SET threads = {max(1, threads)}")  # the other cores: other processes'
             ledger = Ledger(con, path, read_only=True)
         except LedgerIntegrityError as exc:
             out.write(json.dumps({"refused": exc.message}) + "\n")
@@ -530,8 +539,8 @@ def worker_main(argv: Sequence[str] | None = None) -> None:
 def verify_chain(ledger: Ledger, workers: int | None = None) -> VerifyResult:
     """Check every row's hash (in Python) and link, over every chained table of the file.
 
-    A read-only ledger of PARALLEL_ROWS rows or more is split by seq over one process per core
-    (`workers` sets how many); the result, first bad row included, is the same either way.
+    A read-only ledger of PARALLEL_ROWS rows or more is split by seq over one process per two
+    cores (`workers` sets how many); the result, first bad row included, is the same either way.
     """
     head = ledger.head()
     expected = expected_tables(applied_migrations(ledger.con))
