@@ -224,3 +224,23 @@ def test_a_worker_proves_its_range_and_its_boundary_link(ledger_path: Path) -> N
     assert second == {"distinct": cut, "low": 1, "bad": None, "whole": True}
     rehash(ledger_path, cut, lambda row: row.update(notes="rewritten"))
     assert worker(ledger_path, f"{cut} -")[1]["whole"] is False
+
+
+@pytest.mark.parametrize("damage", ["delete", "relink", "duplicate"])
+def test_both_link_checks_agree_on_small_and_large_batches(
+    ledger_path: Path, damage: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches up to _SMALL_BATCH rows are link-checked in Python, larger ones with pyarrow
+    kernels: the same damage gives the same problem either way."""
+    seq = boundary(ledger_path, 2) - 3
+    if damage == "delete":
+        edit(ledger_path, f"DELETE FROM trades WHERE seq = {seq}")
+    elif damage == "relink":
+        rehash(ledger_path, seq, lambda row: row.update(prev_hash="e" * 64))
+    else:
+        edit(ledger_path, f"INSERT INTO trades SELECT * FROM trades WHERE seq = {seq}")
+    small = run(ledger_path, 1).problem
+    monkeypatch.setattr(verify, "_SMALL_BATCH", 0)
+    large = run(ledger_path, 1).problem
+    assert small is not None and small == large
+    assert small.seq in (seq, seq + 1)

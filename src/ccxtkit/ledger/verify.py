@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 VERIFY_STATE = "ledger_verify.json"
 #: Rows checked per SQL batch: keeps memory flat however long the ledger is.
 BATCH_ROWS = 100_000
+#: Batches up to this many rows have their links checked in plain Python (see _Links).
+_SMALL_BATCH = 20_000
 #: From this many rows on, a read-only verify may split the seq range over worker processes:
 #: starting one costs about 0.3 CPU-s, a million rows about 4 CPU-s.
 PARALLEL_ROWS = 200_000
@@ -147,7 +149,7 @@ class _Links:
             self.starts.append((first_seq, first_prev))
 
     def add(self, seq: Any, prev: Any, stored: Any) -> None:
-        if self._add_consecutive(seq, prev, stored):
+        if len(seq) <= _SMALL_BATCH and self._add_small(seq, prev, stored):
             return
         import pyarrow.compute as pc
 
@@ -172,23 +174,23 @@ class _Links:
                 self.starts.extend(starts)
         self._last = (seq[n - 1].as_py(), stored[n - 1].as_py())
 
-    def _add_consecutive(self, seq: Any, prev: Any, stored: Any) -> bool:
-        """The usual batch, checked with two byte comparisons (no pyarrow.compute to import).
-
-        When the seqs run without a gap and every hash is 64 bytes, each row links to the one
-        before exactly when the prev hashes from the second row on equal the row hashes up to
-        the last but one, concatenated. False (nothing recorded) for any other batch.
-        """
-        n = len(seq)
-        seqs = _int64s(seq)
-        if seqs is None or seqs != list(range(seqs[0], seqs[0] + n)):
+    def _add_small(self, seq: Any, prev: Any, stored: Any) -> bool:
+        """A small batch checked in plain Python: no pyarrow.compute to import for a small
+        ledger (tens of ms of start-up). False, with nothing recorded, when a seq is NULL."""
+        seqs = seq.to_pylist()
+        if None in seqs:
             return False
-        prevs, hashes = _hashes64(prev), _hashes64(stored)
-        if prevs is None or hashes is None:
-            return False
-        self._first(seqs[0], prevs[:64].decode())
-        self.doubt |= prevs[64:] != hashes[:-64]
-        self._last = (seqs[-1], hashes[-64:].decode())
+        prevs, hashes = prev.to_pylist(), stored.to_pylist()
+        self._first(seqs[0], prevs[0])
+        for i in range(1, len(seqs)):
+            step = seqs[i] - seqs[i - 1]
+            if step == 1:
+                self.doubt |= prevs[i] is None or prevs[i] != hashes[i - 1]
+            else:
+                self.doubt |= step <= 0
+                self.ends[seqs[i - 1]] = hashes[i - 1]
+                self.starts.append((seqs[i], prevs[i]))
+        self._last = (seqs[-1], hashes[-1])
         return True
 
     def whole(self) -> bool:
@@ -199,29 +201,6 @@ class _Links:
             if prev != (GENESIS_HASH if seq == 1 else self.ends.get(seq - 1)):
                 return False
         return True
-
-
-def _int64s(array: Any) -> list[int] | None:
-    """The values of an int64 Arrow array without NULLs, or None."""
-    import pyarrow as pa
-
-    if array.null_count or not pa.types.is_int64(array.type) or not len(array):
-        return None
-    values = memoryview(array.buffers()[1]).cast("q")
-    return values[array.offset : array.offset + len(array)].tolist()
-
-
-def _hashes64(array: Any) -> bytes | None:
-    """The values of a string array, concatenated, if every one is 64 bytes (no NULL), or None."""
-    import pyarrow as pa
-
-    if array.null_count or not pa.types.is_string(array.type) or not len(array):
-        return None
-    bounds, data = _offsets(array)
-    start = bounds[0]
-    if bounds != list(range(start, start + 64 * len(array) + 1, 64)):
-        return None
-    return bytes(data[start : bounds[-1]])
 
 
 def _ahead(source: Iterator[Any], depth: int = 2) -> Generator[Any, None, None]:
