@@ -244,3 +244,14 @@ def test_both_link_checks_agree_on_small_and_large_batches(
     large = run(ledger_path, 1).problem
     assert small is not None and small == large
     assert small.seq in (seq, seq + 1)
+
+
+def test_a_worker_that_dies_has_its_ranges_verified_by_the_parent(
+    ledger_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker that exits without answering (killed, out of memory) changes nothing."""
+    seq = boundary(ledger_path, 2) + 40
+    edit(ledger_path, f"UPDATE trades SET notes = 'edited' WHERE seq = {seq}")
+    monkeypatch.setattr(verify, "_WORKER", "import sys; sys.exit(9)")
+    problem = run(ledger_path, 2).problem
+    assert problem is not None and problem.seq == seq and "modified" in problem.reason

@@ -8,7 +8,6 @@ import os
 import queue
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
@@ -371,7 +370,7 @@ def _spawn(path: Path, threads: int) -> subprocess.Popen[bytes] | None:
             [sys.executable, "-c", _WORKER, str(path), str(threads)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=tempfile.TemporaryFile(),  # a traceback, if any: never blocks the worker
+            stderr=subprocess.DEVNULL,  # a failed worker's ranges are redone (and raise) here
             env=env,
         )
     except OSError as exc:
