@@ -255,3 +255,10 @@ def test_a_worker_that_dies_has_its_ranges_verified_by_the_parent(
     monkeypatch.setattr(verify, "_WORKER", "import sys; sys.exit(9)")
     problem = run(ledger_path, 2).problem
     assert problem is not None and problem.seq == seq and "modified" in problem.reason
+
+
+def test_split_verify_gives_the_connection_its_threads_back(ledger_path: Path) -> None:
+    with open_ledger(ledger_path, read_only=True) as ledger:
+        before = ledger.query("SELECT current_setting('threads')")[0][0]
+        assert verify.verify_chain(ledger, workers=2).ok
+        assert ledger.query("SELECT current_setting('threads')")[0][0] == before

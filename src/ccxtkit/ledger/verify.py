@@ -452,6 +452,9 @@ def _scan(ledger: Ledger, max_seq: int, workers: int) -> list[_Part]:
     procs = [p for p in (_spawn(ledger.path, threads) for _ in range(workers - 1)) if p]
     shape = _shape(ledger)
     feeders = [threading.Thread(target=_feed, args=(p, work, shape), daemon=True) for p in procs]
+    # This process's DuckDB gets its share of the cores too (given back afterwards).
+    saved = ledger.query("SELECT current_setting('threads')")[0][0]
+    ledger.con.execute(f"SET threads = {threads}")
     try:
         for feeder in feeders:
             feeder.start()
@@ -470,6 +473,7 @@ def _scan(ledger: Ledger, max_seq: int, workers: int) -> list[_Part]:
             proc.kill()
         raise
     finally:
+        ledger.con.execute(f"SET threads = {int(saved)}")
         for proc in procs:
             try:
                 proc.wait(timeout=30)  # its input is closed: it is closing the file
