@@ -10,7 +10,6 @@ returns None, and the caller's row-by-row parser imports the file or names the b
 from __future__ import annotations
 
 import hashlib
-from array import array
 from contextlib import closing
 from decimal import Decimal, localcontext
 from pathlib import Path
@@ -243,16 +242,6 @@ def _chain_and_insert(ledger: Ledger, con: Any) -> list[int]:
     return list(range(head.seq + 1, seq + 1))
 
 
-def _hash_array(pa: Any, hashes: list[str]) -> Any:
-    """An Arrow string array of hex hashes, built from two buffers (a quarter of pa.array's cost)."""
-    rows = len(hashes)
-    data = "".join(hashes).encode()
-    if len(data) != 64 * rows:
-        return pa.array(hashes, pa.string())
-    offsets = array("i", range(0, 64 * rows + 1, 64))
-    return pa.StringArray.from_buffers(rows, pa.py_buffer(offsets), pa.py_buffer(data))
-
-
 def _chain_table(
     record: Any, first_seq: int, first_prev: str, hashes: list[str], costs: list[str]
 ) -> Any:
@@ -263,8 +252,8 @@ def _chain_table(
     columns = [record.column(4), *(record.column(5 + i) for i in range(len(_TYPED)))]
     columns += [
         pa.array(range(first_seq, first_seq + rows), pa.int64()),
-        _hash_array(pa, [first_prev, *hashes[:-1]]),
-        _hash_array(pa, hashes),
+        pa.array([first_prev, *hashes[:-1]], pa.string()),
+        pa.array(hashes, pa.string()),
         pa.array(costs, pa.string()),
     ]
     return pa.Table.from_arrays(
