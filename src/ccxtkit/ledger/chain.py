@@ -109,12 +109,15 @@ def sql_concat(parts: Sequence[str]) -> str:
     return parts[0] if len(parts) == 1 else f"concat({', '.join(parts)})"
 
 
-def canonical_select(table: str, kinds: Sequence[tuple[str, str]] | None = None) -> str:
+def canonical_select(
+    table: str, kinds: Sequence[tuple[str, str]] | None = None, where: str = ""
+) -> str:
     """SELECT seq, tbl, prev_hash, row_hash, canon (the canonical text) over one table.
 
-    `kinds` is the table's (column, kind) list as the file declares it (default: this vhc's).
-    Each value's text is computed once in an inner projection; the outer one length-prefixes
-    and joins them (DuckDB would otherwise cast every value three times).
+    `kinds` is the table's (column, kind) list as the file declares it (default: this vhc's);
+    `where`, a condition on the table's own columns (verify's seq ranges). Each value's text is
+    computed once in an inner projection; the outer one length-prefixes and joins them (DuckDB
+    would otherwise cast every value three times).
     """
     columns = kinds if kinds is not None else [(c.name, c.kind) for c in TABLES[table]]
     texts = [
@@ -134,7 +137,7 @@ def canonical_select(table: str, kinds: Sequence[tuple[str, str]] | None = None)
     ]
     return (
         f"SELECT seq, '{table}' AS tbl, prev_hash, row_hash, {sql_concat(parts)} AS canon "
-        f'FROM (SELECT {", ".join(texts)} FROM "{table}")'
+        f'FROM (SELECT {", ".join(texts)} FROM "{table}"{f" WHERE {where}" if where else ""})'
     )
 
 
