@@ -66,7 +66,9 @@ def one_run(server: KrakenServer | None) -> tuple[float, int]:
             client = open_exchange(ws, name, resolve_credentials(ws, name))
             for _ in range(ORDERS):
                 cid = "b" + uuid.uuid4().hex[:16]
-                client.create_order("BTC/USD", "buy", "limit", Decimal("0.001"), Decimal("1000"), cid)
+                client.create_order(
+                    "BTC/USD", "buy", "limit", Decimal("0.001"), Decimal("1000"), cid
+                )
             client.close()
         for n in names:
             accounts[n] = {"id": "paper", "paper": {"latency_ms": LATENCY_MS}}

@@ -159,3 +159,10 @@ def test_orders_record_checkpoints_and_check_reads_them(
     code, out = run(capsys, *h, "kill-switch", "--check")
     assert code == 0, out
     assert run(capsys, *h, "ledger", "verify")[0] == 0
+
+
+def test_every_checkpoint_kind_is_read_by_the_one_query() -> None:
+    from ccxtkit.risk import checkpoints, high_water, open_orders
+
+    kinds = {CHECKPOINT_KIND, high_water.CHECKPOINT_KIND, open_orders.CHECKPOINT_KIND}
+    assert kinds == set(checkpoints.KINDS)

@@ -66,6 +66,8 @@ class Ledger:
         self._in_tx = False
         #: The file's applied migrations (set when the file is opened).
         self.applied: tuple[str, ...] = ()
+        #: Readers' figures of this file, each stored with the head seq it was read at.
+        self.memo: dict[str, Any] = {}
         if tables is None:
             self.load_tables()
         else:

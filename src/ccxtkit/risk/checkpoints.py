@@ -17,17 +17,18 @@ from ccxtkit.logs import log
 UNREADABLE = (TypeError, ValueError, KeyError, AttributeError, InvalidOperation)
 
 
+#: Every checkpoint kind: one query reads the latest of each.
+KINDS = ("risk.cost_basis", "risk.high_water", "risk.open_orders")
+
+
 def latest(ledger: Ledger, kind: str) -> tuple[int, int, dict[str, Any]] | None:
     """The latest checkpoint of `kind`: (its seq, its through_seq, its details), or None."""
     if "control_events" not in ledger.tables:
         return None
-    rows = ledger.query(
-        "SELECT seq, details FROM control_events WHERE kind = ? ORDER BY seq DESC LIMIT 1",
-        [kind],
-    )
-    if not rows:
+    found = _latest_of_each(ledger).get(kind)
+    if found is None:
         return None
-    seq, details = int(rows[0][0]), rows[0][1]
+    seq, details = found
     try:
         data = json.loads(details)
         through = int(data["through_seq"])
@@ -42,3 +43,21 @@ def latest(ledger: Ledger, kind: str) -> tuple[int, int, dict[str, Any]] | None:
 def ignored(kind: str, seq: int, exc: Exception) -> None:
     """Log that a checkpoint could not be used (the reader then reads the whole history)."""
     log.warning("%s checkpoint at seq %s ignored (%s): reading the whole history", kind, seq, exc)
+
+
+def _latest_of_each(ledger: Ledger) -> dict[str, tuple[int, str]]:
+    """The latest checkpoint row of each kind, read once while the chain's head stays put
+    (an order's figures ask for each several times in one visit)."""
+    head = ledger.head().seq
+    memo = ledger.memo.get("checkpoints")
+    if memo is not None and memo[0] == head:
+        return memo[1]  # type: ignore[no-any-return]
+    marks = ", ".join("?" for _ in KINDS)
+    rows = ledger.query(
+        f"SELECT kind, max(seq), arg_max(details, seq) FROM control_events "
+        f"WHERE kind IN ({marks}) GROUP BY kind",
+        list(KINDS),
+    )
+    found = {str(k): (int(seq), str(details)) for k, seq, details in rows}
+    ledger.memo["checkpoints"] = (head, found)
+    return found

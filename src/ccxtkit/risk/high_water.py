@@ -13,7 +13,7 @@ max over the times up to T never changes once nothing at or before T can be adde
 value, that max, upto(T)) and the seq it was taken at; a reader walks only the batches after
 T. Any snapshot, flow or USD price recorded after that seq but stamped at or before T (an
 import, a backfill) could change the past, so the checkpoint is then ignored and the whole
-history walked. T lags the recording time by an hour so that ordinary late commits (a
+history walked. T lags the recording time by five minutes so that ordinary late commits (a
 snapshot taken just before a slow visit) do not invalidate it.
 """
 
@@ -34,9 +34,9 @@ from .pending import sql_in
 ZERO = Decimal(0)
 CHECKPOINT_KIND = "risk.high_water"
 #: Snapshot rows after the latest checkpoint before a writer records a new one.
-CHECKPOINT_EVERY = 2_000
+CHECKPOINT_EVERY = 500
 #: The checkpoint covers the batches stamped at least this long before it is recorded.
-CHECKPOINT_LAG = timedelta(hours=1)
+CHECKPOINT_LAG = timedelta(minutes=5)
 
 FAILED_TRANSFERS = ("failed", "canceled", "cancelled", "rejected")
 _USD_QUOTES = sql_in(tuple(sorted(USD_LIKE)))
