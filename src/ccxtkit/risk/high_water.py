@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from ccxtkit.ledger.chain import now_utc
+from ccxtkit.ledger.names import NOT_MOVED
 from ccxtkit.ledger.store import Ledger
 from ccxtkit.logs import log
 from ccxtkit.money import USD_LIKE, is_usd_like
@@ -38,7 +39,8 @@ CHECKPOINT_EVERY = 500
 #: The checkpoint covers the batches stamped at least this long before it is recorded.
 CHECKPOINT_LAG = timedelta(minutes=5)
 
-FAILED_TRANSFERS = ("failed", "canceled", "cancelled", "rejected")
+#: Transfer statuses meaning the money did not move (ledger.names).
+FAILED_TRANSFERS = tuple(sorted(NOT_MOVED))
 _USD_QUOTES = sql_in(tuple(sorted(USD_LIKE)))
 _FLOW = (
     f"kind IN ('deposit', 'withdrawal') AND coalesce(lower(status), '') NOT IN "

@@ -10,11 +10,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from ccxtkit.ledger.names import TERMINAL_ORDER_EVENTS, TERMINAL_ORDER_STATUSES
 from ccxtkit.money import is_usd_like
 
 ZERO = Decimal(0)
-TERMINAL_EVENTS = ("filled", "canceled", "rejected", "failed", "expired", "not_found")
-TERMINAL_STATUSES = ("closed", "canceled", "expired", "rejected")
+# The ledger's vocabulary (ledger.names), as sorted tuples for SQL IN lists.
+TERMINAL_EVENTS = tuple(sorted(TERMINAL_ORDER_EVENTS))
+TERMINAL_STATUSES = tuple(sorted(TERMINAL_ORDER_STATUSES))
 
 
 def sql_in(values: tuple[str, ...]) -> str:

@@ -12,12 +12,13 @@ from ..exchanges.fees import apply_ledger_fees
 from ..exchanges.kite_symbols import is_kite_symbol
 from ..exchanges.kite_symbols import symbol_parts as kite_symbol_parts
 from ..ledger.chain import now_utc
+from ..ledger.names import TERMINAL_ORDER_EVENTS
 from ..ledger.store import Ledger
 from ..logs import log
 from ..money import is_usd_like
 
 #: Order events after which nothing more happens to the order.
-TERMINAL_EVENTS = frozenset({"filled", "canceled", "rejected", "failed", "expired", "not_found"})
+TERMINAL_EVENTS = TERMINAL_ORDER_EVENTS  # the ledger's vocabulary (ledger.names)
 
 #: ccxt order status -> our event name.
 _STATUS_EVENT = {
