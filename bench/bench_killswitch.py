@@ -51,20 +51,26 @@ def place(ws: Workspace, name: str) -> None:
     client.close()
 
 
+def bench_accounts(server: KrakenServer | None) -> tuple[list[str], dict]:
+    """Three paper accounts, or two and one on the Kraken server (emptied, funded)."""
+    names = ["paper1", "paper2", "paper3"] if server is None else ["paper1", "paper2"]
+    plain: dict = {n: {"id": "paper"} for n in names}
+    if server is not None:
+        server.orders.clear()
+        server.set_balance("USD", "10000000")
+        plain["kraken"] = {
+            "secrets": "env",
+            "rate_limit": 1000,
+            "ccxt": {**server.ccxt_config(), "timeout": 10000},
+        }
+    return names, plain
+
+
 def one_run(server: KrakenServer | None, via_cli: bool) -> tuple[float, int]:
     """Set up 3 x 50 resting orders, activate, return (seconds, orders cancelled)."""
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
-        names = ["paper1", "paper2", "paper3"] if server is None else ["paper1", "paper2"]
-        plain: dict = {n: {"id": "paper"} for n in names}
-        if server is not None:
-            server.orders.clear()
-            server.set_balance("USD", "10000000")
-            plain["kraken"] = {
-                "secrets": "env",
-                "rate_limit": 1000,
-                "ccxt": {**server.ccxt_config(), "timeout": 10000},
-            }
+        names, plain = bench_accounts(server)
         ws = workspace(home, plain)
         for name in plain:
             place(ws, name)

@@ -20,20 +20,18 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from datetime import timedelta
-from decimal import Decimal
 from pathlib import Path
 
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_killswitch import bench_accounts, place  # noqa: E402
 from tests.kraken_server import KrakenServer  # noqa: E402
 from tests.serve_process import JWT_KEY, ServeProcess  # noqa: E402
 
-from ccxtkit.exchanges.factory import open_exchange  # noqa: E402
-from ccxtkit.secrets import resolve_credentials  # noqa: E402
 from ccxtkit.serve.tokens import create_token  # noqa: E402
 from ccxtkit.workspace import Workspace, init_workspace, write_private  # noqa: E402
 
@@ -51,25 +49,10 @@ def one_run(server: KrakenServer | None) -> tuple[float, int]:
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "ws"
         init_workspace(home)
-        names = ["paper1", "paper2", "paper3"] if server is None else ["paper1", "paper2"]
-        accounts: dict = {n: {"id": "paper"} for n in names}
-        if server is not None:
-            server.orders.clear()
-            server.set_balance("USD", "10000000")
-            accounts["kraken"] = {
-                "secrets": "env",
-                "rate_limit": 1000,
-                "ccxt": {**server.ccxt_config(), "timeout": 10000},
-            }
+        names, accounts = bench_accounts(server)
         ws = write_config(home, accounts)
         for name in accounts:
-            client = open_exchange(ws, name, resolve_credentials(ws, name))
-            for _ in range(ORDERS):
-                cid = "b" + uuid.uuid4().hex[:16]
-                client.create_order(
-                    "BTC/USD", "buy", "limit", Decimal("0.001"), Decimal("1000"), cid
-                )
-            client.close()
+            place(ws, name)
         for n in names:
             accounts[n] = {"id": "paper", "paper": {"latency_ms": LATENCY_MS}}
         ws = write_config(home, accounts)

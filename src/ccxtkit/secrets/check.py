@@ -119,14 +119,7 @@ def _signal_sources(
         try:
             row.warnings += check_source(ws, source, cfg)
         except VhcError as exc:
-            row.status = (
-                "missing"
-                if isinstance(exc, MissingSecretError)
-                else "misconfigured"
-                if exc.exit_code == 2
-                else "unavailable"
-            )
-            row.problem, row.exit_code = exc.message, exc.exit_code
+            _failed(row, exc)
             rows.append(row)
             continue
         row.set_at = recorded.get(("generic", secret))
@@ -136,6 +129,18 @@ def _signal_sources(
             row.warnings.append(warning)
         rows.append(row)
     return rows
+
+
+def _failed(row: CheckRow, exc: VhcError) -> None:
+    """Mark a row whose secret could not be read: missing, misconfigured or unavailable."""
+    row.status = (
+        "missing"
+        if isinstance(exc, MissingSecretError)
+        else "misconfigured"
+        if exc.exit_code == 2
+        else "unavailable"
+    )
+    row.problem, row.exit_code = exc.message, exc.exit_code
 
 
 def check_secrets(ws: Workspace, now: datetime, name: str | None = None) -> CheckReport:
@@ -156,14 +161,7 @@ def check_secrets(ws: Workspace, now: datetime, name: str | None = None) -> Chec
             elif "value" not in fetched.fields:
                 raise VhcError(f"{row.location} holds no value")
         except VhcError as exc:
-            row.status = (
-                "missing"
-                if isinstance(exc, MissingSecretError)
-                else "misconfigured"
-                if exc.exit_code == 2
-                else "unavailable"
-            )
-            row.problem, row.exit_code = exc.message, exc.exit_code
+            _failed(row, exc)
             rows.append(row)
             continue
         row.set_at = meta.newest(recorded.get((ref.kind, ref.name)), fetched.updated_at)
