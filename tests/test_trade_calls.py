@@ -1,5 +1,6 @@
 """Exchange calls per order on Kraken: one ticker, one balance, the create, the outcome, the fills."""
 
+import json
 from decimal import Decimal
 
 from ccxtkit.ledger.store import open_ledger
@@ -61,3 +62,24 @@ def test_with_fee_credits_the_exchange_ledger_says_what_was_charged(
     with open_ledger(ws.ledger_path, read_only=True) as ledger:
         last = ledger.query("SELECT fee, fee_currency FROM trades ORDER BY seq DESC LIMIT 1")
     assert last == [(Decimal("0.25"), "KFEE")]
+
+
+def test_the_kill_switch_sweeps_kraken_in_four_calls(tmp_path, monkeypatch, kraken_server, capsys):
+    """List, cancel all, confirm (that read is also the sweep's `still open`), then the fills
+    of vhc's own cancelled orders, to record them."""
+    ws = _workspace(tmp_path, monkeypatch, kraken_server)
+    for _ in range(3):
+        args = ["trade", "buy", "BTC/USD", "0.01", "--type", "limit", "--price", "1000"]
+        code, _, err = run_cli(ws, [*args, "--exchange", "kraken", "--yes"], capsys)
+        assert code == 0, err
+    start = len(kraken_server.requests)
+    code, out, err = run_cli(
+        ws, ["--json", "kill-switch", "--activate", "--reason", "calls"], capsys
+    )
+    assert code == 0, out + err
+    calls = _calls(kraken_server, start)
+    assert calls == ["OpenOrders", "CancelAll", "OpenOrders", "TradesHistory"]
+    swept = json.loads(out)["accounts"][0]
+    assert len(swept["canceled"]) == 3 and swept["still_open"] == []
+    code, out, _ = run_cli(ws, ["--json", "trade", "orders"], capsys)
+    assert code == 0 and json.loads(out) == []  # the sweep recorded each cancel

@@ -584,8 +584,10 @@ class CcxtGateway:
 
     def cancel_all_orders(self) -> list[str]:
         """Cancel every open order; returns the ids cancelled."""
+        self._open_after_cancel: list[Order] | None = None
         before = self.fetch_open_orders()
         if not before:
+            self._open_after_cancel = before
             return []
         if self._has("cancelAllOrders"):
             symbols = sorted({o.symbol for o in before})
@@ -603,8 +605,14 @@ class CcxtGateway:
         else:
             for order in before:
                 self.cancel_order(order.id, order.symbol)
-        still_open = {o.id for o in self.fetch_open_orders()}
+        self._open_after_cancel = self.fetch_open_orders()
+        still_open = {o.id for o in self._open_after_cancel}
         return [o.id for o in before if o.id not in still_open]
+
+    def open_orders_after_cancel(self) -> list[Order] | None:
+        """The open orders read right after the last `cancel_all_orders` (the kill switch's
+        confirmation: one round trip fewer in an emergency), or None when none was read."""
+        return getattr(self, "_open_after_cancel", None)
 
     def withdraw(
         self,

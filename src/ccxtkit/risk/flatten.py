@@ -27,7 +27,7 @@ from ccxtkit.money import fmt
 
 if TYPE_CHECKING:
     from ccxtkit.config import ExchangeConfig
-    from ccxtkit.exchanges.base import ExchangeClient, Market
+    from ccxtkit.exchanges.base import ExchangeClient, Market, Order
     from ccxtkit.workspace import Workspace
 
 
@@ -79,7 +79,7 @@ def sweep_account(ws: Workspace, name: str, flatten: bool) -> AccountResult:
         client = open_exchange(ws, name, resolve_credentials(ws, name), check_policy=False)
         result.cancelled = cancel_everything(client)
         crashpoints.reach("killswitch.swept_account")
-        result.still_open = [o.id for o in client.fetch_open_orders()]
+        result.still_open = [o.id for o in _open_after_cancel(client)]
         if result.still_open:
             result.errors.append(f"{len(result.still_open)} order(s) still open after cancelling")
         record_cancelled(ws, name, client, result.cancelled)
@@ -139,6 +139,14 @@ def record_cancelled(ws: Workspace, name: str, client: ExchangeClient, cancelled
     except LedgerBusyError:
         log.warning("ledger busy: %d cancelled order(s) left to `trade recover`", len(cancelled))
         return 0
+
+
+def _open_after_cancel(client: ExchangeClient) -> list[Order]:
+    """The open orders once cancelled: the read the client's cancel-all confirmed with, if it
+    made one just now (ccxt accounts), else a fresh read."""
+    confirmed = getattr(client, "open_orders_after_cancel", None)
+    seen = confirmed() if confirmed is not None else None
+    return seen if seen is not None else client.fetch_open_orders()
 
 
 def cancel_everything(client: ExchangeClient) -> list[str]:
