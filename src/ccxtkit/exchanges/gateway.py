@@ -222,6 +222,8 @@ class CcxtGateway:
         #: When the market lists in use were fetched from the exchange, and whether from disk.
         self._markets_at = 0.0
         self._markets_cached = False
+        #: What the last cancel_all_orders read back to confirm (see open_orders_after_cancel).
+        self._open_after_cancel: list[Order] | None = None
         #: Called with the unified method name after each history page (progress bars).
         self.on_page: Callable[[str], None] | None = None
         #: Whether the last balance read showed fee credits (None: not read in this run).
@@ -584,7 +586,7 @@ class CcxtGateway:
 
     def cancel_all_orders(self) -> list[str]:
         """Cancel every open order; returns the ids cancelled."""
-        self._open_after_cancel: list[Order] | None = None
+        self._open_after_cancel = None
         before = self.fetch_open_orders()
         if not before:
             self._open_after_cancel = before
@@ -612,7 +614,7 @@ class CcxtGateway:
     def open_orders_after_cancel(self) -> list[Order] | None:
         """The open orders read right after the last `cancel_all_orders` (the kill switch's
         confirmation: one round trip fewer in an emergency), or None when none was read."""
-        return getattr(self, "_open_after_cancel", None)
+        return self._open_after_cancel
 
     def withdraw(
         self,

@@ -7,11 +7,14 @@ on from there instead of reading the whole history (`risk.cost_basis`, `risk.hig
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from decimal import InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 from ccxtkit.ledger.store import Ledger
 from ccxtkit.logs import log
+
+T = TypeVar("T")
 
 #: What a checkpoint's own fields may raise when the row is not what vhc wrote.
 UNREADABLE = (TypeError, ValueError, KeyError, AttributeError, InvalidOperation)
@@ -21,8 +24,9 @@ UNREADABLE = (TypeError, ValueError, KeyError, AttributeError, InvalidOperation)
 KINDS = ("risk.cost_basis", "risk.high_water", "risk.open_orders")
 
 
-def latest(ledger: Ledger, kind: str) -> tuple[int, int, dict[str, Any]] | None:
-    """The latest checkpoint of `kind`: (its seq, its through_seq, its details), or None."""
+def latest(ledger: Ledger, kind: str, parse: Callable[[dict[str, Any]], T]) -> tuple[int, T] | None:
+    """The latest checkpoint of `kind`: (its through_seq, `parse` of its details), or None
+    when there is none or it cannot be read (then it is logged and ignored)."""
     if "control_events" not in ledger.tables:
         return None
     found = _latest_of_each(ledger).get(kind)
@@ -34,10 +38,10 @@ def latest(ledger: Ledger, kind: str) -> tuple[int, int, dict[str, Any]] | None:
         through = int(data["through_seq"])
         if not 0 <= through < seq:
             raise ValueError("through_seq is not before the checkpoint itself")
+        return through, parse(data)
     except UNREADABLE as exc:
         ignored(kind, seq, exc)
         return None
-    return seq, through, data
 
 
 def ignored(kind: str, seq: int, exc: Exception) -> None:

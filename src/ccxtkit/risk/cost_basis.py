@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from ccxtkit.ledger.store import Ledger
 from ccxtkit.money import USD_LIKE
@@ -102,16 +103,12 @@ def _sums_after(
 
 def _checkpoint(ledger: Ledger) -> tuple[int, dict[tuple[str, str], BuySums]]:
     """The latest checkpoint (through_seq, sums), or (0, {}) when there is none usable."""
-    found = checkpoints.latest(ledger, CHECKPOINT_KIND)
-    if found is None:
-        return 0, {}
-    seq, through, data = found
-    try:
-        sums = {
-            (str(a), str(q)): BuySums(Decimal(n), Decimal(u), Decimal(c))
-            for a, q, n, u, c in data["buys"]
-        }
-    except checkpoints.UNREADABLE as exc:
-        checkpoints.ignored(CHECKPOINT_KIND, seq, exc)
-        return 0, {}
-    return through, sums
+    found = checkpoints.latest(ledger, CHECKPOINT_KIND, _sums_of)
+    return found if found is not None else (0, {})
+
+
+def _sums_of(data: dict[str, Any]) -> dict[tuple[str, str], BuySums]:
+    return {
+        (str(a), str(q)): BuySums(Decimal(n), Decimal(u), Decimal(c))
+        for a, q, n, u, c in data["buys"]
+    }

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from ccxtkit.ledger.chain import now_utc
 from ccxtkit.ledger.names import NOT_MOVED
@@ -172,18 +173,14 @@ def _advance(
 
 def _checkpoint(ledger: Ledger) -> tuple[int, Walk]:
     """The latest usable checkpoint (its through_seq and walk), else (0, a new walk)."""
-    found = checkpoints.latest(ledger, CHECKPOINT_KIND)
-    if found is None:
-        return 0, Walk()
-    seq, through, data = found
-    try:
-        walk = Walk(
-            at=datetime.fromisoformat(data["at"]),
-            latest={str(k): Decimal(v) for k, v in data["latest"].items()},
-            best=None if data["best"] is None else Decimal(data["best"]),
-            upto=Decimal(data["upto"]),
-        )
-    except checkpoints.UNREADABLE as exc:
-        checkpoints.ignored(CHECKPOINT_KIND, seq, exc)
-        return 0, Walk()
-    return through, walk
+    found = checkpoints.latest(ledger, CHECKPOINT_KIND, _walk_of)
+    return found if found is not None else (0, Walk())
+
+
+def _walk_of(data: dict[str, Any]) -> Walk:
+    return Walk(
+        at=datetime.fromisoformat(data["at"]),
+        latest={str(k): Decimal(v) for k, v in data["latest"].items()},
+        best=None if data["best"] is None else Decimal(data["best"]),
+        upto=Decimal(data["upto"]),
+    )

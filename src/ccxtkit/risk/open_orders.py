@@ -195,13 +195,10 @@ def _from_plain(data: dict[str, Any]) -> OrderState:
 
 
 def _checkpoint(ledger: Ledger) -> tuple[int, dict[tuple[str, str], OrderState]]:
-    found = checkpoints.latest(ledger, CHECKPOINT_KIND)
-    if found is None:
-        return 0, {}
-    seq, through, data = found
-    try:
-        states = [_from_plain(d) for d in data["orders"]]
-    except checkpoints.UNREADABLE as exc:
-        checkpoints.ignored(CHECKPOINT_KIND, seq, exc)
-        return 0, {}
-    return through, {(s.exchange, s.client_order_id): s for s in states}
+    found = checkpoints.latest(ledger, CHECKPOINT_KIND, _states_of)
+    return found if found is not None else (0, {})
+
+
+def _states_of(data: dict[str, Any]) -> dict[tuple[str, str], OrderState]:
+    states = [_from_plain(d) for d in data["orders"]]
+    return {(s.exchange, s.client_order_id): s for s in states}
