@@ -16,7 +16,7 @@ _LINE = re.compile(r"^([0-9a-f]{64}) (.*)$")
 
 
 def _base(ws: Workspace) -> Path:
-    return ws.path(ws.config.logging.file).absolute()
+    return ws.path(ws.basics.log_file).absolute()
 
 
 def sealed(ledger: Ledger) -> dict[date, str]:
@@ -33,7 +33,7 @@ def sealed(ledger: Ledger) -> dict[date, str]:
 
 def seal_days(ws: Workspace, wait_seconds: float = 1.0, today: date | None = None) -> list[date]:
     """Record the last hash of each finished, unsealed day file; returns the days sealed."""
-    if not ws.config.logging.immutable:
+    if not ws.basics.log_immutable:
         return []
     today = today or datetime.now(UTC).date()
     done = [(d, p) for d, p in day_files(_base(ws)).items() if d < today]
@@ -59,11 +59,11 @@ def verify_days(ws: Workspace, today: date | None = None) -> tuple[int, list[str
     """Check every kept day file's chain and its seal: (files checked, problems)."""
     today = today or datetime.now(UTC).date()
     files = day_files(_base(ws))
-    wait = ws.config.ledger.lock_wait_seconds
+    wait = ws.basics.lock_wait_seconds
     with open_ledger(ws.ledger_path, wait_seconds=wait, read_only=True) as ledger:
         seals = sealed(ledger)
     problems: list[str] = []
-    keep_from = today - timedelta(days=ws.config.logging.retention_days)
+    keep_from = today - timedelta(days=ws.basics.log_retention_days)
     for day in sorted(seals):
         if day >= keep_from and day not in files:
             problems.append(f"the log of {day} was sealed in the ledger but its file is gone")

@@ -14,8 +14,11 @@ from .errors import ConfigError, UnsafePermissionsError, UsageError
 
 if TYPE_CHECKING:
     from .config import TradingConfig
+    from .config_memo import Basics, Memo
     from .ledger.store import Ledger
 CONFIG_RELPATH = Path("config/trading_config.yaml")
+#: The ledger `vhc init` makes (and `ledger.path`'s default).
+DEFAULT_LEDGER = Path("ledger") / "vhc.duckdb"
 
 
 @dataclass(frozen=True)
@@ -46,15 +49,42 @@ class Workspace:
         """The validated config (checked for unsafe permissions first)."""
         # pydantic is imported here, not at start-up, so `vhc --help` stays fast.
         from .config import load_config
-        from .logs import setup_logging
+        from .config_memo import basics_of, forget
 
         check_private(self.config_path)
         config = load_config(self.config_path)
-        settings = config.logging
-        setup_logging(
-            self.path(settings.file), settings.level, settings.retention_days, settings.immutable
-        )
+        basics = basics_of(config)
+        taken = self.__dict__.get("basics")
+        if taken is not None and taken != basics:
+            forget(self)
+            raise ConfigError(
+                f"{self.config_path} changed while this command ran (or its memo in state/ was "
+                "edited): the memo is deleted; run the command again"
+            )
+        self.__dict__["basics"] = basics
+        _setup_logging(self, basics)
         return config
+
+    @cached_property
+    def basics(self) -> Basics:
+        """The ledger, time zone and log settings of the config (`config_memo.Basics`)."""
+        self.config  # noqa: B018 - loading the config sets its basics
+        basics: Basics = self.__dict__["basics"]
+        return basics
+
+    def recall_memo(self) -> Memo | None:
+        """The memo of this exact config file; its basics are then used without pydantic.
+
+        For the every-minute check (`risk.autocheck`); None when there is no valid memo.
+        """
+        from .config_memo import recall
+
+        check_private(self.config_path)
+        memo = recall(self)
+        if memo is not None and "basics" not in self.__dict__:
+            self.__dict__["basics"] = memo.basics
+            _setup_logging(self, memo.basics)
+        return memo
 
     def path(self, relative: str | Path) -> Path:
         """A path from the config, resolved against the workspace."""
@@ -66,7 +96,7 @@ class Workspace:
         """The ledger file (refused if other users can read it)."""
         from .ledger.outbox import watch
 
-        ledger = self.path(self.config.ledger.path)
+        ledger = self.path(self.basics.ledger_path)
         check_private(ledger)
         watch(ledger, self)  # a drain of its outbox alerts through this workspace's channels
         return ledger
@@ -78,9 +108,7 @@ class Workspace:
         """
         from .ledger.store import open_ledger
 
-        return open_ledger(
-            self.ledger_path, self.config.ledger.lock_wait_seconds, read_only=read_only
-        )
+        return open_ledger(self.ledger_path, self.basics.lock_wait_seconds, read_only=read_only)
 
     @property
     def reports_dir(self) -> Path:
@@ -99,6 +127,14 @@ class Workspace:
         """Create a directory readable only by its owner."""
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
         return path
+
+
+def _setup_logging(ws: Workspace, basics: Basics) -> None:
+    from .logs import setup_logging
+
+    setup_logging(
+        ws.path(basics.log_file), basics.log_level, basics.log_retention_days, basics.log_immutable
+    )
 
 
 def check_private(path: Path) -> None:

@@ -52,7 +52,7 @@ def seal_logs(args: list[str], loaded: Workspace | None = None) -> None:
         if not ws.config_path.exists():
             return
         try:
-            immutable = ws.config.logging.immutable
+            immutable = ws.basics.log_immutable
         except VhcError:
             return  # a bad config: the command has already said so
         if immutable and ws.ledger_path.exists():
@@ -101,16 +101,15 @@ def export_metrics(args: list[str], loaded: Workspace | None = None) -> None:
         if not ws.config_path.exists():
             return
         try:
-            monitoring = ws.config.monitoring
+            if not ws.basics.exports_metrics:
+                return
         except VhcError:
             return  # a bad config: the command has already said so, once
-        if not (monitoring.textfile_dir or monitoring.pushgateway_url):
-            return
         from ccxtkit.metrics import export_metrics as export
 
         # Short wait: the command has finished with the ledger; a busy ledger means someone
         # else is writing, and their own export will follow.
-        wait = min(float(ws.config.ledger.lock_wait_seconds), 5.0)
+        wait = min(float(ws.basics.lock_wait_seconds), 5.0)
         for line in export(ws, wait_seconds=wait):
             log.debug("metrics after %s: %s", command, line)
     except Exception as exc:  # noqa: BLE001 - never change the outcome of the command

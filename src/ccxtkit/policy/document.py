@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ccxtkit.config import TradingConfig
 from ccxtkit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ccxtkit.config import TradingConfig
 
 #: The config sections that are policy (DESIGN.md "Approvers and policy").
 SECTIONS = ("exchanges", "risk", "withdrawals", "signals")

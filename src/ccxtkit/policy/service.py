@@ -24,14 +24,13 @@ from ccxtkit.ledger.chain import canonical, row_hash
 from ccxtkit.ledger.schema import TABLES
 from ccxtkit.ledger.store import Ledger
 from ccxtkit.logs import log
-from ccxtkit.workspace import Workspace
+from ccxtkit.workspace import DEFAULT_LEDGER, Workspace
 
 from .document import policy_document, policy_hash
 from .rules import ABSENT, Change, compare, loosened
 
 EVENT = "policy.recorded"
 APPLY_HINT = "vhc config apply --auth-code CODE [--approver NAME]"
-DEFAULT_LEDGER = Path("ledger") / "vhc.duckdb"
 
 #: Set on a Workspace once its (cached, never re-read) config passed: one ledger visit each.
 _CHECKED = "_vhc_policy_checked"

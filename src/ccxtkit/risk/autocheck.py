@@ -24,6 +24,7 @@ from .killswitch import Activation, activate, read_state
 from .switch_state import state_in
 
 if TYPE_CHECKING:
+    from ccxtkit.config_memo import Memo
     from ccxtkit.ledger.store import Ledger
     from ccxtkit.workspace import Workspace
 
@@ -147,25 +148,12 @@ def inputs_from_exposure(
     return inputs, notes
 
 
-def fired_triggers(
-    ws: Workspace, inputs: triggers.TriggerInputs, now: datetime
-) -> list[triggers.Trigger]:
-    """The rules that fire under the workspace's `risk` config (none if the switch is off)."""
-    risk = ws.config.risk
-    if not risk.kill_switch_enabled:
-        return []
-    breaker = risk.circuit_breaker
-    return triggers.evaluate(
-        inputs,
-        now,
-        max_drawdown_pct=risk.max_drawdown_pct,
-        daily_loss_limit=risk.daily_loss_limit,
-        max_failures=breaker.max_failures,
-        window_minutes=breaker.window_minutes,
-        breaker_enabled=breaker.enabled,
-        max_positions=risk.max_open_positions,
-        breaker_mode=breaker.mode,
-    )
+def limits_of(ws: Workspace) -> triggers.TriggerLimits:
+    """The triggers' limits under the workspace's config, read as its policy document."""
+    from ccxtkit.policy.document import policy_document
+
+    # One reader for both paths: the memo path reads the same document from the record.
+    return triggers.limits_from_policy(policy_document(ws.config))
 
 
 def gather_inputs(
@@ -181,54 +169,87 @@ def gather_inputs(
 class _Gathered:
     inputs: triggers.TriggerInputs
     notes: list[str]
+    limits: triggers.TriggerLimits | None = None
     switch_active: bool = False  # the ledger's record says on, whatever the state file says
 
 
 def _gather(
-    ws: Workspace, now: datetime, prices_usd: Mapping[str, Decimal] | None, policy: bool
+    ws: Workspace,
+    now: datetime,
+    prices_usd: Mapping[str, Decimal] | None,
+    policy: bool,
+    memo: Memo | None = None,
 ) -> _Gathered | None:
-    """`gather_inputs`; with `policy`, the policy record is read in the same ledger visit, and
-    None means it is not the config's (or there is no ledger): nothing else was read."""
+    """`gather_inputs`; with `policy`, the policy record is read in the same ledger visit.
+
+    None means the record was not the config's (or there is no ledger) and nothing else was
+    read. With a `memo`, its policy hash must be the record's, and the limits are the record's.
+    """
     from ccxtkit.ledger.store import open_ledger
 
     from .figures import compute
 
-    wait = ws.config.ledger.lock_wait_seconds
+    wait = ws.basics.lock_wait_seconds
     if not ws.ledger_path.exists():
         if policy:
             return None  # the policy is settled first (enforce_policy), then this is asked again
         return _Gathered(triggers.TriggerInputs(), ["no ledger yet: nothing to evaluate"])
     with open_ledger(ws.ledger_path, wait_seconds=wait, read_only=True) as ledger:
-        if policy:
-            from ccxtkit.policy.service import recorded_in
-
-            if not recorded_in(ws, ledger):
+        if memo is not None:
+            limits = _recorded_limits(ws, ledger, memo.policy_hash)
+            if limits is None:
                 return None
-        read = _read(ws, ledger, now, prices_usd)
+        else:
+            if policy:
+                from ccxtkit.policy.service import recorded_in
+
+                if not recorded_in(ws, ledger):
+                    return None
+            limits = limits_of(ws)
+        read = _read(ws, ledger, now, prices_usd, limits)
     if read is None:
-        return _Gathered(triggers.TriggerInputs(), [], switch_active=True)
+        return _Gathered(triggers.TriggerInputs(), [], limits, switch_active=True)
     exposure, prices, failures, run = read
     missing = {a for a in exposure.unpriced if not is_usd_like(a)}
     if missing:
         # Talk to exchanges with the ledger closed, then read it again with the new prices.
         prices.update(ticker_prices(ws, missing))
         with open_ledger(ws.ledger_path, wait_seconds=wait, read_only=True) as ledger:
-            exposure = compute(ledger, now, ws.config.timezone, prices).exposure
-    return _Gathered(*inputs_from_exposure(exposure, failures, consecutive=run))
+            exposure = compute(ledger, now, ws.basics.timezone, prices).exposure
+    inputs, notes = inputs_from_exposure(exposure, failures, consecutive=run)
+    return _Gathered(inputs, notes, limits)
+
+
+def _recorded_limits(
+    ws: Workspace, ledger: Ledger, policy_hash: str
+) -> triggers.TriggerLimits | None:
+    """The record's limits when the record is the memo's policy; else None (the full path)."""
+    from ccxtkit.policy.service import last_recorded
+
+    recorded = last_recorded(ledger, ws)  # row hash, document hash and seal checked (exit 6)
+    if recorded is None or recorded.hash != policy_hash:
+        return None
+    try:
+        return triggers.limits_from_policy(recorded.document)
+    except ValueError:
+        return None
 
 
 def _read(
-    ws: Workspace, ledger: Ledger, now: datetime, prices_usd: Mapping[str, Decimal] | None
+    ws: Workspace,
+    ledger: Ledger,
+    now: datetime,
+    prices_usd: Mapping[str, Decimal] | None,
+    limits: triggers.TriggerLimits,
 ) -> tuple[Exposure, dict[str, Decimal], list[datetime], int] | None:
     """The triggers' inputs from an open ledger; None when its record says the switch is on."""
     from .figures import compute
 
     if state_in(ws, ledger).active:
         return None
-    figures = compute(ledger, now, ws.config.timezone, dict(prices_usd or {}))
-    breaker = ws.config.risk.circuit_breaker
-    failures = failure_times(ledger, now, breaker.window_minutes)
-    run = consecutive_failures(ledger, breaker.max_failures)
+    figures = compute(ledger, now, ws.basics.timezone, dict(prices_usd or {}))
+    failures = failure_times(ledger, now, limits.window_minutes)
+    run = consecutive_failures(ledger, limits.max_failures)
     return figures.exposure, dict(figures.prices), failures, run
 
 
@@ -241,14 +262,15 @@ def fired_in(
     `check` (which asks the tickers with the ledger closed) can tell.
     """
     moment = (now or datetime.now(UTC)).astimezone(UTC)
-    read = _read(ws, ledger, moment, prices_usd)
+    limits = limits_of(ws)
+    read = _read(ws, ledger, moment, prices_usd, limits)
     if read is None:
         return []
     exposure, _prices, failures, run = read
     if any(not is_usd_like(a) for a in exposure.unpriced):
         return None
     inputs, _notes = inputs_from_exposure(exposure, failures, consecutive=run)
-    return fired_triggers(ws, inputs, moment)
+    return triggers.fire(inputs, moment, limits)
 
 
 def trip(ws: Workspace, fired: list[triggers.Trigger], timeout: float = 30.0) -> Activation:
@@ -272,21 +294,37 @@ def check(
     moment = (now or datetime.now(UTC)).astimezone(UTC)
     if read_state(ws).active:
         return CheckOutcome(fired=[], already_active=True)
-    from ccxtkit.policy.service import enforce_policy
-
-    # The triggers' limits must be the recorded ones (else exit 8). Every minute the record is
-    # read in the same ledger visit as the inputs; a missing ledger or a policy that differs
-    # from the record is settled (or refused) by enforce_policy first, as on every command.
-    gathered = _gather(ws, moment, prices_usd, policy=True)
+    # Every minute: the config's memo (no pydantic), its policy the record's, in one visit.
+    memo = ws.recall_memo()
+    gathered = _gather(ws, moment, prices_usd, policy=True, memo=memo) if memo else None
     if gathered is None:
-        enforce_policy(ws)
-        gathered = _gather(ws, moment, prices_usd, policy=False)
-    assert gathered is not None
+        gathered = _gather_validated(ws, moment, prices_usd)
     if gathered.switch_active:
         return CheckOutcome(fired=[], already_active=True)
     inputs, notes = gathered.inputs, gathered.notes
-    fired = fired_triggers(ws, inputs, moment)
+    limits = gathered.limits or limits_of(ws)
+    fired = triggers.fire(inputs, moment, limits)
     outcome = CheckOutcome(fired=fired, notes=notes, inputs=inputs)
     if fired:
         outcome.activation = trip(ws, fired, timeout)
     return outcome
+
+
+def _gather_validated(
+    ws: Workspace, now: datetime, prices_usd: Mapping[str, Decimal] | None
+) -> _Gathered:
+    """The full path: the config validated, its policy settled (or refused), then the memo kept."""
+    from ccxtkit.config_memo import remember
+    from ccxtkit.policy.document import policy_document, policy_hash
+    from ccxtkit.policy.service import enforce_policy
+
+    # The triggers' limits must be the recorded ones (else exit 8). The record is read in the
+    # same ledger visit as the inputs; a missing ledger or a policy that differs from the
+    # record is settled (or refused) by enforce_policy first, as on every command.
+    gathered = _gather(ws, now, prices_usd, policy=True)
+    if gathered is None:
+        enforce_policy(ws)
+        gathered = _gather(ws, now, prices_usd, policy=False)
+    assert gathered is not None
+    remember(ws, policy_hash(policy_document(ws.config)))
+    return gathered

@@ -40,12 +40,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, localcontext
+from typing import TYPE_CHECKING
 
-from ccxtkit.config import RiskConfig
 from ccxtkit.errors import InputError, RiskLimitError
 from ccxtkit.money import fmt, is_usd_like
 
 from .texts import pct, qty, same_cents, usd
+
+if TYPE_CHECKING:
+    from ccxtkit.config import RiskConfig
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)

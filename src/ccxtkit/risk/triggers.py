@@ -16,10 +16,11 @@ boundaries are plain unit tests. Boundaries, stated once:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from ccxtkit.money import fmt
 
@@ -45,6 +46,47 @@ class TriggerInputs:
     open_positions: int | None = None
     failure_times: Sequence[datetime] = ()  # failed or rejected orders, UTC
     consecutive_failures: int | None = None  # failures since the last accepted order
+
+
+@dataclass(frozen=True)
+class TriggerLimits:
+    """The `risk` settings the rules read (`risk.kill_switch_enabled` is `enabled`)."""
+
+    enabled: bool
+    max_drawdown_pct: Decimal | None
+    daily_loss_limit: Decimal | str | None  # USD, or "N%" of capital
+    max_failures: int
+    window_minutes: int
+    breaker_enabled: bool
+    breaker_mode: str
+    max_positions: int | None
+
+
+def limits_from_policy(document: Mapping[str, Any]) -> TriggerLimits:
+    """The limits in a policy document's `risk` section (plain data: Decimals as strings).
+
+    Raises ValueError when the section is not one `policy.document` writes.
+    """
+    try:
+        risk = document["risk"]
+        breaker = risk["circuit_breaker"]
+        loss = risk["daily_loss_limit"]
+        if loss is not None and not str(loss).strip().endswith("%"):
+            loss = Decimal(str(loss))
+        drawdown = risk["max_drawdown_pct"]
+        positions = risk["max_open_positions"]
+        return TriggerLimits(
+            enabled=bool(risk["kill_switch_enabled"]),
+            max_drawdown_pct=None if drawdown is None else Decimal(str(drawdown)),
+            daily_loss_limit=loss,
+            max_failures=int(breaker["max_failures"]),
+            window_minutes=int(breaker["window_minutes"]),
+            breaker_enabled=bool(breaker["enabled"]),
+            breaker_mode=str(breaker["mode"]),
+            max_positions=None if positions is None else int(positions),
+        )
+    except (KeyError, TypeError, InvalidOperation) as exc:
+        raise ValueError(f"not a policy document's risk section: {exc!r}") from None
 
 
 def max_drawdown(drawdown_pct: Decimal | None, limit_pct: Decimal | None) -> Trigger | None:
@@ -176,3 +218,20 @@ def evaluate(
         max_open_positions(inputs.open_positions, max_positions),
     ]
     return [t for t in fired if t is not None]
+
+
+def fire(inputs: TriggerInputs, now: datetime, limits: TriggerLimits) -> list[Trigger]:
+    """`evaluate` under `limits`; none when the kill switch's triggers are switched off."""
+    if not limits.enabled:
+        return []
+    return evaluate(
+        inputs,
+        now,
+        max_drawdown_pct=limits.max_drawdown_pct,
+        daily_loss_limit=limits.daily_loss_limit,
+        max_failures=limits.max_failures,
+        window_minutes=limits.window_minutes,
+        breaker_enabled=limits.breaker_enabled,
+        max_positions=limits.max_positions,
+        breaker_mode=limits.breaker_mode,
+    )
