@@ -32,6 +32,8 @@ from ccxtkit.risk import killswitch  # noqa: E402
 from ccxtkit.secrets import resolve_credentials  # noqa: E402
 from ccxtkit.workspace import Workspace, write_private  # noqa: E402
 
+from vhc_bytecode import ensure_bytecode  # noqa: E402
+
 ORDERS = 50
 BLOCKED: list[float] = []  # seconds from launching `vhc` until the state file says active
 LATENCY_MS = 100
@@ -115,6 +117,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
+    print(ensure_bytecode())
     with KrakenServer() as server:
         os.environ["KRAKEN_API_KEY"] = server.api_key
         os.environ["KRAKEN_API_SECRET"] = server.api_secret

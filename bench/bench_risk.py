@@ -32,6 +32,8 @@ from ccxtkit.ledger.store import Ledger, open_ledger
 from ccxtkit.risk.exposure import build_exposure
 from ccxtkit.risk.limits import OrderProposal, check_order
 
+from vhc_bytecode import ensure_bytecode  # noqa: E402
+
 EXCHANGES = ("kraken", "coinbase", "paper")
 PAIRS = (
     ("BTC", "USD", "60000"),
@@ -194,6 +196,7 @@ def main() -> None:
     )
     ap.add_argument("--check", action="store_true", help="time `vhc kill-switch --check`")
     args = ap.parse_args()
+    print(ensure_bytecode())
     folder = args.keep or Path(tempfile.mkdtemp(prefix="vhc-bench-risk-"))
     path = folder / "bench.duckdb"
     if args.check:

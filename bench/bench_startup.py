@@ -27,6 +27,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from vhc_bytecode import ensure_bytecode
+
 VHC = str(Path(sys.executable).with_name("vhc"))
 BARE_TYPER = """
 import typer
@@ -121,6 +123,7 @@ def main() -> None:
     ap.add_argument("--ledger", type=Path, help="workspace whose ledger --check reads")
     ap.add_argument("--before", type=Path, help="an older source tree to compare with")
     args = ap.parse_args()
+    print(ensure_bytecode())
     trees = {"after": dict(os.environ)}
     if args.before:
         old = dict(os.environ)

@@ -18,7 +18,6 @@ import pytest
 import yaml
 
 from ccxtkit.config_memo import memo_path, recall
-from ccxtkit.errors import ConfigError
 from ccxtkit.risk import killswitch
 from ccxtkit.workspace import Workspace, write_private
 from tests.test_killswitch import _failures as record_failures
@@ -122,14 +121,14 @@ def test_the_limits_are_the_records_not_the_memos(tmp_path: Path, capsys) -> Non
     assert code == 1 and "3 failed" in doc["fired"][0]["reason"]
 
 
-def test_memo_settings_that_disagree_with_the_config_are_refused(tmp_path: Path, capsys) -> None:
+def test_memo_settings_that_disagree_with_the_config_give_way(tmp_path: Path, capsys) -> None:
     ws = _breaker(tmp_path, 10)
     _check(ws, capsys)
     _edit_memo(ws, lambda d: d["basics"].update(timezone="Asia/Tokyo"))
     fresh = Workspace.locate(str(tmp_path))
     assert fresh.recall_memo() is not None and fresh.basics.timezone == "Asia/Tokyo"
-    with pytest.raises(ConfigError, match="memo"):
-        fresh.config  # noqa: B018 - loading the config compares it with the memo's settings
+    fresh.config  # noqa: B018 - loading the config compares it with the memo's settings
+    assert fresh.basics.timezone is None  # the config's (no time zone: UTC)
     assert not memo_path(ws).exists()
 
 

@@ -56,11 +56,12 @@ class Workspace:
         basics = basics_of(config)
         taken = self.__dict__.get("basics")
         if taken is not None and taken != basics:
+            # Changed under this process, or the memo was edited. Never refuse here: this may be
+            # a kill-switch activation that has yet to sweep. The config's settings win.
+            from .logs import log
+
             forget(self)
-            raise ConfigError(
-                f"{self.config_path} changed while this command ran (or its memo in state/ was "
-                "edited): the memo is deleted; run the command again"
-            )
+            log.warning("the config memo disagreed with %s: deleted", self.config_path)
         self.__dict__["basics"] = basics
         _setup_logging(self, basics)
         return config
@@ -68,9 +69,9 @@ class Workspace:
     @cached_property
     def basics(self) -> Basics:
         """The ledger, time zone and log settings of the config (`config_memo.Basics`)."""
-        self.config  # noqa: B018 - loading the config sets its basics
-        basics: Basics = self.__dict__["basics"]
-        return basics
+        from .config_memo import basics_of
+
+        return basics_of(self.config)
 
     def recall_memo(self) -> Memo | None:
         """The memo of this exact config file; its basics are then used without pydantic.
