@@ -11,6 +11,8 @@ from .base import ApiKey, ExchangeClient
 from .timing import TimedClient
 
 if TYPE_CHECKING:
+    from ccxtkit.config import ExchangeConfig
+
     from .markets_cache import MarketsCache
 
 
@@ -29,11 +31,12 @@ def open_exchange(
         enforce_policy(ws)
     cfg = ws.config.exchange(name)
     client: ExchangeClient
-    if (cfg.id or name) == "paper":
+    library = library_of(name, cfg)
+    if library == "paper":
         from .paper import PaperExchange
 
         client = PaperExchange(name, cfg.paper, ws.state_dir / f"paper_{name}.json")
-    elif (cfg.id or name) == "kite":
+    elif library == "kite":
         from .kite_session import open_client
 
         client = open_client(ws, name, credentials)
@@ -50,6 +53,12 @@ def open_exchange(
 
     timed: ExchangeClient = TimedClient(client, record)
     return timed
+
+
+def library_of(name: str, cfg: ExchangeConfig) -> str:
+    """What account `name` is reached through: "paper", "kite" or "ccxt"."""
+    kind = cfg.id or name
+    return kind if kind in ("paper", "kite") else "ccxt"
 
 
 def markets_cache_path(ws: Workspace, name: str) -> Path:
