@@ -96,16 +96,12 @@ def _warm(ws: Workspace) -> None:
     chain head of the ledger this server keeps open (ledger/keeper.py), and the exchange
     library: importing ccxt costs about 0.3 s, which a kill-switch activation must not wait for.
     """
-    from ccxtkit.exchanges.factory import library_of
+    from ccxtkit.exchanges.factory import preload
     from ccxtkit.policy.service import enforce_policy
     from ccxtkit.risk import flatten  # noqa: F401 - the kill switch's sweep
     from ccxtkit.signals import intake, worker  # noqa: F401 - imported now, not on a request
 
-    accounts = ws.config.enabled_exchanges().items()
-    if any(library_of(name, cfg) == "ccxt" for name, cfg in accounts):
-        import ccxt  # noqa: F401
-
-        from ccxtkit.exchanges import gateway  # noqa: F401
+    preload(ws)
 
     try:
         enforce_policy(ws)
