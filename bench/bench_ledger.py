@@ -26,6 +26,8 @@ from ccxtkit.ledger.store import open_ledger
 from ccxtkit.ledger.trades_csv import import_trades
 from ccxtkit.workspace import init_workspace
 
+from vhc_bytecode import ensure_bytecode
+
 HEADER = "timestamp,exchange,symbol,side,amount,price,fee,fee_currency,trade_id\n"
 PAIRS = ("BTC/USD", "ETH/USD", "SOL/USDT", "ETH/BTC")
 
@@ -115,6 +117,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it")
     opts = parser.parse_args()
+    print(ensure_bytecode())
     work = opts.keep or Path(tempfile.mkdtemp(prefix="vhc-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
