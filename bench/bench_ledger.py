@@ -137,6 +137,7 @@ def main() -> None:
         t = time.perf_counter()
         write_csv(csv_path, opts.rows)
         print(f"wrote {opts.rows:,} CSV rows in {time.perf_counter() - t:.1f} s")
+        os.sync()  # the file's own write-back must not land inside the import's figure
 
         vhc = shutil.which("vhc") or "vhc"
         wall, cpu = whole_command(
