@@ -226,24 +226,50 @@ def test_a_worker_proves_its_range_and_its_boundary_link(ledger_path: Path) -> N
     assert worker(ledger_path, f"{cut} -")[1]["whole"] is False
 
 
-@pytest.mark.parametrize("damage", ["delete", "relink", "duplicate"])
-def test_both_link_checks_agree_on_small_and_large_batches(
+@pytest.mark.parametrize("damage", ["none", "delete", "relink", "duplicate"])
+def test_the_three_link_checks_agree(
     ledger_path: Path, damage: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Batches up to _SMALL_BATCH rows are link-checked in Python, larger ones with pyarrow
-    kernels: the same damage gives the same problem either way."""
+    """Batches up to _SMALL_BATCH rows are link-checked in Python; larger ones by comparing
+    buffers when their seqs run on and every row links, else with pyarrow kernels: the same
+    damage (or none) gives the same answer every way."""
     seq = boundary(ledger_path, 2) - 3
     if damage == "delete":
         edit(ledger_path, f"DELETE FROM trades WHERE seq = {seq}")
     elif damage == "relink":
         rehash(ledger_path, seq, lambda row: row.update(prev_hash="e" * 64))
-    else:
+    elif damage == "duplicate":
         edit(ledger_path, f"INSERT INTO trades SELECT * FROM trades WHERE seq = {seq}")
     small = run(ledger_path, 1).problem
     monkeypatch.setattr(verify, "_SMALL_BATCH", 0)
-    large = run(ledger_path, 1).problem
-    assert small is not None and small == large
-    assert small.seq in (seq, seq + 1)
+    buffers = run(ledger_path, 1).problem
+    monkeypatch.setattr(verify._Links, "_add_run", lambda *_: False)
+    kernels = run(ledger_path, 1).problem
+    assert small == buffers == kernels
+    if damage == "none":
+        assert small is None
+    else:
+        assert small is not None and small.seq in (seq, seq + 1)
+
+
+def test_an_intact_large_ledger_verifies_without_pyarrow_compute(tmp_path: Path) -> None:
+    data = tmp_path / "t.csv"
+    write_trades(data, verify._SMALL_BATCH + 5_000)  # batches above the plain-Python size
+    path = tmp_path / "big.duckdb"
+    with open_ledger(path) as ledger:
+        import_trades(ledger, data)
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from ccxtkit.ledger.store import open_ledger\n"
+        "from ccxtkit.ledger.verify import verify_chain\n"
+        "with open_ledger(Path(sys.argv[1]), 5, read_only=True) as ledger:\n"
+        "    assert verify_chain(ledger, workers=1).ok\n"
+        "print('pyarrow.compute' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
 
 
 def test_a_worker_that_dies_has_its_ranges_verified_by_the_parent(

@@ -185,6 +185,17 @@ def _stage(ledger: Ledger, path: Path, names: list[str], source: str) -> int | N
 
 #: The typed columns fetched with the canonical fields and inserted from Arrow as they came.
 _TYPED = [n for n in _COLUMNS if n not in ("cost", "total_usd")]
+#: The fetched batch: before, after, exact cost text, amount, price, then `usd` at this index.
+_USD = 5
+#: amount x price is exact in DuckDB when both have at most 9 fraction digits and are under
+#: 1E10: DECIMAL(38,9) x DECIMAL(38,9) is a DECIMAL(38,18) that cannot round or overflow, and
+#: its text is the canonical one (18 fraction digits), as Python's half-even quantize gives
+#: for a product with no more digits. Other rows (18-decimal tokens) are multiplied in Python.
+_EXACT = (
+    "amount = round(amount, 9) AND price = round(price, 9) "
+    "AND amount < 10000000000 AND price < 10000000000"
+)
+_PRODUCT = "CAST(amount AS DECIMAL(38,9)) * CAST(price AS DECIMAL(38,9))"
 
 
 def _chain_and_insert(ledger: Ledger, con: Any) -> list[int]:
@@ -203,7 +214,10 @@ def _chain_and_insert(ledger: Ledger, con: Any) -> list[int]:
     # (inserted back as they are): no join and no second sort to put the rows in seq order.
     result = con.sql(
         f"""SELECT {_fields_sql(_BEFORE_COST)}, {_fields_sql(_AFTER_COST)},
-                   CAST(amount AS VARCHAR), CAST(price AS VARCHAR), quote IN ({usd_like}), {typed}
+                   CASE WHEN {_EXACT} THEN CAST({_PRODUCT} AS VARCHAR) END,
+                   CASE WHEN NOT ({_EXACT}) THEN CAST(amount AS VARCHAR) END,
+                   CASE WHEN NOT ({_EXACT}) THEN CAST(price AS VARCHAR) END,
+                   quote IN ({usd_like}), {typed}
             FROM _vhc_new ORDER BY ord"""
     )
     reader = result.to_arrow_reader(_BATCH)
@@ -219,10 +233,11 @@ def _chain_and_insert(ledger: Ledger, con: Any) -> list[int]:
             hashes: list[str] = []
             costs: list[str] = []
             # Arrow columns turned into lists: a fraction of fetchmany's cost per row.
-            columns = [record.column(i).to_pylist() for i in range(5)]
-            for before, after, amount, price, usd in zip(*columns, strict=True):
-                cost = (dec(amount) * dec(price)).quantize(_SCALE)
-                cost_text = format(cost, "f") if cost else _ZERO_TEXT
+            columns = [record.column(i).to_pylist() for i in range(_USD + 1)]
+            for before, after, cost_text, amount, price, usd in zip(*columns, strict=True):
+                if cost_text is None:  # more digits than DuckDB's exact product takes
+                    cost = (dec(amount) * dec(price)).quantize(_SCALE)
+                    cost_text = format(cost, "f") if cost else _ZERO_TEXT
                 cost_field = f"{len(cost_text)}:{cost_text}"
                 seq += 1
                 seq_text = str(seq)
@@ -250,7 +265,7 @@ def _chain_table(
     import pyarrow as pa
 
     rows = len(hashes)
-    columns = [record.column(4), *(record.column(5 + i) for i in range(len(_TYPED)))]
+    columns = [record.column(_USD), *(record.column(_USD + 1 + i) for i in range(len(_TYPED)))]
     # Built from buffers: every hash is 64 ASCII characters, so one join and fixed offsets
     # (converting the list of strs cost 0.4 s a million rows here, contending with DuckDB's
     # thread for the GIL); the previous hashes are the same column shifted by one row.

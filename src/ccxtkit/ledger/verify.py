@@ -9,6 +9,7 @@ import queue
 import subprocess
 import sys
 import threading
+from array import array
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -150,6 +151,8 @@ class _Links:
     def add(self, seq: Any, prev: Any, stored: Any) -> None:
         if len(seq) <= _SMALL_BATCH and self._add_small(seq, prev, stored):
             return
+        if self._add_run(seq, prev, stored):
+            return
         import pyarrow.compute as pc
 
         n = len(seq)
@@ -172,6 +175,25 @@ class _Links:
                 )
                 self.starts.extend(starts)
         self._last = (seq[n - 1].as_py(), stored[n - 1].as_py())
+
+    def _add_run(self, seq: Any, prev: Any, stored: Any) -> bool:
+        """A batch of consecutive seqs, each row linked to the one before: the usual batch,
+        proved by comparing buffers (no pyarrow.compute to import: 55 ms of start-up). False,
+        with nothing recorded, for any other batch."""
+        import pyarrow as pa
+
+        n = len(seq)
+        if seq.type != pa.int64() or seq.null_count or prev.null_count or stored.null_count:
+            return False
+        first = seq[0].as_py()
+        values = memoryview(seq.buffers()[1]).cast("B")[seq.offset * 8 : (seq.offset + n) * 8]
+        if values != memoryview(array("q", range(first, first + n))).cast("B"):
+            return False
+        if n > 1 and not prev.slice(1).equals(stored.slice(0, n - 1)):
+            return False
+        self._first(first, prev[0].as_py())
+        self._last = (first + n - 1, stored[n - 1].as_py())
+        return True
 
     def _add_small(self, seq: Any, prev: Any, stored: Any) -> bool:
         """A small batch checked in plain Python: no pyarrow.compute to import for a small
