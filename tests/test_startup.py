@@ -117,6 +117,26 @@ def test_kill_switch_check_loads_neither_typer_nor_rich(tmp_path: Path, offline:
     assert run["code"] == 2 and "--timeout" in run["err"] and "typer" in run["modules"]
 
 
+def test_ledger_verify_loads_neither_typer_nor_rich(tmp_path: Path, offline: Path) -> None:
+    # The nightly whole-file check: its start-up counts against its rows per second.
+    digest = tmp_path / "digest.json"
+    done = subprocess.run(
+        [VHC, "--home", str(offline), "ledger", "digest", "--output", str(digest)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    for args in (["ledger", "verify"], ["--json", "ledger", "verify", "--digest", str(digest)]):
+        run = watched(tmp_path, offline, *args)
+        assert run["code"] == 0, run["err"]
+        assert not {"typer", "rich", "ccxt"} & set(run["modules"]), args
+    assert watched(tmp_path, offline, "ledger", "verify")["out"].startswith("ledger OK: ")
+    # Anything else (here a digest file that is not there) gives the same answer as before.
+    run = watched(tmp_path, offline, "ledger", "verify", "--digest", str(tmp_path / "none"))
+    assert run["code"] == 2 and "not found" in run["err"]
+    run = watched(tmp_path, offline, "ledger", "verify", "--help")
+    assert run["code"] == 0 and "typer" in run["modules"]
+
+
 def test_kill_switch_state_is_written_before_ccxt_is_imported(
     tmp_path: Path, kraken_server: KrakenServer
 ) -> None:

@@ -1,9 +1,10 @@
 """The `vhc` entry point: global flags, the one place errors are shown, and fast paths.
 
 The typer tree (`cli.root`: every command group) is imported only when a command needs it.
-`vhc kill-switch --check` (cron, every minute) and `vhc kill-switch --activate` (an
-emergency) are parsed here and call the same command functions without typer, rich or the
-other command modules; anything else they might be given goes through typer.
+`vhc kill-switch --check` (cron, every minute), `vhc kill-switch --activate` (an
+emergency) and `vhc ledger verify` (nightly, over the whole file) are parsed here and call
+the same command functions without typer, rich or the other command modules; anything else
+they might be given goes through typer.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import re
 import sys
 from importlib import import_module
+from pathlib import Path
 from typing import Any
 
 from ..errors import VhcError
@@ -72,7 +74,7 @@ def error_kind(exc: BaseException) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower() or "error"
 
 
-# -- the fast paths: `kill-switch --check` and `kill-switch --activate`, without typer ---------
+# -- the fast paths: `kill-switch --check|--activate` and `ledger verify`, without typer ------
 def _options(words: list[str], names: set[str]) -> dict[str, str] | None:
     """`--name VALUE` / `--name=VALUE` pairs (each name at most once, each with a value), or
     None when `words` hold anything else (typer then parses them and explains any mistake)."""
@@ -102,7 +104,8 @@ def _fast_timeout(found: dict[str, str]) -> float | None:
 
 
 def fast_path(args: list[str]) -> tuple[State, str, dict[str, Any]] | None:
-    """(state, mode, its options) for `[globals] kill-switch --check|--activate ...`, else None.
+    """(state, mode, its options) for `[globals] kill-switch --check|--activate ...` or
+    `[globals] ledger verify [--digest FILE]`, else None.
 
     Only the plain spellings are taken; `--help`, a typo, a repeated option or a bad value go
     through typer, so its messages and exit codes stay the only ones.
@@ -112,9 +115,10 @@ def fast_path(args: list[str]) -> tuple[State, str, dict[str, Any]] | None:
     while i < len(args) and args[i] in flags:
         flags[args[i]] = True
         i += 1
-    if "kill-switch" not in args[i:]:
+    command = next((c for c in ("kill-switch", "ledger") if c in args[i:]), None)
+    if command is None:
         return None
-    cut = args.index("kill-switch", i)
+    cut = args.index(command, i)
     root = _options(args[i:cut], {"--home", "--config"})
     rest = args[cut + 1 :]
     if root is None:
@@ -126,6 +130,12 @@ def fast_path(args: list[str]) -> tuple[State, str, dict[str, Any]] | None:
         verbose=flags["-v"] or flags["--verbose"],
         quiet=flags["-q"] or flags["--quiet"],
     )
+    if command == "ledger":
+        found = _options(rest[1:], {"--digest"}) if rest[:1] == ["verify"] else None
+        if found is None or found.get("--digest") == "":
+            return None
+        digest = found.get("--digest")
+        return st, "verify", {"digest": Path(digest) if digest is not None else None}
     if "--check" in rest:
         found = _options([w for w in rest if w != "--check"], {"--timeout"})
         if found is None or rest.count("--check") != 1:
@@ -149,15 +159,20 @@ def fast_path(args: list[str]) -> tuple[State, str, dict[str, Any]] | None:
 
 def _call(args: list[str]) -> int:
     """Run the command (a fast path, else typer); its exit code. Errors are raised."""
+    # vhc uses no pydantic plugin: skip pydantic's scan of every installed package's entry
+    # points when the config model is built (10-25 ms of every command that reads the config).
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     fast = fast_path(args)
     if fast is not None:
-        # vhc uses no pydantic plugin: skip pydantic's scan of every installed package's entry
-        # points when the config model is built (about 25 ms of the every-minute check).
-        os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
-        from .killswitch_run import run_activate, run_check
-
         st, mode, options = fast
         output.remember_state(st)
+        if mode == "verify":
+            from .ledger_run import run_verify
+
+            run_verify(st, options["digest"])
+            return 0
+        from .killswitch_run import run_activate, run_check
+
         if mode == "check":
             run_check(st, options["timeout"])
         else:

@@ -10,7 +10,6 @@ from typing import Annotated
 
 import typer
 
-from ..errors import LedgerIntegrityError
 from ..records import ledger_event_record
 from ..workspace import write_output
 from .output import (
@@ -44,46 +43,9 @@ def verify(
 
     Example: vhc ledger verify --digest /mnt/offsite/vhc-digest.json
     """
-    from ..ledger.verify import (
-        alert_failure,
-        check_digest,
-        read_digest,
-        record_outcome,
-        verify_chain,
-    )
+    from .ledger_run import run_verify
 
-    expected = read_digest(digest) if digest else None
-    # Read-only: checking must not change the evidence (no migration, no outbox, no event).
-    try:
-        opened = state(ctx).workspace.open_ledger(read_only=True)
-        with opened as ledger:
-            result = verify_chain(ledger)
-            problem = result.problem
-            if problem is None and expected is not None:
-                problem = check_digest(ledger, expected)
-    except LedgerIntegrityError as exc:
-        # A file vhc refuses to read is a failed verify too: the nightly cron must hear of it.
-        alert_failure(state(ctx).workspace, exc.message)
-        record_outcome(state(ctx).workspace, False, 0, None)
-        raise
-    record_outcome(state(ctx).workspace, problem is None, result.rows, result.head)
-    if state(ctx).json:
-        print_json(
-            {
-                "ok": problem is None,
-                "rows": result.rows,
-                "head": {"seq": result.head.seq, "hash": result.head.hash},
-                "digest_checked": expected is not None,
-                "problem": problem.describe() if problem else None,
-            }
-        )
-    if problem is not None:
-        message = f"ledger verify failed at {problem.describe()}"
-        alert_failure(state(ctx).workspace, message)
-        raise LedgerIntegrityError(message)
-    if not state(ctx).json:
-        extra = f", extends digest seq {expected.seq}" if expected else ""
-        console.print(f"ledger OK: {result.rows} rows, head seq {result.head.seq}{extra}")
+    run_verify(state(ctx), digest)
 
 
 @app.command("digest")

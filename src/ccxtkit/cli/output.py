@@ -121,14 +121,15 @@ def __getattr__(name: str) -> Any:
 
 #: Variables that make rich treat stdout as a terminal (colour, wrapping) even in a pipe.
 _TERMINAL_ENV = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "JUPYTER_COLUMNS")
-#: Characters rich may interpret in a plain string (markup, emoji codes, tabs, escapes).
-_RICH_CHARS = frozenset("[]:\t\r\x1b")
+#: Characters rich may interpret in a plain string (markup, tabs, escapes); emoji codes need
+#: two colons (`:smile:`), so one colon ("ledger OK: ...") is plain.
+_RICH_CHARS = frozenset("[]\t\r\x1b")
 
 
 def say(text: str) -> None:
     """`console.print(text)` for one plain line; without loading rich when rich would print
     exactly `text` (stdout not a terminal, nothing in it rich would interpret)."""
-    plain = text.isprintable() and not _RICH_CHARS.intersection(text)
+    plain = text.isprintable() and not _RICH_CHARS.intersection(text) and text.count(":") < 2
     if plain and not any(os.environ.get(v) for v in _TERMINAL_ENV):
         out = sys.stdout
         isatty = getattr(out, "isatty", None)

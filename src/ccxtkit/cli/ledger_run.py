@@ -1,0 +1,58 @@
+"""`vhc ledger verify`: the work and the rendering, without typer.
+
+`app.main` calls this directly for the plain spelling (the nightly cron, a whole-file check
+whose start-up counts against its rows per second); `ledger_cmd.verify` calls it after typer
+has parsed anything else.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ccxtkit.errors import LedgerIntegrityError
+
+from .output import State, print_json, say
+
+
+def run_verify(st: State, digest: Path | None) -> None:
+    """Check every row's hash and link (and the digest); exit 6 naming the first bad row."""
+    from ccxtkit.ledger.verify import (
+        alert_failure,
+        check_digest,
+        read_digest,
+        record_outcome,
+        verify_chain,
+    )
+
+    ws = st.workspace
+    expected = read_digest(digest) if digest else None
+    # Read-only: checking must not change the evidence (no migration, no outbox, no event).
+    try:
+        with ws.open_ledger(read_only=True) as ledger:
+            result = verify_chain(ledger)
+            problem = result.problem
+            if problem is None and expected is not None:
+                problem = check_digest(ledger, expected)
+    except LedgerIntegrityError as exc:
+        # A file vhc refuses to read is a failed verify too: the nightly cron must hear of it.
+        alert_failure(ws, exc.message)
+        record_outcome(ws, False, 0, None)
+        raise
+    record_outcome(ws, problem is None, result.rows, result.head)
+    if st.json:
+        print_json(
+            {
+                "ok": problem is None,
+                "rows": result.rows,
+                "head": {"seq": result.head.seq, "hash": result.head.hash},
+                "digest_checked": expected is not None,
+                "problem": problem.describe() if problem else None,
+            }
+        )
+    if problem is not None:
+        message = f"ledger verify failed at {problem.describe()}"
+        alert_failure(ws, message)
+        raise LedgerIntegrityError(message)
+    if not st.json:
+        extra = f", extends digest seq {expected.seq}" if expected else ""
+        say(f"ledger OK: {result.rows} rows, head seq {result.head.seq}{extra}")
