@@ -159,15 +159,21 @@ def _stage(ledger: Ledger, path: Path, names: list[str], source: str) -> int | N
         )[0]
     if conflicts:
         return None  # the row parser names both lines
-    in_ledger_differs = ledger.query(
-        """SELECT count(*) FROM _vhc_typed t JOIN trades x
-           ON x.exchange = t.exchange AND x.trade_id = t.trade_id
-           WHERE (t.timestamp, t.symbol, t.side, t.amount, t.price, t.fee, t.fee_currency)
+    in_ledger, in_ledger_differs = ledger.query(
+        """SELECT count(*), count(*) FILTER (WHERE
+                 (t.timestamp, t.symbol, t.side, t.amount, t.price, t.fee, t.fee_currency)
                  IS DISTINCT FROM
-                 (x.timestamp, x.symbol, x.side, x.amount, x.price, x.fee, x.fee_currency)"""
-    )[0][0]
+                 (x.timestamp, x.symbol, x.side, x.amount, x.price, x.fee, x.fee_currency))
+           FROM _vhc_typed t JOIN trades x
+           ON x.exchange = t.exchange AND x.trade_id = t.trade_id"""
+    )[0]
     if in_ledger_differs:
         return None  # a conflict with the ledger: the row parser names the line
+    if not in_ledger and keys == total:
+        # Every row is new and once (a first import): the typed table is the new rows as they
+        # are, so it is renamed rather than copied by the anti-join (0.15 s a million rows).
+        con.execute("ALTER TABLE _vhc_typed RENAME TO _vhc_new")
+        return int(total)
     # First occurrence of each trade in the file, and only trades the ledger lacks. A file
     # without repeats (the usual case) needs no window over every row.
     first = (
