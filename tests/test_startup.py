@@ -137,6 +137,26 @@ def test_ledger_verify_loads_neither_typer_nor_rich(tmp_path: Path, offline: Pat
     assert run["code"] == 0 and "typer" in run["modules"]
 
 
+def test_ledger_import_of_trades_loads_neither_typer_nor_rich(tmp_path: Path) -> None:
+    home = tmp_path / "ws"
+    subprocess.run([VHC, "init", str(home)], check=True, capture_output=True)
+    csv = tmp_path / "trades.csv"
+    csv.write_text(
+        "timestamp,exchange,symbol,side,amount,price,fee,fee_currency,trade_id\n"
+        "2025-01-02T03:04:05Z,kraken,BTC/USD,buy,0.5,40000,1.5,USD,K-1\n",
+        encoding="utf-8",
+    )
+    run = watched(tmp_path, home, "ledger", "import", "--trades", str(csv))
+    assert run["code"] == 0, run["err"]
+    assert run["out"] == f"{csv}: 1 rows, 1 imported, 0 already in the ledger\n"
+    assert not {"typer", "rich", "ccxt"} & set(run["modules"])
+    again = watched(tmp_path, home, "--json", "ledger", "import", "--trades", str(csv))
+    assert again["code"] == 0 and '"duplicates": 1' in again["out"]
+    # --from (an exchange's export) and mistakes go through typer, with its messages.
+    run = watched(tmp_path, home, "ledger", "import", "--trades")
+    assert run["code"] == 2 and "typer" in run["modules"]
+
+
 def test_kill_switch_state_is_written_before_ccxt_is_imported(
     tmp_path: Path, kraken_server: KrakenServer
 ) -> None:

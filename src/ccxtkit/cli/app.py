@@ -2,9 +2,10 @@
 
 The typer tree (`cli.root`: every command group) is imported only when a command needs it.
 `vhc kill-switch --check` (cron, every minute), `vhc kill-switch --activate` (an
-emergency) and `vhc ledger verify` (nightly, over the whole file) are parsed here and call
-the same command functions without typer, rich or the other command modules; anything else
-they might be given goes through typer.
+emergency), `vhc ledger verify` (nightly, over the whole file) and `vhc ledger import
+--trades FILE` (a bulk load) are parsed here and call the same command functions without
+typer, rich or the other command modules; anything else they might be given goes through
+typer.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def error_kind(exc: BaseException) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower() or "error"
 
 
-# -- the fast paths: `kill-switch --check|--activate` and `ledger verify`, without typer ------
+# -- the fast paths: `kill-switch --check|--activate`, `ledger verify|import`, without typer --
 def _options(words: list[str], names: set[str]) -> dict[str, str] | None:
     """`--name VALUE` / `--name=VALUE` pairs (each name at most once, each with a value), or
     None when `words` hold anything else (typer then parses them and explains any mistake)."""
@@ -105,7 +106,7 @@ def _fast_timeout(found: dict[str, str]) -> float | None:
 
 def fast_path(args: list[str]) -> tuple[State, str, dict[str, Any]] | None:
     """(state, mode, its options) for `[globals] kill-switch --check|--activate ...` or
-    `[globals] ledger verify [--digest FILE]`, else None.
+    `[globals] ledger verify|import ...` (see `_fast_ledger`), else None.
 
     Only the plain spellings are taken; `--help`, a typo, a repeated option or a bad value go
     through typer, so its messages and exit codes stay the only ones.
@@ -131,11 +132,7 @@ def fast_path(args: list[str]) -> tuple[State, str, dict[str, Any]] | None:
         quiet=flags["-q"] or flags["--quiet"],
     )
     if command == "ledger":
-        found = _options(rest[1:], {"--digest"}) if rest[:1] == ["verify"] else None
-        if found is None or found.get("--digest") == "":
-            return None
-        digest = found.get("--digest")
-        return st, "verify", {"digest": Path(digest) if digest is not None else None}
+        return _fast_ledger(st, rest)
     if "--check" in rest:
         found = _options([w for w in rest if w != "--check"], {"--timeout"})
         if found is None or rest.count("--check") != 1:
@@ -157,6 +154,22 @@ def fast_path(args: list[str]) -> tuple[State, str, dict[str, Any]] | None:
     return None
 
 
+def _fast_ledger(st: State, rest: list[str]) -> tuple[State, str, dict[str, Any]] | None:
+    """`ledger verify [--digest FILE]` and `ledger import --trades FILE`, else None."""
+    if rest[:1] == ["verify"]:
+        found = _options(rest[1:], {"--digest"})
+        if found is None or found.get("--digest") == "":
+            return None
+        digest = found.get("--digest")
+        return st, "verify", {"digest": Path(digest) if digest is not None else None}
+    if rest[:1] == ["import"]:
+        found = _options(rest[1:], {"--trades"})
+        if found is None or not found.get("--trades"):
+            return None
+        return st, "import", {"trades": Path(found["--trades"])}
+    return None
+
+
 def _call(args: list[str]) -> int:
     """Run the command (a fast path, else typer); its exit code. Errors are raised."""
     # vhc uses no pydantic plugin: skip pydantic's scan of every installed package's entry
@@ -166,10 +179,13 @@ def _call(args: list[str]) -> int:
     if fast is not None:
         st, mode, options = fast
         output.remember_state(st)
-        if mode == "verify":
-            from .ledger_run import run_verify
+        if mode in ("verify", "import"):
+            from .ledger_run import run_import_trades, run_verify
 
-            run_verify(st, options["digest"])
+            if mode == "verify":
+                run_verify(st, options["digest"])
+            else:
+                run_import_trades(st, options["trades"])
             return 0
         from .killswitch_run import run_activate, run_check
 

@@ -20,7 +20,6 @@ from .output import (
     note,
     print_json,
     state,
-    stdin_file,
     stdout_file,
     table,
     time_header,
@@ -97,7 +96,7 @@ def import_(
     """
     from ..errors import UsageError
 
-    ws = state(ctx).workspace  # no workspace: that is the first thing to say
+    state(ctx).workspace  # noqa: B018 - no workspace: that is the first thing to say
     if source is not None or file is not None:
         if trades is not None or source is None or file is None:
             raise UsageError("use either --trades FILE or --from EXCHANGE FILE")
@@ -105,17 +104,9 @@ def import_(
         return
     if trades is None:
         raise UsageError("give --trades FILE or --from coinbase|kraken|binanceus FILE")
-    from ..ledger.trades_csv import import_trades
+    from .ledger_run import run_import_trades
 
-    with stdin_file(trades) as path, ws.open_ledger() as ledger:
-        result = import_trades(ledger, path)
-    if state(ctx).json:
-        print_json(result)
-    else:
-        console.print(
-            f"{result.file}: {result.rows} rows, {result.imported} imported, "
-            f"{result.duplicates} already in the ledger"
-        )
+    run_import_trades(state(ctx), trades)
 
 
 def _import_export(ctx: typer.Context, source: str, file: Path, exchange: str | None) -> None:

@@ -1,8 +1,8 @@
-"""`vhc ledger verify`: the work and the rendering, without typer.
+"""`vhc ledger verify` and `vhc ledger import --trades`: the work and the rendering, without typer.
 
-`app.main` calls this directly for the plain spelling (the nightly cron, a whole-file check
-whose start-up counts against its rows per second); `ledger_cmd.verify` calls it after typer
-has parsed anything else.
+`app.main` calls these directly for their plain spellings (the nightly verify, a bulk import:
+whole-file commands whose start-up counts against their rows per second); `ledger_cmd` calls
+them after typer has parsed anything else.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ccxtkit.errors import LedgerIntegrityError
 
-from .output import State, print_json, say
+from .output import State, print_json, say, stdin_file
 
 
 def run_verify(st: State, digest: Path | None) -> None:
@@ -56,3 +56,19 @@ def run_verify(st: State, digest: Path | None) -> None:
     if not st.json:
         extra = f", extends digest seq {expected.seq}" if expected else ""
         say(f"ledger OK: {result.rows} rows, head seq {result.head.seq}{extra}")
+
+
+def run_import_trades(st: State, trades: Path) -> None:
+    """Import vhc's trades CSV (`-`: stdin) in one transaction; known trades are skipped."""
+    from ccxtkit.ledger.trades_csv import import_trades
+
+    ws = st.workspace  # no workspace: that is the first thing to say
+    with stdin_file(trades) as path, ws.open_ledger() as ledger:
+        result = import_trades(ledger, path)
+    if st.json:
+        print_json(result)
+    else:
+        say(
+            f"{result.file}: {result.rows} rows, {result.imported} imported, "
+            f"{result.duplicates} already in the ledger"
+        )
