@@ -152,6 +152,12 @@ def test_ledger_import_of_trades_loads_neither_typer_nor_rich(tmp_path: Path) ->
     assert not {"typer", "rich", "ccxt"} & set(run["modules"])
     again = watched(tmp_path, home, "--json", "ledger", "import", "--trades", str(csv))
     assert again["code"] == 0 and '"duplicates": 1' in again["out"]
+    piped = subprocess.run(
+        [VHC, "--home", str(home), "ledger", "import", "--trades", "-"],
+        input=csv.read_text("utf-8"), capture_output=True, text=True,
+    )  # fmt: skip
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout == "-: 1 rows, 0 imported, 1 already in the ledger\n"  # not a temp path
     # --from (an exchange's export) and mistakes go through typer, with its messages.
     run = watched(tmp_path, home, "ledger", "import", "--trades")
     assert run["code"] == 2 and "typer" in run["modules"]

@@ -7,11 +7,12 @@ them after typer has parsed anything else.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from ccxtkit.errors import LedgerIntegrityError
 
-from .output import State, print_json, say, stdin_file
+from .output import State, is_dash, print_json, say, stdin_file
 
 
 def run_verify(st: State, digest: Path | None) -> None:
@@ -65,6 +66,8 @@ def run_import_trades(st: State, trades: Path) -> None:
     ws = st.workspace  # no workspace: that is the first thing to say
     with stdin_file(trades) as path, ws.open_ledger() as ledger:
         result = import_trades(ledger, path)
+    if is_dash(trades):
+        result = replace(result, file=trades)  # `-`, not the private copy's temporary path
     if st.json:
         print_json(result)
     else:
