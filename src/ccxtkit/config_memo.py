@@ -119,17 +119,23 @@ def recall(ws: Workspace) -> Memo | None:
     return memo
 
 
-def remember(ws: Workspace, policy_hash: str) -> None:
-    """After the full path validated `ws.config`: keep its memo (never raises)."""
+def remember(ws: Workspace) -> None:
+    """After the full path validated the config: keep its memo (never raises)."""
+    from .config import parse_config
+    from .errors import VhcError
+    from .policy.document import policy_document, policy_hash
     from .workspace import write_private
 
     try:
         text = ws.config_path.read_bytes()
-        basics = basics_of(ws.config)
+        # Validated again from the very bytes the key covers (a few ms, once per edit): the
+        # file may have changed since `ws.config` was read, and the memo must be this text's.
+        config = parse_config(text.decode("utf-8"), str(ws.config_path))
+        basics = basics_of(config)
         doc: dict[str, Any] = {
             "key": memo_key(ws.config_path, text),
             "basics": {**asdict(basics), "lock_wait_seconds": str(basics.lock_wait_seconds)},
-            "policy_hash": policy_hash,
+            "policy_hash": policy_hash(policy_document(config)),
         }
         new = json.dumps(doc, sort_keys=True, indent=1) + "\n"
         path = memo_path(ws)
@@ -140,8 +146,8 @@ def remember(ws: Workspace, policy_hash: str) -> None:
             pass
         ws.ensure_private_dir(path.parent)
         write_private(path, new)
-    except OSError:
-        return  # a read-only or full disk: the next check validates in full again
+    except (OSError, UnicodeDecodeError, VhcError):
+        return  # a read-only or full disk, or a file edited meanwhile: the next check tries again
 
 
 def forget(ws: Workspace) -> None:

@@ -315,7 +315,6 @@ def _gather_validated(
 ) -> _Gathered:
     """The full path: the config validated, its policy settled (or refused), then the memo kept."""
     from ccxtkit.config_memo import remember
-    from ccxtkit.policy.document import policy_document, policy_hash
     from ccxtkit.policy.service import enforce_policy
 
     # The triggers' limits must be the recorded ones (else exit 8). The record is read in the
@@ -326,5 +325,5 @@ def _gather_validated(
         enforce_policy(ws)
         gathered = _gather(ws, now, prices_usd, policy=False)
     assert gathered is not None
-    remember(ws, policy_hash(policy_document(ws.config)))
+    remember(ws)
     return gathered
