@@ -7,7 +7,10 @@ Usage: python bench/bench_issue18.py [--rows N] [--runs R]
    (`bench_killswitch.py`);
 2. exchange calls per market order, per exchange protocol server (`bench_calls.py`);
 3. vhc's own time per order on a ledger of N trades, default 1,000,000 (`bench_trade.py`);
-4. `vhc --help` against a bare Typer app, and `kill-switch --check` (`bench_startup.py`).
+4. `vhc --help` against a bare Typer app, and `kill-switch --check` (`bench_startup.py`);
+5. the kill switch through a warm `vhc serve`, request to answer (`bench_serve_killswitch.py`).
+
+The machine's speed (`machine.py`'s reference loop) is printed before and after.
 
 Each section is its own process, so one's imports and caches never flatter another's figures.
 """
@@ -21,6 +24,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from machine import describe
 
 HERE = Path(__file__).resolve().parent
 
@@ -42,6 +47,7 @@ def main() -> None:
         f"# issue 18 figures: nproc {os.cpu_count()}, load {os.getloadavg()[0]:.1f}, "
         f"Python {platform.python_version()}"
     )
+    print(describe(), flush=True)
     section("Kill switch, 3 x 50 orders, 100 ms per call", "bench_killswitch.py",
             "--runs", str(args.runs))  # fmt: skip
     section("Exchange calls per market order", "bench_calls.py", "--orders", "4")
@@ -49,6 +55,9 @@ def main() -> None:
             str(args.rows), "20")  # fmt: skip
     section("Start-up: vhc --help and kill-switch --check", "bench_startup.py",
             "--runs", str(max(args.runs, 5)))  # fmt: skip
+    section("Kill switch through a warm vhc serve", "bench_serve_killswitch.py",
+            "--runs", str(args.runs))  # fmt: skip
+    print(f"\n{describe()}")
 
 
 if __name__ == "__main__":

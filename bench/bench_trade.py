@@ -20,6 +20,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from machine import describe
+
 from ccxtkit.exchanges.base import ExchangeClient
 from ccxtkit.trading import orders
 from ccxtkit.trading.orders import OrderRequest, place_order
@@ -117,7 +119,7 @@ def main() -> None:
         own_cpu_ms.append((time.process_time() - cpu - proxies[-1].cpu_seconds) * 1000)
         total_ms.append(total * 1000)
     own_ms.sort()
-    print(f"orders placed: {n_orders}")
+    print(f"orders placed: {n_orders}; {describe()}")
     print(
         f"vhc's own time per trade: median {statistics.median(own_ms):.1f} ms, "
         f"p95 {own_ms[int(len(own_ms) * 0.95) - 1]:.1f} ms"

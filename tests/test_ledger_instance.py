@@ -95,3 +95,26 @@ def test_two_threads_visit_two_ledgers_at_once(tmp_path: Path) -> None:
                 ledger.query("SELECT count(*) FROM control_events WHERE kind = 'test.here'")[0][0]
                 == 20
             )
+
+
+def test_visits_run_duckdb_on_one_thread_and_whole_ledger_scans_on_every_core(
+    tmp_path: Path,
+) -> None:
+    from ccxtkit.ledger.instance import all_cores, cores
+
+    path = tmp_path / "l.duckdb"
+    with open_ledger(path) as ledger:
+        _event(ledger, 1)
+
+        def threads() -> int:
+            return int(ledger.query("SELECT current_setting('threads')")[0][0])
+
+        assert threads() == 1
+        with all_cores(ledger.con):
+            assert threads() == cores()
+            with all_cores(ledger.con):  # overlapping callers: the last one out restores it
+                pass
+            assert threads() == cores()
+        assert threads() == 1
+        assert verify_chain(ledger).ok
+        assert threads() == 1

@@ -170,6 +170,18 @@ def test_cancel_and_cancel_all(ex: PaperExchange) -> None:
     assert bal["USD"].used == 0 and bal["ETH"].free == D("1")
     with pytest.raises(ExchangeError, match="it is closed"):
         ex.cancel_order(ex.find_order_by_client_id("eth", "ETH/USD").id, "ETH/USD")  # type: ignore[union-attr]
+
+
+def test_a_cancel_all_confirms_itself_until_the_next_call(ex: PaperExchange) -> None:
+    """The kill switch reads no open orders after paper's atomic cancel-all: it answered
+    every id it cancelled. Any later call ends that confirmation."""
+    assert ex.open_orders_after_cancel() is None
+    ex.create_order("BTC/USD", "buy", "limit", D("0.1"), D("50000"), "a")
+    assert ex.open_orders_after_cancel() is None
+    assert len(ex.cancel_all_orders()) == 1
+    assert ex.open_orders_after_cancel() == []
+    ex.create_order("BTC/USD", "buy", "limit", D("0.1"), D("50000"), "b")
+    assert ex.open_orders_after_cancel() is None
     with pytest.raises(ExchangeError, match="not found"):
         ex.cancel_order("P-999", "BTC/USD")
 

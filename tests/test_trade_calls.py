@@ -64,22 +64,51 @@ def test_with_fee_credits_the_exchange_ledger_says_what_was_charged(
     assert last == [(Decimal("0.25"), "KFEE")]
 
 
-def test_the_kill_switch_sweeps_kraken_in_four_calls(tmp_path, monkeypatch, kraken_server, capsys):
-    """List, cancel all, confirm (that read is also the sweep's `still open`), then the fills
-    of vhc's own cancelled orders, to record them."""
-    ws = _workspace(tmp_path, monkeypatch, kraken_server)
-    for _ in range(3):
+def _resting_orders(ws, capsys, count: int) -> None:
+    for _ in range(count):
         args = ["trade", "buy", "BTC/USD", "0.01", "--type", "limit", "--price", "1000"]
         code, _, err = run_cli(ws, [*args, "--exchange", "kraken", "--yes"], capsys)
         assert code == 0, err
+
+
+def test_the_kill_switch_sweeps_kraken_in_three_calls(tmp_path, monkeypatch, kraken_server, capsys):
+    """List, cancel all (its count names as many as were listed: confirmed, no second read),
+    then the fills of vhc's own cancelled orders, to record them."""
+    ws = _workspace(tmp_path, monkeypatch, kraken_server)
+    _resting_orders(ws, capsys, 3)
     start = len(kraken_server.requests)
     code, out, err = run_cli(
         ws, ["--json", "kill-switch", "--activate", "--reason", "calls"], capsys
     )
     assert code == 0, out + err
     calls = _calls(kraken_server, start)
-    assert calls == ["OpenOrders", "CancelAll", "OpenOrders", "TradesHistory"]
+    assert calls == ["OpenOrders", "CancelAll", "TradesHistory"]
+    assert kraken_server.open_orders() == []
     swept = json.loads(out)["accounts"][0]
-    assert len(swept["canceled"]) == 3 and swept["still_open"] == []
+    assert len(swept["canceled"]) == 3 and swept["still_open"] == [] and swept["ok"]
     code, out, _ = run_cli(ws, ["--json", "trade", "orders"], capsys)
     assert code == 0 and json.loads(out) == []  # the sweep recorded each cancel
+
+
+def test_a_cancel_all_count_short_of_the_list_is_checked_by_reading_again(
+    tmp_path, monkeypatch, kraken_server, capsys
+):
+    """An order closed on the exchange between the list and the cancel (here: by someone
+    else) makes the count differ: vhc reads the open orders again rather than trust it."""
+    ws = _workspace(tmp_path, monkeypatch, kraken_server)
+    _resting_orders(ws, capsys, 3)
+    cancel_all = kraken_server._private_CancelAll
+
+    def one_closed_first(params):
+        kraken_server._cancel(kraken_server.open_orders()[0])
+        return cancel_all(params)
+
+    monkeypatch.setattr(kraken_server, "_private_CancelAll", one_closed_first)
+    start = len(kraken_server.requests)
+    code, out, err = run_cli(
+        ws, ["--json", "kill-switch", "--activate", "--reason", "calls"], capsys
+    )
+    assert code == 0, out + err
+    assert _calls(kraken_server, start)[:3] == ["OpenOrders", "CancelAll", "OpenOrders"]
+    swept = json.loads(out)["accounts"][0]
+    assert swept["still_open"] == [] and swept["ok"]

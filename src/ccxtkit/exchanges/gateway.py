@@ -69,6 +69,7 @@ from .quirks import (
     TRANSFERS_PER_WALLET,
     binance_trades,
     binance_transfers,
+    cancel_all_count,
     coinbase_fills,
     coinbase_open_orders,
     coinbase_transfers,
@@ -594,16 +595,23 @@ class CcxtGateway:
         if self._has("cancelAllOrders"):
             symbols = sorted({o.symbol for o in before})
 
-            def cancel_all() -> None:
+            def cancel_all() -> Any:
                 import ccxt
 
                 try:
-                    self.exchange.cancel_all_orders()
+                    return self.exchange.cancel_all_orders()
                 except ccxt.ArgumentsRequired:
                     for symbol in symbols:  # this exchange cancels per market
                         self.exchange.cancel_all_orders(symbol)
+                    return None
 
-            self._safe("cancel_all_orders", cancel_all)
+            reply = self._safe("cancel_all_orders", cancel_all)
+            if cancel_all_count(self.exchange.id, reply) == len(before):
+                # One atomic cancel of every order open then, and it names as many as were
+                # listed: the exchange's own confirmation. Reading them again would only find
+                # orders placed since (vhc places none now), and costs the emergency a round trip.
+                self._open_after_cancel = []
+                return [o.id for o in before]
         else:
             for order in before:
                 self.cancel_order(order.id, order.symbol)
@@ -612,8 +620,9 @@ class CcxtGateway:
         return [o.id for o in before if o.id not in still_open]
 
     def open_orders_after_cancel(self) -> list[Order] | None:
-        """The open orders read right after the last `cancel_all_orders` (the kill switch's
-        confirmation: one round trip fewer in an emergency), or None when none was read."""
+        """The open orders right after the last `cancel_all_orders`, as read then or as its
+        reply's count confirmed ([]): the kill switch's confirmation without another round
+        trip; None when there is none."""
         return self._open_after_cancel
 
     def withdraw(

@@ -65,6 +65,7 @@ class PaperExchange:
         self._slip = settings.slippage_bps / Decimal(10000)
         source = settings.price_source
         self._ticker = None if source in ("simulated", "paper") else TickerSource(source)
+        self._swept = False  # the last call was a cancel_all_orders
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -74,6 +75,7 @@ class PaperExchange:
     @contextmanager
     def _account(self) -> Iterator[tuple[PaperState, datetime]]:
         """Fault hooks, then the locked state with resting orders matched at current prices."""
+        self._swept = False
         if self.settings.latency_ms > 0:
             time.sleep(float(self.settings.latency_ms / 1000))
         if self.settings.fail_calls:
@@ -370,7 +372,13 @@ class PaperExchange:
             ids = [o.id for o in state.orders.values() if o.status == "open"]
             for oid in ids:
                 state.orders[oid].status = "canceled"
+            self._swept = True
             return ids
+
+    def open_orders_after_cancel(self) -> list[Order] | None:
+        """[] right after `cancel_all_orders`: one atomic cancel of every open order, under
+        the state's lock, answering each id (like Binance's cancel-all), confirms itself."""
+        return [] if self._swept else None
 
     def withdraw(
         self,

@@ -18,7 +18,8 @@ Binance and Binance.US:
 Kraken: its trade history labels every fee with the quote, while the fee may really be charged
 in the base (``fcib``, a sell's default) or in fee credits (KFEE); the ledger (``Ledgers``) shows
 which. vhc's orders ask for ``fciq``, so the extra ledger read is needed only while the account
-holds fee credits.
+holds fee credits. ``CancelAll`` cancels every open order at once and answers how many
+(``result.count``; ccxt hands the reply back as one order's ``info``).
 
 Coinbase (Advanced Trade; read from ccxt 4.5.x coinbase.py, proven by tests/coinbase_server.py):
 - ccxt's create_order drops a unified ``clientOrderId`` and sends its own ``ccxt-<uuid>``;
@@ -89,6 +90,9 @@ OPEN_ORDERS_BY_CURSOR = frozenset({"coinbase"})
 CANCEL_REFUSED_WHEN_CLOSED = frozenset({"coinbase"})
 #: Exchanges whose deposits/withdrawals are read wallet by wallet (coinbase_transfers).
 TRANSFERS_PER_WALLET = frozenset({"coinbase"})
+
+#: Exchanges whose cancel-all is one atomic call answering how many orders it cancelled.
+CANCEL_ALL_COUNTS = frozenset({"kraken"})
 
 _DAY_MS = 86_400_000
 _WEEK_MS = 7 * _DAY_MS
@@ -276,3 +280,16 @@ def _ms(iso: Any) -> int:
     if not iso:
         return 0
     return int(datetime.fromisoformat(str(iso).replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def cancel_all_count(exchange_id: str, reply: Any) -> int | None:
+    """How many orders a cancel-all reply says it cancelled, or None when it does not say."""
+    if exchange_id not in CANCEL_ALL_COUNTS or not isinstance(reply, list) or len(reply) != 1:
+        return None
+    info = reply[0].get("info") if isinstance(reply[0], dict) else None
+    result = info.get("result") if isinstance(info, dict) else None
+    count = result.get("count") if isinstance(result, dict) else None
+    try:
+        return None if count is None or isinstance(count, bool) else int(str(count))
+    except ValueError:
+        return None

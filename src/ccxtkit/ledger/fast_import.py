@@ -20,6 +20,7 @@ from .. import crashpoints
 from ..logs import log
 from ..money import LEDGER_CONTEXT, USD_LIKE
 from .chain import FORMAT_TAG, _field, _sql_field, _sql_text, encode_value, now_utc, sql_concat
+from .instance import all_cores
 from .schema import TABLES, all_columns
 from .store import Head, Ledger
 from .verify import _ahead
@@ -110,21 +111,22 @@ def fast_import(
     import duckdb
 
     con = ledger.con
-    try:
-        total = _stage(ledger, path, names, source)
-    except duckdb.Error as exc:
-        # Anything DuckDB cannot read or cast as expected goes to the row parser, which names
-        # the line. Nothing has been written yet: only temp tables exist.
-        log.debug("bulk import not used for %s: %s", path, exc)
-        total = None
-    try:
-        if total is None:
-            return None
-        seqs = _chain_and_insert(ledger, con)
-        return total, len(seqs), seqs
-    finally:
-        for table in ("_vhc_raw", "_vhc_typed", "_vhc_new"):
-            con.execute(f"DROP TABLE IF EXISTS {table}")
+    with all_cores(con):
+        try:
+            total = _stage(ledger, path, names, source)
+        except duckdb.Error as exc:
+            # Anything DuckDB cannot read or cast as expected goes to the row parser, which
+            # names the line. Nothing has been written yet: only temp tables exist.
+            log.debug("bulk import not used for %s: %s", path, exc)
+            total = None
+        try:
+            if total is None:
+                return None
+            seqs = _chain_and_insert(ledger, con)
+            return total, len(seqs), seqs
+        finally:
+            for table in ("_vhc_raw", "_vhc_typed", "_vhc_new"):
+                con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
 def _stage(ledger: Ledger, path: Path, names: list[str], source: str) -> int | None:

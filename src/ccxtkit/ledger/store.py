@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import LedgerBusyError, LedgerIntegrityError, VhcError
 from ..filelock import flocked
@@ -32,6 +32,8 @@ from .schema import MIGRATIONS, TABLES, all_columns
 if TYPE_CHECKING:
     import duckdb
 
+T = TypeVar("T")
+
 #: Above this many rows an append goes through Arrow instead of VALUES statements.
 _BULK_ROWS = 500
 #: Below that, rows go in multi-row VALUES statements of at most this many rows.
@@ -44,6 +46,26 @@ class Head:
 
     seq: int
     hash: str
+
+
+@dataclass
+class Memo:
+    """Figures read from the file, each with the tables it read and their write counts then.
+
+    Every write goes through `Ledger.append`, which counts it per table, so a figure stays
+    true while none of its tables has been written to; a rollback forgets every figure.
+    """
+
+    figures: dict[str, tuple[tuple[tuple[str, int], ...], Any]] = field(default_factory=dict)
+    writes: dict[str, int] = field(default_factory=dict)
+
+    def wrote(self, table: str) -> None:
+        """Count a write to `table` (its figures are stale from now on)."""
+        self.writes[table] = self.writes.get(table, 0) + 1
+
+    def forget(self) -> None:
+        """Drop every figure, in place: the last visit's record of them holds this object."""
+        self.figures.clear()
 
 
 class Ledger:
@@ -67,8 +89,8 @@ class Ledger:
         self._views_made = False
         #: The file's applied migrations (set when the file is opened).
         self.applied: tuple[str, ...] = ()
-        #: Readers' figures of this file, each stored with the head seq it was read at.
-        self.memo: dict[str, Any] = {}
+        #: Readers' figures of this file (`remembered`); carried to our next visit (`_open`).
+        self.memo = Memo()
         if tables is None:
             self.load_tables()
         else:
@@ -78,6 +100,21 @@ class Ledger:
         """Re-read which chained tables the file holds (after a migration created some)."""
         self.tables = chained_tables(self.con, self.path)
         self._head = None
+        self.memo.forget()
+
+    def remembered(self, name: str, tables: Sequence[str], compute: Callable[[], T]) -> T:
+        """`compute()`, or what it gave earlier (in this visit, or our last visit that left the
+        file as it is now) while none of `tables`, every table it reads, was written to since.
+
+        For figures asked for several times per order; the caller must not mutate the value.
+        """
+        stamp = tuple((t, self.memo.writes.get(t, 0)) for t in tables)
+        found = self.memo.figures.get(name)
+        if found is not None and found[0] == stamp:
+            return found[1]  # type: ignore[no-any-return]
+        value = compute()
+        self.memo.figures[name] = (stamp, value)
+        return value
 
     def kinds(self, table: str) -> list[tuple[str, str]]:
         """(column, kind) of a chained table's data columns, as stored in the file."""
@@ -123,6 +160,7 @@ class Ledger:
     def set_head(self, head: Head) -> None:
         """After a bulk insert that chained its own rows (ledger.fast_import)."""
         self._head = head
+        self.memo.forget()
 
     def head_for_append(self) -> Head:
         """The head to chain onto, after checking once that the head row is what it claims.
@@ -207,6 +245,7 @@ class Ledger:
         except BaseException:
             self.con.execute("ROLLBACK")
             self._head = saved_head
+            self.memo.forget()  # figures read inside the transaction saw its rows
             raise
         finally:
             self._in_tx = False
@@ -240,6 +279,7 @@ class Ledger:
             records.append((seq, prev, digest, stamp, *row.values()))
             prev = digest
         with self.transaction():
+            self.memo.wrote(table)
             self._insert(table, records)
         self._head = Head(seq, prev)
         return list(range(head.seq + 1, seq + 1))
@@ -521,7 +561,7 @@ def open_file(path: Path, read_only: bool) -> Ledger:
 
 def close_file(ledger: Ledger, clean: bool) -> None:
     """Detach (DuckDB checkpoints); `clean`: only vhc's own work ran on it (under our lock)."""
-    left = Known(ledger.tables, ledger.applied, ledger.checked_head())
+    left = Known(ledger.tables, ledger.applied, ledger.checked_head(), ledger.memo)
     detach(ledger.con)
     if not ledger.read_only and clean:
         path = ledger.path
@@ -536,6 +576,7 @@ class Known:
     tables: dict[str, tuple[FileColumn, ...]]
     applied: tuple[str, ...]
     head: Head | None  # checked against its row's content in that visit, or None
+    memo: Memo  # the figures that visit read or was handed
 
 
 #: Per file: its disk state (catalog.disk_state) when our last writing visit closed it.
@@ -555,6 +596,7 @@ def _open(con: duckdb.DuckDBPyConnection, path: Path, read_only: bool) -> tuple[
         ledger = Ledger(con, path, read_only=read_only, tables=known.tables)
         if known.head is not None and ledger.head() == known.head:
             ledger.trust_head()
+            ledger.memo = known.memo  # nobody wrote since: its figures are still true
             return ledger, list(known.applied)
         ledger.load_tables()
     else:

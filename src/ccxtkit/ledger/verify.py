@@ -20,6 +20,7 @@ from ..errors import InputError, LedgerIntegrityError
 from ..logs import log
 from .catalog import check_catalog
 from .chain import GENESIS_HASH, canonical_select, now_utc
+from .instance import all_cores, cores
 from .schema import expected_tables
 from .store import Head, Ledger, applied_migrations
 
@@ -355,13 +356,6 @@ def _ranges(max_seq: int, parts: int) -> list[tuple[int | None, int | None]]:
     return list(zip([None, *cuts], [*cuts, None], strict=True))
 
 
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
 def _worker_count(ledger: Ledger, rows: int, workers: int | None) -> int:
     """Processes to verify with (this one included): `workers`, or one per two cores."""
     if not ledger.read_only:
@@ -369,7 +363,7 @@ def _worker_count(ledger: Ledger, rows: int, workers: int | None) -> int:
     if workers is None:
         if rows < PARALLEL_ROWS:
             return 1
-        workers = _cores() // CORES_PER_PROCESS
+        workers = cores() // CORES_PER_PROCESS
     return max(1, min(workers, MAX_WORKERS, rows))
 
 
@@ -468,40 +462,39 @@ def _feed(proc: subprocess.Popen[bytes], work: _Work, shape: dict[str, Any]) -> 
 def _scan(ledger: Ledger, max_seq: int, workers: int) -> list[_Part]:
     """Every row hashed and link-checked: this process and its workers share the seq ranges."""
     if workers <= 1:
-        return [_scan_part(ledger, None, None)]
+        with all_cores(ledger.con):
+            return [_scan_part(ledger, None, None)]
     work = _Work(_ranges(max_seq, min(workers * RANGES_PER_WORKER, max(max_seq, 1))))
-    threads = max(1, _cores() // workers)  # DuckDB threads per worker: the cores shared out
+    threads = max(1, cores() // workers)  # DuckDB threads per worker: the cores shared out
     procs = [p for p in (_spawn(ledger.path, threads) for _ in range(workers - 1)) if p]
     shape = _shape(ledger)
     feeders = [threading.Thread(target=_feed, args=(p, work, shape), daemon=True) for p in procs]
-    # This process's DuckDB gets its share of the cores too (given back afterwards).
-    saved = ledger.query("SELECT current_setting('threads')")[0][0]
-    ledger.con.execute(f"SET threads = {threads}")
-    try:
-        for feeder in feeders:
-            feeder.start()
-        while (index := work.take()) is not None:
-            work.parts[index] = _scan_part(ledger, *work.ranges[index])
-        for feeder in feeders:
-            feeder.join()
-        if work.refused is not None:
-            raise LedgerIntegrityError(work.refused)
-        for index in work.missing():  # a worker that failed: its ranges are done here
-            work.parts[index] = _scan_part(ledger, *work.ranges[index])
-        return [work.parts[i] for i in range(len(work.ranges))]
-    except BaseException:
-        work.close()
-        for proc in procs:
-            proc.kill()
-        raise
-    finally:
-        ledger.con.execute(f"SET threads = {int(saved)}")
-        for proc in procs:
-            try:
-                proc.wait(timeout=30)  # its input is closed: it is closing the file
-            except subprocess.TimeoutExpired:
+    # This process's DuckDB gets its share of the cores too.
+    with all_cores(ledger.con, threads):
+        try:
+            for feeder in feeders:
+                feeder.start()
+            while (index := work.take()) is not None:
+                work.parts[index] = _scan_part(ledger, *work.ranges[index])
+            for feeder in feeders:
+                feeder.join()
+            if work.refused is not None:
+                raise LedgerIntegrityError(work.refused)
+            for index in work.missing():  # a worker that failed: its ranges are done here
+                work.parts[index] = _scan_part(ledger, *work.ranges[index])
+            return [work.parts[i] for i in range(len(work.ranges))]
+        except BaseException:
+            work.close()
+            for proc in procs:
                 proc.kill()
-                proc.wait()
+            raise
+        finally:
+            for proc in procs:
+                try:
+                    proc.wait(timeout=30)  # its input is closed: it is closing the file
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
 
 
 def worker_main(argv: Sequence[str] | None = None) -> None:

@@ -50,18 +50,16 @@ def ignored(kind: str, seq: int, exc: Exception) -> None:
 
 
 def _latest_of_each(ledger: Ledger) -> dict[str, tuple[int, str]]:
-    """The latest checkpoint row of each kind, read once while the chain's head stays put
-    (an order's figures ask for each several times in one visit)."""
-    head = ledger.head().seq
-    memo = ledger.memo.get("checkpoints")
-    if memo is not None and memo[0] == head:
-        return memo[1]  # type: ignore[no-any-return]
-    marks = ", ".join("?" for _ in KINDS)
-    rows = ledger.query(
-        f"SELECT kind, max(seq), arg_max(details, seq) FROM control_events "
-        f"WHERE kind IN ({marks}) GROUP BY kind",
-        list(KINDS),
-    )
-    found = {str(k): (int(seq), str(details)) for k, seq, details in rows}
-    ledger.memo["checkpoints"] = (head, found)
-    return found
+    """The latest checkpoint row of each kind, read once while no control event is written
+    (an order's figures ask for each several times per visit)."""
+
+    def read() -> dict[str, tuple[int, str]]:
+        marks = ", ".join("?" for _ in KINDS)
+        rows = ledger.query(
+            f"SELECT kind, max(seq), arg_max(details, seq) FROM control_events "
+            f"WHERE kind IN ({marks}) GROUP BY kind",
+            list(KINDS),
+        )
+        return {str(k): (int(seq), str(details)) for k, seq, details in rows}
+
+    return ledger.remembered("risk.checkpoints", ("control_events",), read)

@@ -73,7 +73,11 @@ class RiskFigures:
 
 def latest_prices(ledger: Ledger) -> dict[str, Decimal]:
     """Each asset's latest USD price from the ledger (stablecoin quotes count as USD)."""
-    return {str(a): Decimal(p) for a, p in ledger.query(_LATEST_PRICES_SQL)}
+
+    def read() -> dict[str, Decimal]:
+        return {str(a): Decimal(p) for a, p in ledger.query(_LATEST_PRICES_SQL)}
+
+    return dict(ledger.remembered("risk.latest_prices", ("prices",), read))
 
 
 def compute(

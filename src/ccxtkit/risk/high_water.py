@@ -97,6 +97,11 @@ def usd_then(asset: str, amount: Decimal, price: Decimal | None) -> Decimal:
 
 def snapshot_high(ledger: Ledger) -> Decimal | None:
     """The highest flow-adjusted portfolio value at any balance snapshot time, or None."""
+    tables = ("balance_snapshots", "transfers", "prices", "control_events")
+    return ledger.remembered("risk.snapshot_high", tables, lambda: _snapshot_high(ledger))
+
+
+def _snapshot_high(ledger: Ledger) -> Decimal | None:
     walk, batches, flows = _resume(ledger)
     walk = _advance(walk, batches, flows)
     if walk.best is None:

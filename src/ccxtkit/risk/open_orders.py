@@ -97,6 +97,12 @@ class OrderState:
 
 def unsettled(ledger: Ledger) -> list[OrderState]:
     """Every unsettled order, oldest first (what a full scan of orders and events gives)."""
+    # Read once per order's visits: its checks, its recovery scan and its triggers all ask.
+    tables = ("orders", "order_events", "control_events")
+    return list(ledger.remembered("risk.unsettled", tables, lambda: _unsettled(ledger)))
+
+
+def _unsettled(ledger: Ledger) -> list[OrderState]:
     through, states = _checkpoint(ledger)
     held = sorted({cid for _, cid in states})  # a second intent row of theirs must be seen
     for row in ledger.query(_SINCE_SQL, [through, held]):
