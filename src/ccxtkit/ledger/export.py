@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from .instance import all_cores
 from .schema import TABLES, all_columns
 from .store import Ledger
 
@@ -61,7 +62,8 @@ def export_table(ledger: Ledger, table: str, fmt: str, output: Path) -> ExportRe
     import duckdb
 
     try:
-        ledger.con.execute(f"COPY ({query}) TO '{path_sql}' ({options[fmt]})")
+        with all_cores(ledger.con):
+            ledger.con.execute(f"COPY ({query}) TO '{path_sql}' ({options[fmt]})")
         os.chmod(tmp, 0o600)
         os.replace(tmp, output)
     except (duckdb.IOException, OSError) as exc:

@@ -25,6 +25,7 @@ from typing import Any
 from ccxtkit.errors import ConfigError, ExchangeError, SecretsError
 from ccxtkit.exchanges.base import Balance, ExchangeClient, LedgerEntry, Trade, Transfer
 from ccxtkit.exchanges.fees import apply_ledger_fees
+from ccxtkit.ledger.instance import all_cores
 from ccxtkit.ledger.store import Ledger
 from ccxtkit.logs import log
 from ccxtkit.trading.balances import record_snapshot
@@ -257,9 +258,10 @@ def _trade_candidates(
     )
     ledger.con.register("_vhc_exchange_trades", table)
     try:
-        rows = ledger.query(
-            _TRADE_CANDIDATES_SQL, [name, _naive(since - MARGIN), _naive(until + MARGIN)]
-        )
+        with all_cores(ledger.con):  # a join over the period's trades, up to a million
+            rows = ledger.query(
+                _TRADE_CANDIDATES_SQL, [name, _naive(since - MARGIN), _naive(until + MARGIN)]
+            )
     finally:
         ledger.con.unregister("_vhc_exchange_trades")
     wanted = {r[0] for r in rows if r[0] is not None}

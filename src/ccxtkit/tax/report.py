@@ -87,12 +87,14 @@ ELECTION_SQL = (
 
 def read_ledger(path: Path, wait_seconds: float | Decimal, until: datetime) -> LedgerData:
     """Read trades, transfers, prices and elections before `until` (naive UTC), then let go."""
+    from ccxtkit.ledger.instance import all_cores
     from ccxtkit.ledger.store import open_ledger
 
     if not path.exists():
         raise InputError(f"no ledger at {path}: import trades first (`vhc ledger import`)")
     with open_ledger(path, wait_seconds) as ledger:
-        trades = ledger.con.sql(TRADE_SQL, params=[until]).to_arrow_table()
+        with all_cores(ledger.con):  # every trade, sorted: the whole history
+            trades = ledger.con.sql(TRADE_SQL, params=[until]).to_arrow_table()
         transfers = [TransferRow(*r) for r in ledger.query(TRANSFER_SQL, [until])]
         prices = PriceIndex.from_rows(ledger.query(PRICE_SQL, [until]))
         elections = parse_elections(ledger.rows(ELECTION_SQL, [ELECTION_EVENT]))
