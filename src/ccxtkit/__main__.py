@@ -1,5 +1,5 @@
 """`python -m ccxtkit` runs the vhc command line."""
 
-from ccxtkit.cli.app import main
+from ccxtkit.cli.app import run
 
-main()
+run()

@@ -306,3 +306,31 @@ def main(argv: list[str] | None = None) -> None:
             note(warning)
     after.export_metrics(args, ws)  # textfile/push; silent
     sys.exit(code)
+
+
+def run() -> None:
+    """The `vhc` console script: `main`, then leave without the interpreter's teardown.
+
+    Freeing every module's objects at exit takes 0.2 s once ccxt is loaded (measured: an
+    emergency's whole process, a cron job's, waits for it) and none of it matters: the exit
+    handlers run (log handlers flushed and closed, a kept ledger released), the standard
+    streams are flushed, and the process exits with main's code. Threads still running are
+    daemons (an exchange call the kill switch gave up on); vhc leaves no other kind behind.
+    """
+    import atexit
+
+    try:
+        main()
+        status: int | str | None = 0
+    except SystemExit as exc:
+        status = exc.code
+    if isinstance(status, str):
+        print(status, file=sys.stderr)
+        status = 1
+    atexit._run_exitfuncs()  # what the interpreter runs first at exit
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (`vhc ... | head`): nothing to add
+            pass
+    os._exit(status or 0)

@@ -14,6 +14,7 @@ emergency journal and the next writer resolves them against the exchange.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC
@@ -60,28 +61,62 @@ class AccountResult:
         }
 
 
+class CancelsFirst:
+    """The accounts' sweeps, in turn: no account's bookkeeping before every account's cancels.
+
+    A sweep is mostly waiting on its exchange, but building its client can be CPU work (ccxt's
+    import: 0.5 s) and so is recording what it cancelled (the ledger, DuckDB's import): done
+    at once, one account's books would hold the interpreter while another has not yet sent
+    its cancels. Each sweep says when it is calling its exchange (or failed to get that far);
+    its books wait for all of them, at most `patience` seconds.
+    """
+
+    def __init__(self, accounts: int, patience: float = 5.0) -> None:
+        self._left = accounts
+        self._patience = patience
+        self._turn = threading.Condition()
+
+    def calling(self) -> None:
+        """This account's client is built: from now on its sweep mostly waits."""
+        with self._turn:
+            self._left -= 1
+            self._turn.notify_all()
+
+    def books(self) -> None:
+        """Wait until every account is calling its exchange (or `patience` ran out)."""
+        with self._turn:
+            self._turn.wait_for(lambda: self._left <= 0, self._patience)
+
+
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, VhcError):
         return redact(exc.message)
     return redact(f"{type(exc).__name__}: {exc}")
 
 
-def sweep_account(ws: Workspace, name: str, flatten: bool) -> AccountResult:
+def sweep_account(
+    ws: Workspace, name: str, flatten: bool, turns: CancelsFirst | None = None
+) -> AccountResult:
     """Cancel every open order on account `name` (and with `flatten`, sell holdings to cash)."""
     started = time.monotonic()
     result = AccountResult(account=name)
     client: ExchangeClient | None = None
+    turns = turns or CancelsFirst(1)
     try:
-        from ccxtkit.exchanges.factory import open_exchange
-        from ccxtkit.secrets import resolve_credentials
+        try:
+            from ccxtkit.exchanges.factory import open_exchange
+            from ccxtkit.secrets import resolve_credentials
 
-        # No policy check: halting must work whatever the config file says.
-        client = open_exchange(ws, name, resolve_credentials(ws, name), check_policy=False)
+            # No policy check: halting must work whatever the config file says.
+            client = open_exchange(ws, name, resolve_credentials(ws, name), check_policy=False)
+        finally:
+            turns.calling()  # built or failed: the others' books need not wait for it
         result.cancelled = cancel_everything(client)
         crashpoints.reach("killswitch.swept_account")
         result.still_open = [o.id for o in _open_after_cancel(client)]
         if result.still_open:
             result.errors.append(f"{len(result.still_open)} order(s) still open after cancelling")
+        turns.books()
         record_cancelled(ws, name, client, result.cancelled)
         from ccxtkit.trading.kite_squareoff import is_kite_client, square_off
 

@@ -36,7 +36,7 @@ from ccxtkit.logs import log
 from ccxtkit.workspace import Workspace
 
 from .deactivation import deactivate
-from .flatten import AccountResult, sweep_account
+from .flatten import AccountResult, CancelsFirst, sweep_account
 from .switch_state import (
     ACTIVATE,
     DEACTIVATE_HINT,
@@ -330,16 +330,17 @@ def activate(
     # 3. Every enabled account at once.
     names = sorted(ws.config.enabled_exchanges())
 
-    def work(name: str) -> AccountResult:
-        return sweep_account(ws, name, flatten)
+    def sweep_all() -> list[AccountResult]:
+        turns = CancelsFirst(len(names))  # every account's cancels before anyone's books
+        return _run_all(names, lambda name: sweep_account(ws, name, flatten, turns), timeout)
 
-    results = _run_all(names, work, timeout)
+    results = sweep_all()
     if in_flight is not None:
         # An order send had passed the check before our write: wait for it, then sweep again.
         try:
             if not _wait_exclusive(in_flight, IN_FLIGHT_WAIT_SECONDS):
                 log.warning("an order send was still in flight after %s s", IN_FLIGHT_WAIT_SECONDS)
-            again = _run_all(names, work, timeout)
+            again = sweep_all()
             results = [_merge(a, b) for a, b in zip(results, again, strict=True)]
         finally:
             os.close(in_flight)
