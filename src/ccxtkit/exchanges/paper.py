@@ -372,8 +372,8 @@ class PaperExchange:
             ids = [o.id for o in state.orders.values() if o.status == "open"]
             for oid in ids:
                 state.orders[oid].status = "canceled"
-            self._swept = True
-            return ids
+        self._swept = True  # the state with every one of them cancelled is on disk
+        return ids
 
     def open_orders_after_cancel(self) -> list[Order] | None:
         """[] right after `cancel_all_orders`: one atomic cancel of every open order, under
