@@ -1,7 +1,10 @@
 """Exchange calls per order on Kraken: one ticker, one balance, the create, the outcome, the fills."""
 
+import fcntl
 import json
+import os
 from decimal import Decimal
+from pathlib import Path
 
 from ccxtkit.ledger.store import open_ledger
 from tests.test_killswitch import make_workspace, run_cli
@@ -112,3 +115,49 @@ def test_a_cancel_all_count_short_of_the_list_is_checked_by_reading_again(
     assert _calls(kraken_server, start)[:3] == ["OpenOrders", "CancelAll", "OpenOrders"]
     swept = json.loads(out)["accounts"][0]
     assert swept["still_open"] == [] and swept["ok"]
+
+
+def _lock_is_held(ledger: Path) -> bool:
+    fd = os.open(ledger.with_name(ledger.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def _calls_seen_with_the_lock(kraken_server, monkeypatch, ledger: Path) -> list[tuple[str, bool]]:
+    """Each request the exchange gets, and whether the ledger's lock was held just then."""
+    seen: list[tuple[str, bool]] = []
+    respond = kraken_server._respond
+
+    def spying(h):
+        seen.append((h.path.split("?")[0].rsplit("/", 1)[-1], _lock_is_held(ledger)))
+        return respond(h)
+
+    monkeypatch.setattr(kraken_server, "_respond", spying)
+    return seen
+
+
+def test_no_exchange_call_waits_with_the_ledger_held_pending_orders_or_not(
+    tmp_path, monkeypatch, kraken_server, capsys
+):
+    """With nothing pending the checks and the intent take one visit; a resting order of
+    vhc's is looked up on the exchange first, with the ledger closed, then the checks run."""
+    ws = _workspace(tmp_path, monkeypatch, kraken_server)
+    _trade(ws, capsys, "buy")
+    seen = _calls_seen_with_the_lock(kraken_server, monkeypatch, ws.ledger_path)
+    _trade(ws, capsys, "buy")  # nothing pending
+    assert [name for name, _ in seen] == [
+        "Ticker", "BalanceEx", "AddOrder", "QueryOrders", "TradesHistory",
+    ]  # fmt: skip
+    assert [name for name, held in seen if held] == []
+    _resting_orders(ws, capsys, 1)
+    seen.clear()
+    _trade(ws, capsys, "sell")  # the resting buy is pending: looked up before the checks
+    names = [name for name, _ in seen]
+    assert names[:2] == ["Ticker", "BalanceEx"] and "AddOrder" in names
+    assert names[2:5] == ["OpenOrders", "ClosedOrders", "AddOrder"]  # looked up, then sent
+    assert [name for name, held in seen if held] == []

@@ -3,7 +3,9 @@
 The sequence that keeps an order from being lost or doubled:
 1. read the exchange (markets, ticker, balances) with the ledger closed;
 2. open the ledger: resolve earlier orders left pending, run the risk limits, write the intent
-   (an `orders` row with our client order id), close;
+   (an `orders` row with our client order id), close. When the ledger names orders still
+   pending, or held assets the ticker does not price, the exchange is asked about them first,
+   between two visits: the ledger is never held while waiting on an exchange;
 3. check the kill switch once more, then send with that client order id;
 4. on a lost reply, look the order up by client order id among open AND closed orders, and
    send again only when the exchange confirms it has no such order;
@@ -22,6 +24,7 @@ from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from .. import crashpoints
 from ..errors import (
@@ -34,7 +37,7 @@ from ..errors import (
     RiskLimitError,
     VhcError,
 )
-from ..exchanges.base import Balance, ExchangeClient, Order, Trade
+from ..exchanges.base import Balance, ExchangeClient, Market, Order, Ticker, Trade
 from ..exchanges.kite_symbols import is_kite_symbol
 from ..ledger.chain import now_utc
 from ..ledger.store import Ledger
@@ -47,7 +50,7 @@ from ..workspace import Workspace
 from . import emergency, inflight, recording
 from .accounts import connect, is_live_account, unproven_lookup_warning
 from .balances import record_snapshot
-from .pricing import recorded_usd_rates, usd_prices
+from .pricing import needs_tickers, recorded_usd_rates, usd_prices
 from .recover import Resolution, look_up
 from .recover import record as record_resolutions
 
@@ -133,8 +136,28 @@ def place_order(ws: Workspace, request: OrderRequest) -> PlaceResult:
 
 
 @dataclass(frozen=True)
+class _Seen:
+    """What the exchange said before the ledger is opened."""
+
+    market: Market
+    markets: dict[str, Market]
+    ticker: Ticker
+    balances: dict[str, Balance]
+    balances_at: datetime
+
+
+@dataclass(frozen=True)
+class _Known:
+    """What the ledger said that the exchange may have to be asked about."""
+
+    held: set[str]
+    pending: list[dict[str, Any]]
+    recorded: dict[str, Decimal]  # USD rates from `prices fetch` (a non-USD quote)
+
+
+@dataclass(frozen=True)
 class _Prepared:
-    """Everything read before the ledger is opened for the checks."""
+    """Everything read before the checks."""
 
     symbol: str
     proposal: OrderProposal
@@ -144,8 +167,8 @@ class _Prepared:
     resolutions: list[Resolution]
 
 
-def _prepare(ws: Workspace, client: ExchangeClient, request: OrderRequest) -> _Prepared:
-    """Read the exchange (and the ledger once, briefly) and resolve earlier pending orders."""
+def _read_exchange(client: ExchangeClient, request: OrderRequest) -> _Seen:
+    """The market, its ticker and the balances (and the broker's own rules), ledger closed."""
     market = client.market(request.symbol)  # a symbol listed since the cache was written too
     markets = client.load_markets()
     if market is None:
@@ -162,22 +185,49 @@ def _prepare(ws: Workspace, client: ExchangeClient, request: OrderRequest) -> _P
             client_order_id=request.client_order_id,
         )  # fmt: skip
     balances_at = now_utc()
-    balances = client.fetch_balance()
-    with ws.open_ledger() as ledger:
-        emergency.adopt(ws, ledger)  # the kill switch's orders the ledger was too busy for
-        held = {r[0] for r in ledger.query(_HELD_ASSETS_SQL)}
-        pending = recording.pending_orders(ledger, request.exchange)
-        recorded = {} if is_usd_like(market.quote) else recorded_usd_rates(ledger, [market.quote])
-    resolutions = look_up(ws, client, request.exchange, pending)
-    prices = usd_prices(client, markets, {*held, *balances, market.base, market.quote}, [ticker])
+    return _Seen(market, markets, ticker, client.fetch_balance(), balances_at)
+
+
+def _read_ledger(ws: Workspace, ledger: Ledger, request: OrderRequest, market: Market) -> _Known:
+    """Earlier orders still pending, the assets ever held, a non-USD quote's recorded rate."""
+    emergency.adopt(ws, ledger)  # the kill switch's orders the ledger was too busy for
+    return _Known(
+        held={r[0] for r in ledger.query(_HELD_ASSETS_SQL)},
+        pending=recording.pending_orders(ledger, request.exchange),
+        recorded={} if is_usd_like(market.quote) else recorded_usd_rates(ledger, [market.quote]),
+    )
+
+
+def _asks_exchange(client: ExchangeClient, seen: _Seen, known: _Known) -> bool:
+    """Whether preparing the order asks the exchange more: pending orders to look up, held
+    assets to price that the ticker read does not, a broker's instrument quotes (Kite)."""
+    if known.pending or getattr(client, "instrument_prices", None) is not None:
+        return True
+    market = seen.market
+    assets = {*known.held, *seen.balances, market.base, market.quote}  # as `_prepare` prices
+    return needs_tickers(seen.markets, assets, [seen.ticker])
+
+
+def _prepare(
+    ws: Workspace,
+    client: ExchangeClient,
+    request: OrderRequest,
+    seen: _Seen,
+    known: _Known,
+    resolutions: list[Resolution],
+) -> _Prepared:
+    """The USD prices and the proposal the limits check (tickers asked for only as needed)."""
+    market, ticker, balances = seen.market, seen.ticker, seen.balances
+    assets = {*known.held, *balances, market.base, market.quote}
+    prices = usd_prices(client, seen.markets, assets, [ticker])  # _asks_exchange: the same
     configured = getattr(client, "configured_usd_rates", None)  # Kite: kite.inr_per_usd
-    for currency, rate in [*recorded.items(), *(configured() if configured else {}).items()]:
+    for currency, rate in [*known.recorded.items(), *(configured() if configured else {}).items()]:
         prices.setdefault(currency, rate)  # e.g. INR: no INR/USD market, the recorded rate
     if not is_usd_like(market.base) and market.quote in prices:
         prices.setdefault(market.base, ticker.last * prices[market.quote])
     instruments = getattr(client, "instrument_prices", None)  # Kite: shares held or on order
     if instruments is not None and market.quote in prices:
-        wanted = {*held, *balances, *(p["symbol"] for p in pending)}
+        wanted = {*known.held, *balances, *(p["symbol"] for p in known.pending)}
         for asset, last in instruments(wanted).items():
             prices.setdefault(asset, last * prices[market.quote])
     proposal = OrderProposal(
@@ -195,26 +245,26 @@ def _prepare(ws: Workspace, client: ExchangeClient, request: OrderRequest) -> _P
         ask=ticker.ask,
         base_usd=prices.get(market.base),
     )
-    return _Prepared(market.symbol, proposal, balances, balances_at, prices, resolutions)
+    return _Prepared(market.symbol, proposal, balances, seen.balances_at, prices, resolutions)
 
 
 def _place(ws: Workspace, client: ExchangeClient, request: OrderRequest, live: bool) -> PlaceResult:
-    prepared = _prepare(ws, client, request)
+    seen = _read_exchange(client, request)
     # A bare UUID: the one long form every exchange we use accepts (Kraken: UUID or 18 chars).
     client_order_id = request.client_order_id or _new_client_id(client)
     with ExitStack() as sending:
         if not request.dry_run:
             # Held until the outcome is recorded: recovery elsewhere leaves this intent alone.
             sending.enter_context(inflight.claim(ws, client_order_id))
-        result = _check_and_record_intent(ws, request, prepared, client_order_id, live)
+        result, prices = _check_and_record_intent(ws, client, request, seen, client_order_id, live)
         if request.dry_run:
             return result
         crashpoints.reach("order.intent_recorded")
         # A rejection may complete a circuit-breaker run; a fill may cross the loss limit.
-        triggers = _Triggers(ws, prepared.prices)
+        triggers = _Triggers(ws, prices)
         try:
             order, fills = _send(
-                ws, client, request, prepared.symbol, client_order_id, now_utc(), triggers.read
+                ws, client, request, result.symbol, client_order_id, now_utc(), triggers.read
             )
         finally:
             tripped = triggers.trip()
@@ -259,43 +309,31 @@ class _Triggers:
 
 
 def _check_and_record_intent(
-    ws: Workspace, request: OrderRequest, prepared: _Prepared, client_order_id: str, live: bool
-) -> PlaceResult:
-    """One ledger visit: earlier orders' outcomes, a balance snapshot, the limits, the intent."""
-    p = prepared
-    free = {asset: b.free for asset, b in p.balances.items()}
-    held_prices = {a: price for a, price in p.prices.items() if a in p.balances}
-    now = now_utc()
+    ws: Workspace,
+    client: ExchangeClient,
+    request: OrderRequest,
+    seen: _Seen,
+    client_order_id: str,
+    live: bool,
+) -> tuple[PlaceResult, dict[str, Decimal]]:
+    """Earlier orders' outcomes, a balance snapshot, the limits, the intent: one ledger visit
+    when the exchange need not be asked anything more, else the asking between two visits
+    (the ledger is never held while waiting on an exchange). Also returns the USD prices."""
     with ws.open_ledger() as ledger:
-        # The state file against the ledger's record, under the lock this visit holds.
-        killswitch.check_recorded(ws, ledger)
-        resolved = [r.client_order_id for r in record_resolutions(ledger, p.resolutions)]
-        # A fresh whole snapshot keeps the exposure query from summing the entire history.
-        record_snapshot(ledger, request.exchange, p.balances, held_prices, p.balances_at, "trade")
-        exposure = figures.compute(
-            ledger, now, ws.config.timezone, p.prices, free, with_pnl=False
-        ).exposure
-        checks = check_order(p.proposal, exposure, ws.config.risk)
-        refusal = next((c for c in checks if not c.ok), None)
-        if refusal is not None:
-            ledger.record_event(
-                "order.refused",
-                {
-                    "limit": refusal.name,
-                    "message": refusal.message,
-                    "symbol": p.symbol,
-                    "side": request.side,
-                    "amount": str(request.amount),
-                    "dry_run": request.dry_run,
-                },
-                subject=request.exchange,
-            )
-        elif not request.dry_run:
-            _check_client_id_unused(ledger, request.exchange, client_order_id)
-            ledger.append("orders", [_intent_row(request, p.symbol, client_order_id, live, now)])
-    if refusal is not None:
+        known = _read_ledger(ws, ledger, request, seen.market)
+        prepared = None
+        if not _asks_exchange(client, seen, known):
+            prepared = _prepare(ws, client, request, seen, known, [])
+            checks, resolved = _intent(ws, ledger, request, prepared, client_order_id, live)
+    if prepared is None:
+        resolutions = look_up(ws, client, request.exchange, known.pending)
+        prepared = _prepare(ws, client, request, seen, known, resolutions)
+        with ws.open_ledger() as ledger:
+            checks, resolved = _intent(ws, ledger, request, prepared, client_order_id, live)
+    p = prepared
+    refused = [c for c in checks if not c.ok]
+    if refused:
         # Every refused limit, not only the first: a dry run is how people size an order.
-        refused = [c for c in checks if not c.ok]
         message = "; ".join(c.message for c in refused)
         log.warning("order refused on %s: %s", request.exchange, message)
         error = RiskLimitError(message)
@@ -306,7 +344,7 @@ def _check_and_record_intent(
             "order intent %s on %s: %s %s %s %s",
             client_order_id, request.exchange, request.side, request.amount, p.symbol, request.type,
         )  # fmt: skip
-    return PlaceResult(
+    result = PlaceResult(
         exchange=request.exchange,
         client_order_id=client_order_id,
         symbol=p.symbol,
@@ -320,6 +358,47 @@ def _check_and_record_intent(
         checks=checks,
         resolved_pending=resolved,
     )
+    return result, p.prices
+
+
+def _intent(
+    ws: Workspace,
+    ledger: Ledger,
+    request: OrderRequest,
+    p: _Prepared,
+    client_order_id: str,
+    live: bool,
+) -> tuple[list[CheckResult], list[str]]:
+    """Inside a visit: the pending outcomes, a snapshot, the limits, then the intent (or the
+    refusal) on the record. Returns the checks and the client ids resolved."""
+    free = {asset: b.free for asset, b in p.balances.items()}
+    held_prices = {a: price for a, price in p.prices.items() if a in p.balances}
+    now = now_utc()
+    # The state file against the ledger's record, under the lock this visit holds.
+    killswitch.check_recorded(ws, ledger)
+    resolved = [r.client_order_id for r in record_resolutions(ledger, p.resolutions)]
+    # A fresh whole snapshot keeps the exposure query from summing the entire history.
+    record_snapshot(ledger, request.exchange, p.balances, held_prices, p.balances_at, "trade")
+    exposure = figures.compute(ledger, now, ws.config.timezone, p.prices, free, with_pnl=False)
+    checks = check_order(p.proposal, exposure.exposure, ws.config.risk)
+    refusal = next((c for c in checks if not c.ok), None)
+    if refusal is not None:
+        ledger.record_event(
+            "order.refused",
+            {
+                "limit": refusal.name,
+                "message": refusal.message,
+                "symbol": p.symbol,
+                "side": request.side,
+                "amount": str(request.amount),
+                "dry_run": request.dry_run,
+            },
+            subject=request.exchange,
+        )
+    elif not request.dry_run:
+        _check_client_id_unused(ledger, request.exchange, client_order_id)
+        ledger.append("orders", [_intent_row(request, p.symbol, client_order_id, live, now)])
+    return checks, resolved
 
 
 def send_emergency(

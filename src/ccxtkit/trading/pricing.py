@@ -35,7 +35,7 @@ def usd_prices(
         if is_usd_like(asset):
             prices[asset] = Decimal(1)
             continue
-        symbol = next((f"{asset}/{q}" for q in _USD_QUOTES if f"{asset}/{q}" in markets), None)
+        symbol = _usd_symbol(asset, markets)
         if symbol is None:
             continue
         if symbol in tickers:
@@ -46,6 +46,23 @@ def usd_prices(
         except ExchangeError as exc:
             log.warning("no USD price for %s from %s: %s", asset, symbol, exc.message)
     return prices
+
+
+def needs_tickers(
+    markets: Mapping[str, Market], assets: Iterable[str], known: Iterable[Ticker] = ()
+) -> bool:
+    """Whether `usd_prices` of these assets would ask the exchange for a ticker."""
+    tickers = {t.symbol for t in known}
+    for asset in {a.upper() for a in assets if a}:
+        symbol = None if is_usd_like(asset) else _usd_symbol(asset, markets)
+        if symbol is not None and symbol not in tickers:
+            return True
+    return False
+
+
+def _usd_symbol(asset: str, markets: Mapping[str, Market]) -> str | None:
+    """The market that prices `asset` in USD (or a stablecoin), if the exchange lists one."""
+    return next((f"{asset}/{q}" for q in _USD_QUOTES if f"{asset}/{q}" in markets), None)
 
 
 #: A recorded exchange rate older than this does not value an order (weekends included).
