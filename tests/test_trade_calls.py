@@ -1,13 +1,12 @@
 """Exchange calls per order on Kraken: one ticker, one balance, the create, the outcome, the fills."""
 
-import fcntl
 import json
-import os
 from decimal import Decimal
 from pathlib import Path
 
 from ccxtkit.ledger.store import open_ledger
 from tests.test_killswitch import make_workspace, run_cli
+from tests.test_serve_ledger_kept import lock_is_held
 
 
 def _workspace(tmp_path, monkeypatch, kraken_server):
@@ -117,24 +116,13 @@ def test_a_cancel_all_count_short_of_the_list_is_checked_by_reading_again(
     assert swept["still_open"] == [] and swept["ok"]
 
 
-def _lock_is_held(ledger: Path) -> bool:
-    fd = os.open(ledger.with_name(ledger.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
-
-
 def _calls_seen_with_the_lock(kraken_server, monkeypatch, ledger: Path) -> list[tuple[str, bool]]:
     """Each request the exchange gets, and whether the ledger's lock was held just then."""
     seen: list[tuple[str, bool]] = []
     respond = kraken_server._respond
 
     def spying(h):
-        seen.append((h.path.split("?")[0].rsplit("/", 1)[-1], _lock_is_held(ledger)))
+        seen.append((h.path.split("?")[0].rsplit("/", 1)[-1], lock_is_held(ledger)))
         return respond(h)
 
     monkeypatch.setattr(kraken_server, "_respond", spying)
