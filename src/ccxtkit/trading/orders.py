@@ -203,9 +203,12 @@ def _asks_exchange(client: ExchangeClient, seen: _Seen, known: _Known) -> bool:
     assets to price that the ticker read does not, a broker's instrument quotes (Kite)."""
     if known.pending or getattr(client, "instrument_prices", None) is not None:
         return True
-    market = seen.market
-    assets = {*known.held, *seen.balances, market.base, market.quote}  # as `_prepare` prices
-    return needs_tickers(seen.markets, assets, [seen.ticker])
+    return needs_tickers(seen.markets, _priced(seen, known), [seen.ticker])
+
+
+def _priced(seen: _Seen, known: _Known) -> set[str]:
+    """The assets an order's limits value in USD: held ever, held now, and the pair's two."""
+    return {*known.held, *seen.balances, seen.market.base, seen.market.quote}
 
 
 def _prepare(
@@ -218,8 +221,7 @@ def _prepare(
 ) -> _Prepared:
     """The USD prices and the proposal the limits check (tickers asked for only as needed)."""
     market, ticker, balances = seen.market, seen.ticker, seen.balances
-    assets = {*known.held, *balances, market.base, market.quote}
-    prices = usd_prices(client, seen.markets, assets, [ticker])  # _asks_exchange: the same
+    prices = usd_prices(client, seen.markets, _priced(seen, known), [ticker])
     configured = getattr(client, "configured_usd_rates", None)  # Kite: kite.inr_per_usd
     for currency, rate in [*known.recorded.items(), *(configured() if configured else {}).items()]:
         prices.setdefault(currency, rate)  # e.g. INR: no INR/USD market, the recorded rate
